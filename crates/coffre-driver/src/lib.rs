@@ -1,0 +1,2 @@
+//! ATECC608B driver (being written).
+#![no_std]
