@@ -43,4 +43,46 @@ pub trait Device: Send {
     /// SDA was held low for `low_for` (a wake pulse on the ATECC's single
     /// wire-style wake; other devices ignore it).
     fn sda_low(&mut self, _now: Duration, _low_for: Duration) {}
+
+    /// Power was removed (device pulled off the bus): volatile state is lost.
+    fn power_loss(&mut self) {}
+
+    /// A short human description of bytes written to (`write = true`) or
+    /// read from this device, for transcripts ("Info", "Read data slot 8").
+    fn annotate(&self, _write: bool, _bytes: &[u8]) -> Option<String> {
+        None
+    }
+}
+
+impl<T: Device> Device for std::sync::Arc<std::sync::Mutex<T>> {
+    fn address(&self) -> u8 {
+        lock(self).address()
+    }
+    fn name(&self) -> &'static str {
+        lock(self).name()
+    }
+    fn write(&mut self, now: Duration, data: &[u8]) -> Result<(), Nack> {
+        lock(self).write(now, data)
+    }
+    fn read(&mut self, now: Duration, buf: &mut [u8]) -> Result<(), Nack> {
+        lock(self).read(now, buf)
+    }
+    fn stop(&mut self, now: Duration) {
+        lock(self).stop(now)
+    }
+    fn sda_low(&mut self, now: Duration, low_for: Duration) {
+        lock(self).sda_low(now, low_for)
+    }
+    fn power_loss(&mut self) {
+        lock(self).power_loss()
+    }
+    fn annotate(&self, write: bool, bytes: &[u8]) -> Option<String> {
+        lock(self).annotate(write, bytes)
+    }
+}
+
+/// Lock a shared device, recovering from a poisoned lock (the device state
+/// is plain data; a panic elsewhere does not make it unusable).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -373,7 +373,7 @@ pub mod selftest {
     /// RNG and DRBG.
     pub const RNG: u8 = 0x01;
     /// ECDSA sign/verify.
-    pub const ECDSA: u8 = 0x04;
+    pub const ECDSA: u8 = 0x02;
     /// ECDH.
     pub const ECDH: u8 = 0x08;
     /// AES.

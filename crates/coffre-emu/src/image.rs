@@ -1,0 +1,219 @@
+//! Chip image files: the non-volatile state of one emulated chip.
+//!
+//! Format (version 1), all integers little-endian:
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 16 | magic `COFFRE-ECC608\0\0\0` |
+//! | 16 | 2 | format version (1) |
+//! | 18 | 2 | reserved, 0 |
+//! | 20 | 4 | payload length (1408) |
+//! | 24 | n | payload: config (128), OTP (64), data zone (1208), counter 0, counter 1 (u32 each) |
+//! | 24+n | 32 | SHA-256 of every byte before it |
+//!
+//! Every save writes a temporary file in the same directory, fsyncs it,
+//! renames it over the image and fsyncs the directory: a crash leaves the
+//! old image or the new one, never half of each. Images are test fixtures:
+//! the keys inside are not protected and must never be real keys.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use coffre_proto::config::ConfigZone;
+use coffre_proto::zone::{CONFIG_SIZE, DATA_SIZE, OTP_SIZE};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::chip::NvState;
+
+/// File magic.
+pub const MAGIC: &[u8; 16] = b"COFFRE-ECC608\0\0\0";
+/// Current format version.
+pub const VERSION: u16 = 1;
+const HEADER: usize = 24;
+const PAYLOAD: usize = CONFIG_SIZE + OTP_SIZE + DATA_SIZE + 8;
+/// Total file size of a version-1 image.
+pub const FILE_SIZE: usize = HEADER + PAYLOAD + 32;
+
+/// Why an image could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file does not start with the image magic.
+    #[error("{path}: not a coffre chip image (bad magic); create one with 'coffre emu new --preset tngtls --out {path}'")]
+    NotAnImage {
+        /// File concerned.
+        path: PathBuf,
+    },
+    /// The format version is not one this build reads.
+    #[error("{path}: image format version {version} is not supported (this build reads version {VERSION}); recreate it with 'coffre emu new'")]
+    UnsupportedVersion {
+        /// File concerned.
+        path: PathBuf,
+        /// Version found.
+        version: u16,
+    },
+    /// The file is shorter or longer than its header says.
+    #[error("{path}: image is truncated or padded ({got} bytes, expected {expected}); it was damaged — restore a copy or recreate it with 'coffre emu new'")]
+    Size {
+        /// File concerned.
+        path: PathBuf,
+        /// Bytes expected.
+        expected: usize,
+        /// Bytes found.
+        got: usize,
+    },
+    /// The checksum does not match the contents.
+    #[error("{path}: image checksum mismatch: the file is corrupted; restore a copy or recreate it with 'coffre emu new'")]
+    Checksum {
+        /// File concerned.
+        path: PathBuf,
+    },
+    /// The image exists and overwriting was not asked for.
+    #[error("{path} already exists; choose another --out or pass --force to replace it")]
+    Exists {
+        /// File concerned.
+        path: PathBuf,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Serialise a state to the image bytes.
+pub fn encode(nv: &NvState) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(FILE_SIZE));
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
+    out.extend_from_slice(nv.config.as_bytes());
+    out.extend_from_slice(&nv.otp);
+    out.extend_from_slice(&nv.data);
+    for c in nv.counters {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    let sum = Sha256::digest(&out[..]);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// Parse image bytes read from `path` (used in messages).
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<NvState, ImageError> {
+    let p = || path.to_path_buf();
+    if bytes.len() < HEADER || &bytes[..16] != MAGIC {
+        if bytes.len() >= 4 && &bytes[..4] == b"COFF" && bytes.len() < HEADER {
+            return Err(ImageError::Size {
+                path: p(),
+                expected: FILE_SIZE,
+                got: bytes.len(),
+            });
+        }
+        return Err(ImageError::NotAnImage { path: p() });
+    }
+    let version = u16::from_le_bytes([bytes[16], bytes[17]]);
+    if version != VERSION {
+        return Err(ImageError::UnsupportedVersion { path: p(), version });
+    }
+    let len = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
+    if len != PAYLOAD || bytes.len() != FILE_SIZE {
+        return Err(ImageError::Size {
+            path: p(),
+            expected: FILE_SIZE,
+            got: bytes.len(),
+        });
+    }
+    let (body, sum) = bytes.split_at(HEADER + PAYLOAD);
+    if Sha256::digest(body)[..] != sum[..] {
+        return Err(ImageError::Checksum { path: p() });
+    }
+    let pl = &body[HEADER..];
+    let mut config = [0u8; CONFIG_SIZE];
+    config.copy_from_slice(&pl[..CONFIG_SIZE]);
+    let mut otp = [0u8; OTP_SIZE];
+    otp.copy_from_slice(&pl[CONFIG_SIZE..CONFIG_SIZE + OTP_SIZE]);
+    let d0 = CONFIG_SIZE + OTP_SIZE;
+    let data = Zeroizing::new(pl[d0..d0 + DATA_SIZE].to_vec());
+    let c0 = d0 + DATA_SIZE;
+    let counter = |i: usize| {
+        let b = &pl[c0 + 4 * i..c0 + 4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    };
+    Ok(NvState {
+        config: ConfigZone(config),
+        otp,
+        data,
+        counters: [counter(0), counter(1)],
+    })
+}
+
+/// Load an image file.
+pub fn load(path: &Path) -> Result<NvState, ImageError> {
+    let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
+    decode(path, &bytes)
+}
+
+/// Save atomically: temp file, fsync, rename, fsync the directory.
+pub fn save(path: &Path, nv: &NvState) -> Result<(), ImageError> {
+    let bytes = encode(nv);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chip.img".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        set_private(&f);
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(path)(e));
+    }
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Create a new image; refuses to replace an existing file unless `force`.
+pub fn create(path: &Path, nv: &NvState, force: bool) -> Result<(), ImageError> {
+    if !force && path.exists() {
+        return Err(ImageError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    save(path, nv)
+}
+
+#[cfg(unix)]
+fn set_private(f: &File) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = f.set_permissions(fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn set_private(_f: &File) {}
