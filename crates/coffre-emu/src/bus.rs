@@ -55,9 +55,11 @@ pub struct Corruption {
 pub struct Faults {
     /// Addresses whose device is unplugged (address NACK).
     pub absent: HashSet<u8>,
-    /// Addresses whose device accepts writes but never answers reads
-    /// (stuck executing).
+    /// Addresses whose device, once it accepts its next command packet,
+    /// never finishes executing it: every later access is NACKed, as for a
+    /// chip stuck busy.
     pub stuck_busy: HashSet<u8>,
+    stuck_now: HashSet<u8>,
     /// Corrupt bytes the host writes.
     pub corrupt_write: Option<Corruption>,
     /// Corrupt bytes the host reads.
@@ -266,7 +268,10 @@ impl EmuBus {
             self.record(st, ev);
             return Err(nack);
         };
-        let stuck = st.faults.stuck_busy.contains(&address);
+        if !st.faults.stuck_busy.contains(&address) {
+            st.faults.stuck_now.remove(&address);
+        }
+        let stuck = st.faults.stuck_now.contains(&address);
         let mut result = Ok(());
         let mut any_acked = false;
         for op in ops.iter_mut() {
@@ -280,7 +285,7 @@ impl EmuBus {
                         st.faults.corrupt_write = None;
                     }
                     let dev = &mut st.devices[idx].dev;
-                    let r = if stuck && bytes.first() != Some(&0x03) {
+                    let r = if stuck {
                         Err(Nack::Address)
                     } else {
                         dev.write(now, &bytes)
@@ -305,6 +310,9 @@ impl EmuBus {
                         break;
                     }
                     any_acked = true;
+                    if is_command && st.faults.stuck_busy.contains(&address) {
+                        st.faults.stuck_now.insert(address);
+                    }
                     if is_command {
                         if let Some((a, n)) = st.faults.pull_after_commands.as_mut() {
                             if *a == address {

@@ -1,0 +1,37 @@
+# coffre — the two commands a newcomer runs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help demo test deps build lint cross bench
+
+help:
+	@echo "make demo    build coffre and run the lab on an emulated chip"
+	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, then every test"
+	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+
+# System packages the project needs; installed when missing (apt-get when root,
+# otherwise the exact command is printed and the target fails).
+deps:
+	@scripts/need.sh cargo:- openssl:openssl
+
+build: deps
+	$(CARGO) build --release --locked -p coffre
+
+demo: build
+	@scripts/demo.sh target/release/coffre
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The protocol core, the driver and the sensor drivers must build for the
+# device's MCU: Cortex-M4F and the ESP32-C3 (RISC-V).
+cross: deps
+	@scripts/cross-check.sh
+
+test: lint cross
+	$(CARGO) test --workspace --locked
+
+bench: deps
+	$(CARGO) run --release --locked -p coffre -- emu bench

@@ -1,0 +1,288 @@
+//! `coffre chip …` and `coffre bus scan`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use coffre_driver::LockStatus;
+use coffre_proto::config::{ConfigZone, Hex};
+use coffre_proto::tngtls::slot_role;
+use coffre_proto::zone::slot_size;
+use serde_json::json;
+
+use crate::bus::{self, Opened};
+use crate::output::{drv, finish_transcript, hex, hex_dump, print_json};
+use crate::BusOpts;
+
+/// Open the bus, start a transcript if asked, run `f`, write the transcript.
+fn with_chip<T>(opts: &BusOpts, f: impl FnOnce(&mut Opened) -> Result<T>) -> Result<T> {
+    if opts.transcript.is_some() && !matches!(opts.bus, bus::BusSpec::Emu { .. }) {
+        bail!("--transcript needs an emulated bus (emu:IMAGE): a real bus can only be recorded with a logic analyser");
+    }
+    let mut o = bus::open(&opts.bus, opts.timing)?;
+    if let Some(note) = &o.address_note {
+        eprintln!("note: {note}");
+    }
+    if opts.transcript.is_some() {
+        if let Some(b) = &o.board {
+            b.bus.start_transcript();
+        }
+    }
+    let r = f(&mut o);
+    finish_transcript(&o, opts.transcript.as_deref())?;
+    if let Some(b) = &o.board {
+        if let Some(e) = b.with_chip(|c| c.take_persist_error()) {
+            bail!("the emulated chip could not save its image: {}", e.0);
+        }
+    }
+    r
+}
+
+fn part_name(address: u8) -> &'static str {
+    match address {
+        0x35 => "Trust&GO (TNGTLS) address",
+        0x36 => "TrustFLEX (TFLXTLS) address",
+        0x60 => "generic / blank part address",
+        _ => "custom address",
+    }
+}
+
+/// `coffre chip info`.
+pub fn info(opts: &BusOpts) -> Result<()> {
+    with_chip(opts, |o| {
+        let rev = drv(
+            o.chip.info_revision(),
+            "reading the revision (Info command)",
+        )?;
+        let cfg = drv(o.chip.read_config_zone(), "reading the config zone")?;
+        let family = coffre_proto::config::DeviceFamily::from_revision(&rev);
+        let sn = cfg.serial_number();
+        let addr = o.chip.address();
+        if opts.json {
+            return print_json(&json!({
+                "bus": o.spec.to_string(),
+                "address": format!("0x{addr:02X}"),
+                "device": family.to_string(),
+                "revision": hex(&rev),
+                "serial_number": hex(&sn),
+                "config_locked": cfg.config_locked(),
+                "data_locked": cfg.data_locked(),
+                "slots_locked": (0..16u8).filter(|&s| cfg.slot_locked(s)).collect::<Vec<_>>(),
+                "i2c_address_config": format!("0x{:02X}", cfg.i2c_address_8bit()),
+            }));
+        }
+        println!("device         {family} (revision {})", Hex(&rev));
+        println!("serial number  {}", Hex(&sn));
+        println!("address        0x{addr:02X} ({})", part_name(addr));
+        println!("bus            {}", o.spec);
+        println!("config zone    {}", lock_word(cfg.config_locked()));
+        println!("data/OTP zone  {}", lock_word(cfg.data_locked()));
+        println!("slot locks     {}", slot_lock_list(&cfg));
+        if !cfg.config_locked() || !cfg.data_locked() {
+            println!("warning: the chip is not fully locked: its configuration or contents can still change");
+        }
+        Ok(())
+    })
+}
+
+fn lock_word(locked: bool) -> &'static str {
+    if locked {
+        "locked"
+    } else {
+        "UNLOCKED"
+    }
+}
+
+fn slot_lock_list(cfg: &ConfigZone) -> String {
+    let l: Vec<String> = (0..16u8)
+        .filter(|&s| cfg.slot_locked(s))
+        .map(|s| s.to_string())
+        .collect();
+    if l.is_empty() {
+        "none".into()
+    } else {
+        format!("slots {}", l.join(", "))
+    }
+}
+
+/// `coffre chip config`.
+pub fn config(opts: &BusOpts, raw: bool) -> Result<()> {
+    with_chip(opts, |o| {
+        let cfg = drv(o.chip.read_config_zone(), "reading the config zone")?;
+        if opts.json {
+            let slots: Vec<_> = (0..16u8).map(|s| slot_json(&cfg, s)).collect();
+            return print_json(&json!({
+                "raw": hex(cfg.as_bytes()),
+                "serial_number": hex(&cfg.serial_number()),
+                "revision": hex(&cfg.revision()),
+                "i2c_address": format!("0x{:02X}", cfg.i2c_address()),
+                "chip_mode": format!("0x{:02X}", cfg.chip_mode().0),
+                "watchdog": if cfg.chip_mode().long_watchdog() { "13 s" } else { "1.3 s" },
+                "config_locked": cfg.config_locked(),
+                "data_locked": cfg.data_locked(),
+                "slot_locked_bits": format!("0x{:04X}", cfg.slot_locked_bits()),
+                "chip_options": format!("0x{:04X}", cfg.chip_options()),
+                "slots": slots,
+            }));
+        }
+        println!(
+            "address 0x{:02X} (config byte 16 = 0x{:02X}, 8-bit form)   ChipMode 0x{:02X}: watchdog {}, clock divider {}",
+            cfg.i2c_address(),
+            cfg.i2c_address_8bit(),
+            cfg.chip_mode().0,
+            if cfg.chip_mode().long_watchdog() { "13 s" } else { "1.3 s" },
+            cfg.chip_mode().clock_divider()
+        );
+        println!(
+            "config zone {}, data/OTP zone {}, slot locks: {}",
+            lock_word(cfg.config_locked()),
+            lock_word(cfg.data_locked()),
+            slot_lock_list(&cfg)
+        );
+        println!();
+        println!("slot  size  SlotConfig  KeyConfig  role (Trust&GO)       policy");
+        for s in 0..16u8 {
+            let p = cfg.slot_policy(s);
+            println!(
+                "{:>4}  {:>4}  0x{:04X}      0x{:04X}     {:<20}  {}",
+                s,
+                slot_size(s).unwrap_or(0),
+                p.slot_config.0,
+                p.key_config.0,
+                slot_role(s).map(|r| r.name).unwrap_or(""),
+                p.summary()
+            );
+        }
+        if raw {
+            println!();
+            print!("{}", hex_dump(cfg.as_bytes()));
+        }
+        Ok(())
+    })
+}
+
+fn slot_json(cfg: &ConfigZone, s: u8) -> serde_json::Value {
+    let p = cfg.slot_policy(s);
+    json!({
+        "slot": s,
+        "size": slot_size(s),
+        "slot_config": format!("0x{:04X}", p.slot_config.0),
+        "key_config": format!("0x{:04X}", p.key_config.0),
+        "role": slot_role(s).map(|r| r.name),
+        "private_key": p.private_key,
+        "read": p.read.to_string(),
+        "write": p.write.to_string(),
+        "genkey": p.genkey,
+        "external_sign": p.ext_sign,
+        "ecdh": p.ecdh,
+        "lockable": p.lockable,
+        "slot_locked": p.slot_locked,
+        "summary": p.summary().to_string(),
+    })
+}
+
+/// `coffre chip locks`.
+pub fn locks(opts: &BusOpts) -> Result<()> {
+    with_chip(opts, |o| {
+        let l: LockStatus = drv(o.chip.lock_status(), "reading the lock bytes")?;
+        let locked: Vec<u8> = (0..16u8)
+            .filter(|s| l.slot_locked & (1 << s) != 0)
+            .collect();
+        if opts.json {
+            return print_json(&json!({
+                "config_locked": l.config_locked,
+                "data_locked": l.data_locked,
+                "slots_locked": locked,
+            }));
+        }
+        println!("config zone    {}", lock_word(l.config_locked));
+        println!("data/OTP zone  {}", lock_word(l.data_locked));
+        if locked.is_empty() {
+            println!("slot locks     none");
+        } else {
+            let names: Vec<String> = locked.iter().map(|s| s.to_string()).collect();
+            println!("slot locks     slots {}", names.join(", "));
+        }
+        Ok(())
+    })
+}
+
+/// `coffre chip read-slot N`.
+pub fn read_slot(opts: &BusOpts, slot: u8, out: Option<&Path>) -> Result<()> {
+    with_chip(opts, |o| {
+        let size = slot_size(slot).context("slot out of range")?;
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; size]);
+        let r = o.chip.read_slot(slot, &mut buf);
+        if let Err(coffre_driver::Error::Chip(coffre_proto::Error::Execution)) = &r {
+            // Explain with the slot's policy.
+            let why = match o.chip.read_config_zone() {
+                Ok(cfg) => {
+                    let p = cfg.slot_policy(slot);
+                    if !cfg.data_locked() {
+                        "the data zone is not locked yet: the chip refuses every data read until it is".to_string()
+                    } else {
+                        format!("its policy: {}", p.summary())
+                    }
+                }
+                Err(_) => "the chip refused the read".to_string(),
+            };
+            bail!("slot {slot} cannot be read in clear (chip status 0x0F): {why}");
+        }
+        let n = drv(r, &format!("reading slot {slot}"))?;
+        let bytes = &buf[..n];
+        if let Some(path) = out {
+            std::fs::write(path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("{n} bytes of slot {slot} written to {}", path.display());
+            return Ok(());
+        }
+        if opts.json {
+            return print_json(&json!({ "slot": slot, "size": n, "hex": hex(bytes) }));
+        }
+        println!("slot {slot}, {n} bytes:");
+        print!("{}", hex_dump(bytes));
+        Ok(())
+    })
+}
+
+/// `coffre bus scan`.
+pub fn scan(opts: &BusOpts) -> Result<()> {
+    with_chip(opts, |o| {
+        // The secure element sleeps until woken; wake it so it answers.
+        let woke = o.chip.wake().is_ok();
+        let found = match &o.board {
+            Some(b) => {
+                let mut bus = b.bus.clone();
+                bus.scan()
+            }
+            None => {
+                let i2c = o.chip.i2c_mut();
+                (0x03..=0x77u8)
+                    .filter(|&a| embedded_hal::i2c::I2c::write(i2c, a, &[]).is_ok())
+                    .collect()
+            }
+        };
+        let _ = o.chip.idle();
+        let describe = |a: u8| match a {
+            0x35 => "ATECC608 Trust&GO",
+            0x36 => "ATECC608 TrustFLEX",
+            0x60 => "ATECC608 (blank / generic)",
+            0x44 | 0x45 => "SHT30 temperature/humidity",
+            0x76 | 0x77 => "BMP280 pressure",
+            _ => "unknown device",
+        };
+        if opts.json {
+            let list: Vec<_> = found
+                .iter()
+                .map(|&a| json!({"address": format!("0x{a:02X}"), "device": describe(a)}))
+                .collect();
+            return print_json(&json!({ "woke_secure_element": woke, "devices": list }));
+        }
+        if found.is_empty() {
+            println!("no device answered on {}", o.spec);
+        }
+        for a in found {
+            println!("0x{a:02X}  {}", describe(a));
+        }
+        Ok(())
+    })
+}
