@@ -39,10 +39,10 @@ fn with_chip<T>(opts: &BusOpts, f: impl FnOnce(&mut Opened) -> Result<T>) -> Res
 
 fn part_name(address: u8) -> &'static str {
     match address {
-        0x35 => "Trust&GO (TNGTLS) address",
-        0x36 => "TrustFLEX (TFLXTLS) address",
-        0x60 => "generic / blank part address",
-        _ => "custom address",
+        0x35 => "Trust&GO default",
+        0x36 => "TrustFLEX default",
+        0x60 => "blank / generic part default",
+        _ => "custom",
     }
 }
 

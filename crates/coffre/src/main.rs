@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bus;
+mod cmd_bench;
 mod cmd_chip;
 mod cmd_emu;
 mod output;
@@ -153,6 +154,16 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         #[arg(long, default_value = "instant")]
         timing: Timing,
     },
+    /// Measure the emulator: Read commands per second through the full I2C
+    /// path, and each command's datasheet timing against the table.
+    Bench {
+        /// Number of Read commands for the throughput figure.
+        #[arg(long, default_value = "200000")]
+        reads: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -186,6 +197,7 @@ fn main() -> ExitCode {
                 listen,
                 timing,
             } => cmd_emu::serve(&image, &listen, timing),
+            EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
         },
         Command::Bus(BusCommand::Scan(b)) => cmd_chip::scan(&b),
     };

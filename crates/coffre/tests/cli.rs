@@ -1,0 +1,254 @@
+//! The built `coffre` binary, run as a user runs it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn coffre(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COFFRE_BUS")
+        .output()
+        .expect("coffre runs")
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let o = coffre(args, dir);
+    assert!(
+        o.status.success(),
+        "coffre {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn new_chip(dir: &Path, preset: &str) -> String {
+    ok(
+        &["emu", "new", "--preset", preset, "--out", "chip.img"],
+        dir,
+    );
+    "emu:chip.img".to_string()
+}
+
+#[test]
+fn help_teaches_each_command() {
+    let d = tempfile::tempdir().unwrap();
+    let top = ok(&["--help"], d.path());
+    assert!(top.contains("coffre emu new --preset tngtls"));
+    for sub in [
+        vec!["chip", "info", "--help"],
+        vec!["chip", "config", "--help"],
+        vec!["chip", "locks", "--help"],
+        vec!["chip", "read-slot", "--help"],
+        vec!["emu", "new", "--help"],
+        vec!["emu", "serve", "--help"],
+        vec!["emu", "bench", "--help"],
+        vec!["bus", "scan", "--help"],
+    ] {
+        let out = ok(&sub, d.path());
+        assert!(out.contains("Usage: coffre"), "{sub:?}");
+    }
+    assert!(ok(&["chip", "info", "--help"], d.path()).contains("linux:/dev/i2c-N"));
+    assert!(ok(&["emu", "new", "--help"], d.path()).contains("Never put a real key"));
+}
+
+#[test]
+fn info_config_locks_json() {
+    let d = tempfile::tempdir().unwrap();
+    let bus = new_chip(d.path(), "tngtls");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["chip", "info", "--bus", &bus, "--json"], d.path())).unwrap();
+    assert_eq!(v["device"], "ATECC608B");
+    assert_eq!(v["address"], "0x35");
+    assert_eq!(v["config_locked"], true);
+    let c: serde_json::Value =
+        serde_json::from_str(&ok(&["chip", "config", "--bus", &bus, "--json"], d.path())).unwrap();
+    assert_eq!(c["slots"].as_array().unwrap().len(), 16);
+    assert_eq!(c["slots"][8]["read"], "anyone on the bus, in clear");
+    assert_eq!(c["slots"][8]["write"], "anyone on the bus, in clear");
+    assert_eq!(c["slots"][0]["private_key"], true);
+    let text = ok(&["chip", "config", "--bus", &bus, "--raw"], d.path());
+    assert!(text.contains("general data"));
+    assert!(text.contains("0000  01 23"));
+    let l: serde_json::Value =
+        serde_json::from_str(&ok(&["chip", "locks", "--bus", &bus, "--json"], d.path())).unwrap();
+    assert_eq!(l["data_locked"], true);
+    // Human text.
+    let info = ok(&["chip", "info", "--bus", &bus], d.path());
+    assert!(info.contains("ATECC608B") && info.contains("config zone    locked"));
+}
+
+#[test]
+fn blank_chip_warns_and_refuses_data_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let bus = new_chip(d.path(), "blank");
+    let info = ok(&["chip", "info", "--bus", &bus], d.path());
+    assert!(info.contains("UNLOCKED") && info.contains("warning"));
+    assert!(info.contains("0x60"));
+    let o = coffre(&["chip", "read-slot", "8", "--bus", &bus], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data zone is not locked yet"));
+}
+
+#[test]
+fn read_slot_and_transcript() {
+    let d = tempfile::tempdir().unwrap();
+    let bus = new_chip(d.path(), "tngtls");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "chip",
+            "read-slot",
+            "8",
+            "--bus",
+            &bus,
+            "--json",
+            "--transcript",
+            "t.jsonl",
+        ],
+        d.path(),
+    ))
+    .unwrap();
+    assert_eq!(v["size"], 416);
+    assert_eq!(v["hex"].as_str().unwrap().len(), 832);
+    let t = std::fs::read_to_string(d.path().join("t.jsonl")).unwrap();
+    assert!(t.lines().count() > 13 * 5);
+    assert!(t
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    ok(
+        &["chip", "read-slot", "5", "--bus", &bus, "--out", "s5.bin"],
+        d.path(),
+    );
+    assert_eq!(std::fs::read(d.path().join("s5.bin")).unwrap().len(), 36);
+    let o = coffre(&["chip", "read-slot", "0", "--bus", &bus], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("slot 0 cannot be read in clear") && err.contains("never readable"),
+        "{err}"
+    );
+    let o = coffre(&["chip", "read-slot", "16", "--bus", &bus], d.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn scan_finds_port_a() {
+    let d = tempfile::tempdir().unwrap();
+    let bus = new_chip(d.path(), "tngtls");
+    let s = ok(&["bus", "scan", "--bus", &bus], d.path());
+    assert!(
+        s.contains("0x35") && s.contains("0x44") && s.contains("0x76"),
+        "{s}"
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    // Missing image.
+    let o = coffre(&["chip", "info", "--bus", "emu:nope.img"], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.img"));
+    // Corrupted image.
+    let bus = new_chip(d.path(), "tngtls");
+    let p = d.path().join("chip.img");
+    let mut b = std::fs::read(&p).unwrap();
+    b[100] ^= 0xFF;
+    std::fs::write(&p, &b).unwrap();
+    let o = coffre(&["chip", "info", "--bus", &bus], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("checksum mismatch"));
+    // Refuses to overwrite.
+    let o = coffre(&["emu", "new", "--out", "chip.img"], d.path());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    ok(&["emu", "new", "--out", "chip.img", "--force"], d.path());
+    // Wrong address: no chip (exit 3).
+    let o = coffre(&["chip", "info", "--bus", "emu:chip.img@0x36"], d.path());
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The 8-bit form is accepted and explained.
+    let o = coffre(&["chip", "info", "--bus", "emu:chip.img@0x6A"], d.path());
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0x35"));
+    // Bad bus spec: usage error.
+    let o = coffre(&["chip", "info", "--bus", "chip.img"], d.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("emu:chip.img"));
+    // Transcript on a real bus is refused clearly.
+    let o = coffre(
+        &[
+            "chip",
+            "info",
+            "--bus",
+            "linux:/dev/i2c-99",
+            "--transcript",
+            "x.txt",
+        ],
+        d.path(),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("emulated bus"));
+    // Missing adapter.
+    let o = coffre(&["chip", "info", "--bus", "linux:/dev/i2c-99"], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/dev/i2c-99"));
+}
+
+#[test]
+fn emu_serve_speaks_the_kit_protocol() {
+    let d = tempfile::tempdir().unwrap();
+    new_chip(d.path(), "tngtls");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "emu",
+            "serve",
+            "--image",
+            "chip.img",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
+    let s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut ask = |q: &str| {
+        w.write_all(format!("{q}\n").as_bytes()).unwrap();
+        let mut a = String::new();
+        r.read_line(&mut a).unwrap();
+        a.trim().to_string()
+    };
+    assert_eq!(ask("board:device(00)"), "ECC608 TWI 00(6A)");
+    assert_eq!(ask("e:physical:select(6A)"), "00()");
+    assert_eq!(ask("e:w()"), "00(04113343)");
+    assert_eq!(ask("e:t(0730000000035D)"), "00(070000600383BB)");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bench_prints_figures() {
+    let d = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &["emu", "bench", "--reads", "2000", "--json"],
+        d.path(),
+    ))
+    .unwrap();
+    assert!(v["read_throughput"]["reads_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["datasheet_timing"].as_array().unwrap().len(), 6);
+}
