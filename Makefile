@@ -16,14 +16,14 @@ deps:
 	@scripts/need.sh cargo:- openssl:openssl
 
 build: deps
-	$(CARGO) build --release --locked -p coffre
+	$(CARGO) build --release -p coffre
 
 demo: build
 	@scripts/demo.sh target/release/coffre
 
 lint: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The protocol core, the driver and the sensor drivers must build for the
 # device's MCU: Cortex-M4F and the ESP32-C3 (RISC-V).
@@ -31,7 +31,7 @@ cross: deps
 	@scripts/cross-check.sh
 
 test: lint cross
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace
 
 bench: deps
-	$(CARGO) run --release --locked -p coffre -- emu bench
+	$(CARGO) run --release -p coffre -- emu bench

@@ -10,7 +10,7 @@ for target in thumbv7em-none-eabihf riscv32imc-unknown-none-elf; do
       continue
     fi
   fi
-  if cargo build --locked -q -p coffre-proto -p coffre-driver -p coffre-sensors --target "$target"; then
+  if cargo build -q -p coffre-proto -p coffre-driver -p coffre-sensors --target "$target"; then
     echo "cross: coffre-proto, coffre-driver and coffre-sensors build for $target"
   else
     echo "cross: build FAILED for $target"
