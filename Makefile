@@ -13,7 +13,7 @@ help:
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
 deps:
-	@scripts/need.sh cargo:- openssl:openssl
+	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients
 
 build: deps
 	$(CARGO) build --release -p coffre

@@ -5,7 +5,7 @@ set -euo pipefail
 missing=()
 for pair in "$@"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1; then
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     if [ "$pkg" = "-" ]; then
       echo "error: '$cmd' is required; install the Rust toolchain with rustup (https://rustup.rs)" >&2
       exit 1

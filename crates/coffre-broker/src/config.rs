@@ -1,0 +1,253 @@
+//! Writing mosquitto.conf and the ACL file.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// What a device may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Writes readings to the topic.
+    Publisher,
+    /// Reads readings from the topic.
+    Subscriber,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "publisher" | "pub" => Ok(Role::Publisher),
+            "subscriber" | "sub" => Ok(Role::Subscriber),
+            o => Err(format!("unknown role '{o}': use publisher or subscriber")),
+        }
+    }
+}
+
+/// The ACL: each device's rights on the readings topic, nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    /// (device id, role).
+    pub entries: Vec<(String, Role)>,
+}
+
+impl Acl {
+    /// Add a device.
+    pub fn allow(&mut self, id: &str, role: Role) -> Result<()> {
+        check_id(id)?;
+        self.entries.push((id.to_string(), role));
+        Ok(())
+    }
+
+    /// The ACL file text for `topic`.
+    pub fn render(&self, topic: &str) -> String {
+        let mut s = String::from(
+            "# Written by coffre. Each device (certificate CN = MQTT username) gets\n\
+             # exactly one right on the readings topic; anything not listed is denied.\n",
+        );
+        for (id, role) in &self.entries {
+            let right = match role {
+                Role::Publisher => "write",
+                Role::Subscriber => "read",
+            };
+            let _ = write!(s, "\nuser {id}\ntopic {right} {topic}\n");
+        }
+        s
+    }
+}
+
+/// Refuse ids that would be dangerous as MQTT usernames or file names.
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadId(id.to_string()))
+    }
+}
+
+/// Everything needed to write a broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerSetup {
+    /// PKI directory (ca.crt.pem, broker.crt.pem, broker.key.pem, crl.pem).
+    pub pki_dir: PathBuf,
+    /// Where to write mosquitto.conf, acl, the log and the persistence data.
+    pub out_dir: PathBuf,
+    /// Listener address (default 127.0.0.1:8883).
+    pub listen: SocketAddr,
+    /// The readings topic.
+    pub topic: String,
+    /// Device rights.
+    pub acl: Acl,
+    /// Minimum TLS version (default "tlsv1.2").
+    pub tls_version: String,
+}
+
+impl BrokerSetup {
+    /// Defaults for `pki_dir` → `out_dir`.
+    pub fn new(pki_dir: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> BrokerSetup {
+        BrokerSetup {
+            pki_dir: pki_dir.into(),
+            out_dir: out_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8883)),
+            topic: "m5go/env".into(),
+            acl: Acl::default(),
+            tls_version: "tlsv1.2".into(),
+        }
+    }
+
+    /// Path of the written mosquitto.conf.
+    pub fn conf_path(&self) -> PathBuf {
+        self.out_dir.join("mosquitto.conf")
+    }
+
+    /// Path of the broker log.
+    pub fn log_path(&self) -> PathBuf {
+        self.out_dir.join("mosquitto.log")
+    }
+
+    fn pki_file(&self, name: &str) -> Result<PathBuf> {
+        let p = self.pki_dir.join(name);
+        if !p.exists() {
+            return Err(Error::MissingPki(p));
+        }
+        absolute(&p)
+    }
+
+    /// The mosquitto.conf text.
+    pub fn render(&self) -> Result<String> {
+        let ca = self.pki_file("ca.crt.pem")?;
+        let cert = self.pki_file("broker.crt.pem")?;
+        let key = self.pki_file("broker.key.pem")?;
+        let crl = self.pki_dir.join("crl.pem");
+        let out = absolute(&self.out_dir)?;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# Written by coffre: mutual-TLS broker for certified devices only."
+        );
+        let _ = writeln!(s, "per_listener_settings false");
+        let _ = writeln!(s, "allow_anonymous false");
+        if running_as_root() {
+            // Mosquitto drops to the 'mosquitto' user when started as root,
+            // which could not read the 0600 broker key.
+            let _ = writeln!(s, "user root");
+        }
+        let _ = writeln!(s, "persistence true");
+        let _ = writeln!(s, "persistence_location {}/data/", out.display());
+        let _ = writeln!(s, "autosave_interval 1");
+        let _ = writeln!(s, "log_dest file {}", out.join("mosquitto.log").display());
+        let _ = writeln!(s, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\nlog_type subscribe");
+        let _ = writeln!(s, "log_timestamp true");
+        let _ = writeln!(s, "log_timestamp_format %Y-%m-%dT%H:%M:%S");
+        let _ = writeln!(s, "connection_messages true");
+        let _ = writeln!(s, "set_tcp_nodelay true");
+        let _ = writeln!(s, "acl_file {}", out.join("acl").display());
+        let _ = writeln!(s);
+        let _ = writeln!(s, "listener {} {}", self.listen.port(), self.listen.ip());
+        let _ = writeln!(s, "cafile {}", ca.display());
+        let _ = writeln!(s, "certfile {}", cert.display());
+        let _ = writeln!(s, "keyfile {}", key.display());
+        if crl.exists() {
+            let _ = writeln!(s, "crlfile {}", absolute(&crl)?.display());
+        }
+        let _ = writeln!(s, "require_certificate true");
+        let _ = writeln!(s, "use_identity_as_username true");
+        let _ = writeln!(s, "tls_version {}", self.tls_version);
+        Ok(s)
+    }
+
+    /// Write mosquitto.conf and acl into `out_dir` (created if needed).
+    pub fn write(&self) -> Result<PathBuf> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(self.out_dir.join("data")).map_err(io(&self.out_dir))?;
+        let conf = self.render()?;
+        let acl = self.acl.render(&self.topic);
+        std::fs::write(self.out_dir.join("acl"), acl).map_err(io(&self.out_dir.join("acl")))?;
+        let path = self.conf_path();
+        std::fs::write(&path, conf).map_err(io(&path))?;
+        Ok(path)
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+/// True when the effective user is root (read from /proc, no unsafe).
+pub(crate) fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_gives_one_right_each() {
+        let mut a = Acl::default();
+        a.allow("m5go-1", Role::Publisher).unwrap();
+        a.allow("m5stack", Role::Subscriber).unwrap();
+        let t = a.render("m5go/env");
+        assert!(t.contains("user m5go-1\ntopic write m5go/env"));
+        assert!(t.contains("user m5stack\ntopic read m5go/env"));
+        assert!(a.allow("evil/#", Role::Publisher).is_err());
+        assert!(a.allow("a+b", Role::Publisher).is_err());
+        assert!(a.allow("", Role::Publisher).is_err());
+        assert!(a.allow("../x", Role::Publisher).is_err());
+    }
+
+    #[test]
+    fn config_needs_the_pki() {
+        let d = tempfile::tempdir().unwrap();
+        let s = BrokerSetup::new(d.path().join("pki"), d.path().join("b"));
+        assert!(matches!(s.render(), Err(Error::MissingPki(_))));
+    }
+
+    #[test]
+    fn config_has_every_required_line() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        for f in ["ca.crt.pem", "broker.crt.pem", "broker.key.pem", "crl.pem"] {
+            std::fs::write(pki.join(f), "x").unwrap();
+        }
+        let s = BrokerSetup::new(&pki, d.path().join("b"));
+        let c = s.render().unwrap();
+        for line in [
+            "require_certificate true",
+            "use_identity_as_username true",
+            "tls_version tlsv1.2",
+            "allow_anonymous false",
+            "set_tcp_nodelay true",
+            "persistence true",
+            "listener 8883 127.0.0.1",
+            "crlfile ",
+            "acl_file ",
+        ] {
+            assert!(c.contains(line), "missing {line}:\n{c}");
+        }
+        assert_eq!("publisher".parse::<Role>(), Ok(Role::Publisher));
+    }
+}

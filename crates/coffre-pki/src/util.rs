@@ -1,0 +1,335 @@
+//! Small helpers shared by the modules: hex, fingerprints, PEM, atomic files,
+//! P-256 point conversions and certificate facts.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::PublicKey;
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// Lower-case hex of `bytes`, no separators.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Upper-case hex of `bytes`, no separators (as `openssl x509 -serial` prints).
+pub fn hex_upper(bytes: &[u8]) -> String {
+    hex(bytes).to_ascii_uppercase()
+}
+
+/// SHA-256 fingerprint of a DER certificate, as `openssl x509 -fingerprint
+/// -sha256` prints it: upper-case hex pairs joined by colons.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A P-256 public key from the chip's 64-byte X‖Y form.
+pub fn public_key_from_xy(xy: &[u8; 64]) -> Result<PublicKey> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 0x04;
+    sec1[1..].copy_from_slice(xy);
+    PublicKey::from_sec1_bytes(&sec1).map_err(|_| Error::InvalidPublicKey)
+}
+
+/// The chip's 64-byte X‖Y form of a P-256 public key.
+pub fn public_key_to_xy(pk: &PublicKey) -> [u8; 64] {
+    let point = pk.to_encoded_point(false);
+    let mut xy = [0u8; 64];
+    // An uncompressed point of a valid public key is 0x04 ‖ X ‖ Y.
+    xy.copy_from_slice(&point.as_bytes()[1..65]);
+    xy
+}
+
+/// The 65-byte uncompressed SEC1 encoding of a public key.
+pub(crate) fn public_key_uncompressed(pk: &PublicKey) -> Vec<u8> {
+    pk.to_encoded_point(false).as_bytes().to_vec()
+}
+
+/// Parse a SEC1-encoded point (the BIT STRING of an EC SubjectPublicKeyInfo).
+pub(crate) fn public_key_from_sec1(bytes: &[u8]) -> Option<PublicKey> {
+    PublicKey::from_sec1_bytes(bytes).ok()
+}
+
+/// RFC 7093 method 1 key identifier: the first 160 bits of SHA-256 over the
+/// subjectPublicKey bits.
+pub(crate) fn key_identifier(pk: &PublicKey) -> Vec<u8> {
+    Sha256::digest(public_key_uncompressed(pk))[..20].to_vec()
+}
+
+/// A random, positive, 16-byte certificate serial number.
+pub(crate) fn random_serial() -> [u8; 16] {
+    let mut serial = [0u8; 16];
+    OsRng.fill_bytes(&mut serial);
+    // Positive, and exactly 16 bytes once DER-encoded (no leading zero byte).
+    serial[0] &= 0x7F;
+    if serial[0] == 0 {
+        serial[0] = 0x01;
+    }
+    serial
+}
+
+/// RFC 3339 text of a time, seconds precision, UTC.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// Parse an RFC 3339 time.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// The current time, truncated to whole seconds (X.509 times have no fraction).
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// Decode DER, or the first PEM block with one of `labels`, from `input`.
+///
+/// Input that starts (after whitespace) with `-----BEGIN` is PEM; anything
+/// else is taken as DER.
+pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<Vec<u8>, String> {
+    let trimmed = trim_ascii_start(input);
+    if !trimmed.starts_with(b"-----BEGIN") {
+        return Ok(input.to_vec());
+    }
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(trimmed).map_err(|e| format!("bad PEM: {e}"))?;
+    if labels.iter().any(|l| *l == pem.label) {
+        Ok(pem.contents)
+    } else {
+        Err(format!(
+            "PEM label is {:?}, expected {}",
+            pem.label,
+            labels.join(" or ")
+        ))
+    }
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// PEM text of DER bytes under `label`, LF line endings.
+pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
+    use p256::pkcs8::der::pem::{encode_string, LineEnding};
+    // Encoding only fails for an invalid label; ours are constants.
+    encode_string(label, LineEnding::LF, der).unwrap_or_default()
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory
+/// with permissions `mode` (Unix), flushed to disk, then renamed over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{:08x}",
+        std::process::id(),
+        OsRng.next_u32()
+    ));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let result = (|| {
+        let mut f = opts.open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("write", &tmp, e))?;
+        drop(f);
+        // The umask may have narrowed the mode; a key must be exactly 0600
+        // and a certificate 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("write", &tmp, e))?;
+        }
+        fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    } else if let Ok(d) = fs::File::open(dir) {
+        // Make the rename durable; not every platform allows syncing a directory.
+        let _ = d.sync_all();
+    }
+    result
+}
+
+/// Read a file, mapping "not found" and other failures to clear errors.
+pub(crate) fn read_file(dir: &Path, path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound {
+                dir: dir.to_path_buf(),
+                missing: path.to_path_buf(),
+            }
+        } else {
+            Error::io("read", path, e)
+        }
+    })
+}
+
+/// Facts about one X.509 certificate, parsed with x509-parser.
+#[derive(Debug, Clone)]
+pub(crate) struct CertFacts {
+    pub subject_cn: Option<String>,
+    pub subject_raw: Vec<u8>,
+    pub issuer_raw: Vec<u8>,
+    pub serial: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The P-256 public key, when the certificate holds one.
+    pub public_key: Option<PublicKey>,
+    pub subject_key_id: Option<Vec<u8>>,
+    pub fingerprint: String,
+    /// Length of the certificate's DER encoding.
+    pub der_len: usize,
+}
+
+/// Parse a DER certificate; trailing bytes after it are allowed and ignored.
+pub(crate) fn cert_facts(der: &[u8]) -> std::result::Result<CertFacts, String> {
+    use x509_parser::extensions::ParsedExtension;
+    let (rest, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not X.509 DER: {e}"))?;
+    let der_len = der.len() - rest.len();
+    let ts = |t: &x509_parser::time::ASN1Time| {
+        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| e.to_string())
+    };
+    let subject_cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let bits = cert.public_key().subject_public_key.data.to_vec();
+    let is_p256 = cert.public_key().algorithm.algorithm
+        == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
+    let public_key = if is_p256 {
+        public_key_from_sec1(&bits)
+    } else {
+        None
+    };
+    let subject_key_id = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        });
+    Ok(CertFacts {
+        subject_cn,
+        subject_raw: cert.tbs_certificate.subject.as_raw().to_vec(),
+        issuer_raw: cert.tbs_certificate.issuer.as_raw().to_vec(),
+        serial: cert.raw_serial().to_vec(),
+        not_before: ts(&cert.validity().not_before)?,
+        not_after: ts(&cert.validity().not_after)?,
+        public_key,
+        subject_key_id,
+        fingerprint: fingerprint_sha256(&der[..der_len]),
+        der_len,
+    })
+}
+
+/// Strip the leading zero byte DER adds to keep a serial positive.
+pub(crate) fn serial_hex(raw: &[u8]) -> String {
+    let trimmed = match raw {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    hex_upper(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_fingerprint() {
+        assert_eq!(hex(&[0x00, 0xAB]), "00ab");
+        assert_eq!(hex_upper(&[0x0F]), "0F");
+        let fp = fingerprint_sha256(b"");
+        assert!(fp.starts_with("E3:B0:C4:42"));
+        assert_eq!(fp.len(), 32 * 3 - 1);
+    }
+
+    #[test]
+    fn serials_are_positive_16_bytes() {
+        for _ in 0..64 {
+            let s = random_serial();
+            assert!(s[0] >= 1 && s[0] <= 0x7F);
+        }
+        assert_eq!(serial_hex(&[0x00, 0x80, 0x01]), "8001");
+        assert_eq!(serial_hex(&[0x00]), "00");
+    }
+
+    #[test]
+    fn xy_round_trip() {
+        let sk = p256::SecretKey::random(&mut OsRng);
+        let pk = sk.public_key();
+        let xy = public_key_to_xy(&pk);
+        assert_eq!(public_key_from_xy(&xy).unwrap(), pk);
+        assert!(matches!(
+            public_key_from_xy(&[0u8; 64]),
+            Err(Error::InvalidPublicKey)
+        ));
+    }
+
+    #[test]
+    fn atomic_write_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn der_or_pem_detects_pem() {
+        let pem = to_pem("CERTIFICATE REQUEST", &[1, 2, 3]);
+        assert_eq!(
+            der_or_pem(pem.as_bytes(), &["CERTIFICATE REQUEST"]).unwrap(),
+            vec![1, 2, 3]
+        );
+        assert!(der_or_pem(pem.as_bytes(), &["CERTIFICATE"]).is_err());
+        assert_eq!(der_or_pem(&[0x30, 0x00], &["X"]).unwrap(), vec![0x30, 0x00]);
+    }
+}

@@ -1,0 +1,142 @@
+//! Mosquitto loads the PKI (cafile, certfile, keyfile, crlfile) and applies
+//! it: a valid device connects with its CN as username, a revoked one and an
+//! expired one are refused. Skipped with a note when `mosquitto` or
+//! `mosquitto_pub` is absent. The broker listens on 127.0.0.1 only.
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffre_pki::ca::{InitOptions, IssueOptions, Pki};
+use coffre_pki::lab;
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn start_broker(dir: &Path, port: u16) -> Broker {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let mut conf = format!(
+        "listener {port} 127.0.0.1\n\
+         cafile {}\ncertfile {}\nkeyfile {}\ncrlfile {}\n\
+         require_certificate true\nuse_identity_as_username true\n\
+         allow_anonymous false\nlog_dest stdout\n",
+        p("ca.crt.pem"),
+        p("broker.crt.pem"),
+        p("broker.key.pem"),
+        p("crl.pem"),
+    );
+    // Started as root, Mosquitto drops to the `mosquitto` user, which cannot
+    // read a 0600 key owned by root.
+    if is_root() {
+        conf.push_str("user root\n");
+    }
+    fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker = Broker(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker
+}
+
+fn publish(dir: &Path, port: u16, id: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .current_dir(dir)
+        .args(["-h", "localhost", "-p", &port.to_string()])
+        .args(["--cafile", "ca.crt.pem"])
+        .args(["--cert", &format!("devices/{id}.crt.pem")])
+        .args(["--key", &format!("{id}.key.pem")])
+        .args(["-t", "m5go/env", "-m", "{}", "-q", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn mosquitto_applies_certificates_and_crl() {
+    if !have("mosquitto", "-h") || !have("mosquitto_pub", "--help") {
+        eprintln!("note: mosquitto or mosquitto_pub is not on PATH; skipping");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut pki = Pki::init(d, &InitOptions::default()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    for id in ["good", "revoked", "expired"] {
+        let (der, public_key) = lab::generate_lab_key();
+        let opts = if id == "expired" {
+            IssueOptions {
+                not_before: Some(now - time::Duration::days(10)),
+                not_after: Some(now - time::Duration::days(1)),
+                ..IssueOptions::default()
+            }
+        } else {
+            IssueOptions::default()
+        };
+        pki.issue_device(id, &public_key, &opts).unwrap();
+        fs::write(
+            d.join(format!("{id}.key.pem")),
+            lab::pkcs8_pem(&der).unwrap().as_bytes(),
+        )
+        .unwrap();
+    }
+    pki.revoke("revoked").unwrap();
+
+    let port = free_port();
+    let _broker = start_broker(d, port);
+    assert!(publish(d, port, "good"), "a valid device must connect");
+    assert!(
+        !publish(d, port, "revoked"),
+        "a revoked device must be refused"
+    );
+    assert!(
+        !publish(d, port, "expired"),
+        "an expired device must be refused"
+    );
+}
