@@ -8,7 +8,7 @@ use coffre_proto::config::{offset, KeyType, WritePolicy, LOCKED};
 use coffre_proto::crc::crc16;
 use coffre_proto::packet::{encode_response, parse_command, status_packet, CommandRef};
 use coffre_proto::timing::{exec_time_ms, ClockDivider};
-use coffre_proto::zone::{decode_address, Zone, BLOCK_SIZE, CONFIG_SIZE, WORD_SIZE};
+use coffre_proto::zone::{decode_address, Zone, BLOCK_SIZE, WORD_SIZE};
 use coffre_proto::{Error as ProtoError, Status};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -35,12 +35,12 @@ impl Atecc608 {
             Ok(c) => c,
             // CRC errors take precedence over every other error.
             Err(ProtoError::ChipSawBadCrc) => return (status_packet(Status::Crc).to_vec(), None),
-            // An incomplete packet fails its CRC check too.
+            // Counts below 4 or above 155, and incomplete packets, are
+            // communication errors; 4–6 and 152–155 are parse errors.
             Err(_) => {
-                let s = if body.first().is_some_and(|&c| c as usize > body.len()) {
-                    Status::Crc
-                } else {
-                    Status::Parse
+                let s = match body.first() {
+                    Some(&c) if (4..=155).contains(&c) && c as usize <= body.len() => Status::Parse,
+                    _ => Status::Crc,
                 };
                 return (status_packet(s).to_vec(), None);
             }
@@ -86,6 +86,13 @@ impl Atecc608 {
                 status(Status::Parse)
             }
         };
+        // TempKey is cleared by every command but the few that build on it.
+        if !matches!(
+            op,
+            opcode::NONCE | opcode::GENDIG | opcode::GENKEY | opcode::INFO | opcode::CHECKMAC
+        ) {
+            self.vol.tempkey = None;
+        }
         let packet = match outcome {
             Ok(data) if data.is_empty() => status_packet(Status::Success).to_vec(),
             Ok(mut data) => {
@@ -217,18 +224,13 @@ impl Atecc608 {
                 if encrypted {
                     return status(Status::Execution);
                 }
+                // Bytes 0–15 (serial, revision) and 84–87 (UserExtra and the
+                // lock bytes) are never written by Write.
                 let protected = |i: usize| i < 16 || (84..88).contains(&i);
-                if len == WORD_SIZE && protected(loc.offset) {
+                if (loc.offset..loc.offset + len).any(protected) {
                     return status(Status::Execution);
                 }
-                let mut cfg = *self.nv.config.as_bytes();
-                for (i, b) in data.iter().enumerate() {
-                    let at = loc.offset + i;
-                    if at < CONFIG_SIZE && !protected(at) {
-                        cfg[at] = *b;
-                    }
-                }
-                self.nv.config.0 = cfg;
+                self.nv.config.0[loc.offset..loc.offset + len].copy_from_slice(data);
                 self.save();
                 OK
             }
@@ -371,6 +373,9 @@ impl Atecc608 {
         if !kc.private() || kc.key_type() != KeyType::P256 {
             return status(Status::Execution);
         }
+        if create && !self.nv.config.slot_config(slot).is_secret() {
+            return status(Status::Execution);
+        }
         if create {
             if silicon::GENKEY_NEEDS_CONFIG_LOCK && !self.config_locked() {
                 return status(Status::Execution);
@@ -436,8 +441,14 @@ impl Atecc608 {
                 let reg = Register::new(c.data, true);
                 match mode & 0xC0 {
                     0x00 => self.vol.tempkey = Some(reg),
-                    0x40 => self.vol.msg_digest = Some(reg),
-                    0x80 => self.vol.alt_key = Some(reg),
+                    0x40 => {
+                        self.vol.msg_digest = Some(reg);
+                        self.vol.tempkey = None;
+                    }
+                    0x80 => {
+                        self.vol.alt_key = Some(reg);
+                        self.vol.tempkey = None;
+                    }
                     _ => return status(Status::Parse),
                 }
                 OK

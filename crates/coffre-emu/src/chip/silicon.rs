@@ -44,7 +44,9 @@ pub const RESET_REWINDS_OUTPUT: bool = true;
 pub const UPDATE_EXTRA_NEEDS_CONFIG_LOCK: bool = true;
 
 /// Whether external-message Sign requires the data zone to be locked.
-pub const SIGN_NEEDS_DATA_LOCK: bool = true;
+/// The ATECC508A data sheet lists no such condition for Sign (it needs a
+/// valid key and message); see docs/chip-facts.md.
+pub const SIGN_NEEDS_DATA_LOCK: bool = false;
 
 /// Whether GenKey (create) requires the config zone to be locked.
 pub const GENKEY_NEEDS_CONFIG_LOCK: bool = true;
