@@ -1,0 +1,437 @@
+//! Giving a chip an identity: lab mode and offload mode.
+
+use std::path::PathBuf;
+
+use coffre_driver::{Atecc, ConfigZone, LockTarget};
+use coffre_pki::audit::{classify, Content};
+use coffre_pki::util::{hex, public_key_from_xy, public_key_to_xy, rfc3339};
+use coffre_pki::{IssueOptions, Pki};
+use coffre_proto::config::{ReadAccess, WritePolicy};
+use coffre_proto::crc::crc16;
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::I2c;
+use zeroize::Zeroizing;
+
+use crate::configure::ChipState;
+use crate::manifest::{Entry, Manifest};
+use crate::{Error, Result, Ui};
+
+/// Where the private key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The source lab's method: key generated off-chip, stored in slot 8
+    /// as length-prefixed PKCS#8, read back into RAM to connect.
+    Lab,
+    /// The key is born in the chip and never leaves it; the chip signs.
+    Offload,
+}
+
+impl Mode {
+    /// "lab" or "offload".
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Lab => "lab",
+            Mode::Offload => "offload",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "lab" => Ok(Mode::Lab),
+            "offload" => Ok(Mode::Offload),
+            o => Err(format!("unknown mode '{o}': use lab or offload")),
+        }
+    }
+}
+
+/// What to provision.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Device id: certificate CN and MQTT username.
+    pub id: String,
+    /// Key mode.
+    pub mode: Mode,
+    /// Offload: the private-key slot (default 0, the factory key).
+    pub key_slot: Option<u8>,
+    /// Offload: create a fresh key in `key_slot` with GenKey (the slot must
+    /// allow it: slots 2–4 on Trust&GO).
+    pub new_key: bool,
+    /// Lab: slot-lock slot 8 afterwards. `None` asks through [`Ui::confirm`].
+    pub lock_slot8: Option<bool>,
+    /// Certificate options.
+    pub issue: IssueOptions,
+    /// Replace an existing key in slot 8 or an existing certificate.
+    pub force: bool,
+    /// Append the result to this manifest.
+    pub manifest: Option<Manifest>,
+    /// The chip image (emulated chips), recorded in the manifest.
+    pub image: Option<PathBuf>,
+}
+
+impl Options {
+    /// Defaults for `id` in `mode`.
+    pub fn new(id: &str, mode: Mode) -> Options {
+        Options {
+            id: id.to_string(),
+            mode,
+            key_slot: None,
+            new_key: false,
+            lock_slot8: None,
+            issue: IssueOptions::default(),
+            force: false,
+            manifest: None,
+            image: None,
+        }
+    }
+}
+
+/// The result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// The manifest line (also appended to the manifest, if any).
+    pub entry: Entry,
+    /// The device certificate.
+    pub cert_pem: String,
+    /// Lab mode: slot 8 is now slot-locked.
+    pub slot8_locked: bool,
+    /// An earlier, interrupted run was completed rather than started over.
+    pub resumed: bool,
+    /// Offload: the chip-signed CSR (also written next to the certificate
+    /// as `devices/<id>.csr.pem`).
+    pub csr_pem: Option<String>,
+}
+
+/// The public key (X‖Y) of a certificate, if it is a P-256 certificate.
+pub fn cert_public_key(pem_or_der: &[u8]) -> Option<[u8; 64]> {
+    let der = if pem_or_der.starts_with(b"-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem_or_der).ok()?;
+        pem.contents
+    } else {
+        pem_or_der.to_vec()
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let spki = cert.public_key().subject_public_key.data.as_ref();
+    if spki.len() == 65 && spki[0] == 0x04 {
+        let mut xy = [0u8; 64];
+        xy.copy_from_slice(&spki[1..]);
+        Some(xy)
+    } else {
+        None
+    }
+}
+
+fn existing_cert(pki: &Pki, id: &str) -> Option<(String, [u8; 64])> {
+    let pem = std::fs::read_to_string(pki.device_cert_path(id)).ok()?;
+    let pk = cert_public_key(pem.as_bytes())?;
+    Some((pem, pk))
+}
+
+/// The device of `pki` whose issued certificate carries `key`, if any.
+fn owner_of(pki: &Pki, key: &[u8; 64]) -> Option<String> {
+    pki.index()
+        .certificates
+        .iter()
+        .filter(|c| {
+            c.kind == coffre_pki::ca::Kind::Device && c.status == coffre_pki::ca::Status::Issued
+        })
+        .map(|c| c.id.clone())
+        .find(|id| existing_cert(pki, id).is_some_and(|(_, pk)| pk == *key))
+}
+
+/// Provision `chip` with an identity `opts.id`, issuing its certificate
+/// from `pki`. The chip's config and data zones must be locked (see
+/// [`crate::configure`] for blank chips).
+pub fn provision<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    pki: &mut Pki,
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<Outcome> {
+    coffre_pki::ca::validate_id(&opts.id)?;
+    let cfg = chip
+        .read_config_zone()
+        .map_err(|e| Error::chip("reading the config zone", e))?;
+    match ChipState::of(&cfg) {
+        ChipState::Locked => {}
+        s => {
+            let hint = match opts.mode {
+                Mode::Lab => "--configure trustngo",
+                Mode::Offload => "--configure hardened (or trustngo)",
+            };
+            return Err(Error::State(format!(
+                "the chip is not locked ({}): {} provisioning needs a configured chip; run again with {hint} to write a configuration and lock it",
+                match s {
+                    ChipState::Blank => "config zone unlocked: a blank chip",
+                    _ => "config zone locked but data zone unlocked: configuration was interrupted",
+                },
+                opts.mode.name()
+            )));
+        }
+    }
+    ui.step(&format!(
+        "chip {} ready: config and data zones locked",
+        hex(&cfg.serial_number())
+    ));
+    let (pk, cert_pem, key_slot, slot8_locked, resumed, csr_pem) = match opts.mode {
+        Mode::Lab => lab(chip, pki, &cfg, opts, ui)?,
+        Mode::Offload => offload(chip, pki, &cfg, opts, ui)?,
+    };
+    let fingerprint = coffre_pki::util::fingerprint_sha256(
+        &x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map(|(_, p)| p.contents)
+            .unwrap_or_default(),
+    );
+    let entry = Entry {
+        id: opts.id.clone(),
+        chip_serial: hex(&cfg.serial_number()),
+        mode: opts.mode.name().into(),
+        key_slot,
+        public_key: hex(&pk),
+        cert_fingerprint: fingerprint,
+        cert_path: pki.device_cert_path(&opts.id),
+        time: rfc3339(time::OffsetDateTime::now_utc()),
+        image: opts.image.clone(),
+    };
+    if let Some(m) = &opts.manifest {
+        m.append(&entry)?;
+        ui.step(&format!("recorded in {}", m.path().display()));
+    }
+    Ok(Outcome {
+        entry,
+        cert_pem,
+        slot8_locked,
+        resumed,
+        csr_pem,
+    })
+}
+
+type Provisioned = ([u8; 64], String, u8, bool, bool, Option<String>);
+
+fn lab<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    pki: &mut Pki,
+    cfg: &ConfigZone,
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<Provisioned> {
+    let p = cfg.slot_policy(8);
+    if p.read != ReadAccess::Clear {
+        return Err(Error::State(format!(
+            "slot 8 is not readable in clear on this chip ({}); the lab's method cannot work here: use --mode offload",
+            p.summary()
+        )));
+    }
+    let mut current = Zeroizing::new([0u8; 416]);
+    chip.read_slot(8, &mut current[..])
+        .map_err(|e| Error::chip("reading slot 8", e))?;
+    let existing_key = match classify(&current[..]) {
+        Content::LabPkcs8Key { public_key, .. } => Some(public_key_to_xy(&public_key)),
+        _ => None,
+    };
+    let cert = existing_cert(pki, &opts.id);
+    // An earlier run may have stopped between writing the key and issuing
+    // its certificate, or before the slot lock: finish it — unless the key
+    // belongs to another device of this PKI.
+    if let (Some(key), false) = (existing_key, opts.force) {
+        if let Some(owner) = owner_of(pki, &key).filter(|o| *o != opts.id) {
+            return Err(Error::State(format!(
+                "slot 8 holds the key of device {owner} (certificate {}): pass --force to replace it with a new key for {}",
+                pki.device_cert_path(&owner).display(),
+                opts.id
+            )));
+        }
+        match &cert {
+            Some((pem, cpk)) if *cpk == key => {
+                ui.step("slot 8 already holds this device's key and its certificate matches: nothing to write");
+                let locked = maybe_lock_slot8(chip, cfg, &current, opts, ui)?;
+                return Ok((key, pem.clone(), 8, locked, true, None));
+            }
+            None => {
+                ui.step("slot 8 already holds a key but no certificate was issued for it (an earlier run was interrupted): issuing it now");
+                let issued = pki.issue_device(&opts.id, &public_key_from_xy(&key)?, &opts.issue)?;
+                let locked = maybe_lock_slot8(chip, cfg, &current, opts, ui)?;
+                return Ok((key, issued.pem, 8, locked, true, None));
+            }
+            Some(_) => {
+                return Err(Error::State(format!(
+                    "slot 8 holds a key that does not match {}: pass --force to write a new key and issue a new certificate",
+                    pki.device_cert_path(&opts.id).display()
+                )))
+            }
+        }
+    }
+    if p.slot_locked {
+        return Err(Error::State(
+            "slot 8 is slot-locked: its contents can never change, so it cannot take a new key"
+                .into(),
+        ));
+    }
+    if p.write != WritePolicy::Always {
+        return Err(Error::State(format!(
+            "slot 8 cannot be written in clear on this chip ({}): use --mode offload",
+            p.summary()
+        )));
+    }
+    if cert.is_some() && !opts.force {
+        return Err(Error::State(format!(
+            "{} already exists: choose another --id, or pass --force to replace it (the old certificate stays valid until revoked)",
+            pki.device_cert_path(&opts.id).display()
+        )));
+    }
+    ui.step("generating an EC P-256 key off-chip (PKCS#8 DER), as the lab does");
+    let (der, public_key) = coffre_pki::lab::generate_lab_key();
+    let blob = coffre_pki::lab::encode_slot8(&der)?;
+    ui.step(&format!(
+        "writing slot 8: 2-byte length {:02X} {:02X}, {} bytes of DER, zero padding, 13 blocks of 32 bytes",
+        blob[0],
+        blob[1],
+        der.len()
+    ));
+    chip.write_slot(8, &blob[..])
+        .map_err(|e| Error::chip("writing slot 8", e))?;
+    let mut back = Zeroizing::new([0u8; 416]);
+    chip.read_slot(8, &mut back[..])
+        .map_err(|e| Error::chip("reading slot 8 back", e))?;
+    if back[..] != blob[..] {
+        return Err(Error::ReadBack("slot 8".into()));
+    }
+    ui.step("slot 8 read back and compared: identical");
+    let issue = IssueOptions {
+        force: opts.force,
+        ..opts.issue.clone()
+    };
+    let issued = pki.issue_device(&opts.id, &public_key, &issue)?;
+    ui.step(&format!(
+        "certificate issued: CN={} serial {}",
+        opts.id, issued.serial
+    ));
+    let locked = maybe_lock_slot8(chip, cfg, &back, opts, ui)?;
+    Ok((
+        public_key_to_xy(&public_key),
+        issued.pem,
+        8,
+        locked,
+        false,
+        None,
+    ))
+}
+
+fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    cfg: &ConfigZone,
+    contents: &[u8; 416],
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<bool> {
+    let p = cfg.slot_policy(8);
+    if p.slot_locked {
+        return Ok(true);
+    }
+    if !p.lockable {
+        ui.step("slot 8 is not lockable on this chip: anyone on the bus can replace the key");
+        return Ok(false);
+    }
+    let go = match opts.lock_slot8 {
+        Some(v) => v,
+        None => ui.confirm(
+            "slot-lock slot 8 (Lock mode 0x22)",
+            &[
+                "slot 8's contents: this key can never be replaced or erased, not even by you".into(),
+                "slot 8 stays readable in clear: a probe on the bus still sees the key (use offload mode to avoid that)".into(),
+            ],
+        ),
+    };
+    if !go {
+        ui.step("slot 8 left unlocked: anyone on the bus can overwrite the key (lock it later with 'coffre provision --lock-slot8')");
+        return Ok(false);
+    }
+    chip.lock(LockTarget::Slot(8), Some(crc16(contents)))
+        .map_err(|e| Error::chip("slot-locking slot 8", e))?;
+    ui.step("slot 8 locked: the key can no longer be replaced");
+    Ok(true)
+}
+
+fn offload<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    pki: &mut Pki,
+    cfg: &ConfigZone,
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<Provisioned> {
+    let slot = opts.key_slot.unwrap_or(0);
+    if slot > 15 {
+        return Err(Error::State(format!("slot {slot} does not exist (0–15)")));
+    }
+    let p = cfg.slot_policy(slot);
+    if !p.private_key || !p.ext_sign {
+        return Err(Error::State(format!(
+            "slot {slot} cannot sign external messages ({}): choose a private-key slot with external sign, e.g. 0 (the factory key) or 2–4 on Trust&GO",
+            p.summary()
+        )));
+    }
+    if existing_cert(pki, &opts.id).is_some() && !opts.force {
+        return Err(Error::State(format!(
+            "{} already exists: choose another --id, or pass --force to replace it",
+            pki.device_cert_path(&opts.id).display()
+        )));
+    }
+    let pk = if opts.new_key {
+        if !p.genkey {
+            return Err(Error::State(format!(
+                "slot {slot} does not allow GenKey after the data lock ({}): use slots 2–4 on Trust&GO, or drop --new-key to use the key already there",
+                p.summary()
+            )));
+        }
+        ui.step(&format!(
+            "GenKey: a new P-256 key born inside the chip in slot {slot}"
+        ));
+        chip.genkey_create(slot)
+            .map_err(|e| Error::chip(&format!("GenKey in slot {slot}"), e))?
+    } else {
+        ui.step(&format!(
+            "reading the public key of slot {slot} (GenKey mode 0x00)"
+        ));
+        chip.genkey_public(slot)
+            .map_err(|e| Error::chip(&format!("reading the public key of slot {slot}"), e))?
+    };
+    ui.step("building a PKCS#10 request; the chip signs it (Nonce 0x43 + Sign 0xA0)");
+    let mut chip_error = None;
+    let csr = coffre_pki::csr::build_csr(&opts.id, &pk, |digest| {
+        chip.sign_digest(slot, digest).map_err(|e| {
+            let msg = e.to_string();
+            chip_error = Some(msg.clone());
+            msg
+        })
+    });
+    let csr = match (csr, chip_error) {
+        (Ok(c), _) => c,
+        (Err(_), Some(msg)) => {
+            return Err(Error::Chip {
+                what: format!("signing the CSR with slot {slot}"),
+                source: msg.into(),
+            })
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
+    coffre_pki::csr::verify_csr(&csr)?;
+    ui.step("CSR signature verified against the chip's public key");
+    let issue = IssueOptions {
+        force: opts.force,
+        ..opts.issue.clone()
+    };
+    let issued = pki.issue_from_csr(&csr, &issue)?;
+    ui.step(&format!(
+        "certificate issued from the chip-signed CSR: CN={} serial {}",
+        opts.id, issued.serial
+    ));
+    let csr_pem = coffre_pki::csr::csr_pem(&csr);
+    let csr_path = issued.path.with_file_name(format!("{}.csr.pem", opts.id));
+    std::fs::write(&csr_path, &csr_pem).map_err(|source| Error::Io {
+        path: csr_path,
+        source,
+    })?;
+    Ok((pk, issued.pem, slot, false, false, Some(csr_pem)))
+}
