@@ -268,8 +268,8 @@ pub fn findings_at(
             "config-unlocked",
             "the config zone is unlocked: anyone on the bus can rewrite the slot access policies"
                 .into(),
-            "review the configuration, then lock it with `coffre provision … lock` \
-             (Lock mode 0x80; irreversible)"
+            "write and lock a configuration with `coffre provision --bus … --configure \
+             trustngo|hardened` (Lock mode 0x00; irreversible, asks first)"
                 .into(),
         );
     }
@@ -281,8 +281,9 @@ pub fn findings_at(
             "the data zone is unlocked: the slot access policies are not enforced yet and \
              every slot, key slots included, can be written"
                 .into(),
-            "provision the slots, then lock the data zone with `coffre provision … lock` \
-             (Lock mode 0x81; irreversible)"
+            "finish the configuration with `coffre provision --bus … --configure \
+             trustngo|hardened`, which writes the slots and locks the data zone (Lock mode \
+             0x01; irreversible, asks first)"
                 .into(),
         );
     }
@@ -347,8 +348,8 @@ pub fn findings_at(
                 };
                 let fix = if policy.lockable {
                     format!(
-                        "lock slot {slot} with `coffre provision … lock` (Lock mode 0x{:02X}: \
-                         slot lock, irreversible)",
+                        "slot-lock slot {slot} (Lock mode 0x{:02X}, irreversible); for the lab's \
+                         slot 8: `coffre provision --bus … --id … --mode lab --lock-slot8`",
                         0x02 | (slot << 2)
                     )
                 } else {
@@ -532,7 +533,7 @@ mod tests {
             .message
             .contains("anyone on the bus can replace the identity key"));
         assert!(f[1].fix.contains("Lock mode 0x22"));
-        assert!(f[1].fix.contains("coffre provision … lock"));
+        assert!(f[1].fix.contains("--lock-slot8"));
         assert!(f[2].fix.contains("offload"));
         let _ = pk;
 

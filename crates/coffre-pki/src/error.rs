@@ -131,7 +131,7 @@ pub enum Error {
     #[error(
         "the CSR's signature does not verify with the public key it contains ({0}); it was \
          altered or signed with another key: create it again with the device's own key \
-         (`coffre provision … csr`)"
+         (`coffre provision --mode offload` makes one with the chip)"
     )]
     BadCsrSignature(String),
 

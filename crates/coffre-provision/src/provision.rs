@@ -345,7 +345,7 @@ fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
         ),
     };
     if !go {
-        ui.step("slot 8 left unlocked: anyone on the bus can overwrite the key (lock it later with 'coffre provision --lock-slot8')");
+        ui.step("slot 8 left unlocked: anyone on the bus can overwrite the key (lock it later: run the same 'coffre provision' command again with --lock-slot8)");
         return Ok(false);
     }
     chip.lock(LockTarget::Slot(8), Some(crc16(contents)))

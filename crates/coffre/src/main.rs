@@ -7,8 +7,11 @@
 
 mod bus;
 mod cmd_bench;
+mod cmd_broker;
 mod cmd_chip;
 mod cmd_emu;
+mod cmd_pki;
+mod cmd_provision;
 mod output;
 
 use std::path::PathBuf;
@@ -67,6 +70,208 @@ enum Command {
     /// Look at the I2C bus itself.
     #[command(subcommand)]
     Bus(BusCommand),
+    /// The certificate authority: CA, broker and device certificates, revocation.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Give a chip (or an emulated fleet) an identity and a certificate.
+    Provision(Box<ProvisionCmd>),
+    /// Audit a chip: the slot map in plain words and security findings.
+    Inspect {
+        #[command(flatten)]
+        bus: BusOpts,
+        /// The device certificate to check against the chip's key.
+        #[arg(long, value_name = "PEM")]
+        cert: Option<PathBuf>,
+        /// Offload mode: the slot whose key the certificate should carry.
+        #[arg(long, value_name = "SLOT")]
+        key_slot: Option<u8>,
+    },
+    /// Mosquitto: write its configuration from the PKI, run it.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PkiCommand {
+    /// Create a CA and a broker certificate in a directory.
+    Init {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// CN of the CA.
+        #[arg(long, default_value = "coffre CA")]
+        ca_name: String,
+        /// Extra broker names (DNS or IP) besides localhost, 127.0.0.1 and ::1.
+        #[arg(long = "broker-name", value_name = "NAME")]
+        broker_names: Vec<String>,
+        /// Validity of the CA and broker certificates, days.
+        #[arg(long, default_value = "3650")]
+        days: u32,
+        /// Replace an existing PKI (every certificate issued from it stops being trusted).
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a device certificate (CN = device id = MQTT username).
+    Issue {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Device id (not with --csr: the CSR's CN is used).
+        #[arg(long)]
+        id: Option<String>,
+        /// A PKCS#10 request (PEM or DER), e.g. one signed by the chip.
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+        csr: Option<PathBuf>,
+        /// A P-256 public (or private) key in PEM.
+        #[arg(long, value_name = "PEM", required_unless_present = "csr")]
+        public_key: Option<PathBuf>,
+        /// Validity, days.
+        #[arg(long, default_value = "365")]
+        days: u32,
+        /// Explicit notBefore (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        not_before: Option<String>,
+        /// Explicit notAfter (RFC 3339), e.g. to make an already expired certificate for tests.
+        #[arg(long, value_name = "TIME")]
+        not_after: Option<String>,
+        /// Replace an existing certificate for this id.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (by id or serial) and rewrite the CRL.
+    Revoke {
+        /// Device id or certificate serial.
+        target: String,
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a fresh CRL (the CRL expires after 30 days; the broker then refuses everyone).
+    Crl {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+    },
+    /// List the CA, the broker and every device certificate with its status.
+    Show {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
+coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
+coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n\n\
+lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
+PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.")]
+struct ProvisionCmd {
+    /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
+    #[arg(
+        long,
+        env = "COFFRE_BUS",
+        value_name = "BUS",
+        required_unless_present = "fleet"
+    )]
+    bus: Option<BusSpec>,
+    /// Device id: certificate CN and MQTT username.
+    #[arg(long, required_unless_present = "fleet")]
+    id: Option<String>,
+    /// Key mode: lab or offload.
+    #[arg(long, default_value = "offload")]
+    mode: coffre_provision::Mode,
+    /// PKI directory (see 'coffre pki init').
+    #[arg(long, default_value = "pki")]
+    pki: PathBuf,
+    /// Blank chips: write this configuration (trustngo or hardened) and lock it first.
+    #[arg(long, value_name = "LAYOUT")]
+    configure: Option<coffre_provision::Layout>,
+    /// Offload: private-key slot to use (default 0, the factory key).
+    #[arg(long, value_name = "SLOT")]
+    key_slot: Option<u8>,
+    /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
+    #[arg(long)]
+    new_key: bool,
+    /// Lab: slot-lock slot 8 afterwards (irreversible).
+    #[arg(long, conflicts_with = "no_lock_slot8")]
+    lock_slot8: bool,
+    /// Lab: leave slot 8 unlocked without asking.
+    #[arg(long)]
+    no_lock_slot8: bool,
+    /// Answer yes to every confirmation (locks are irreversible).
+    #[arg(long)]
+    yes: bool,
+    /// Replace an existing key in slot 8 or an existing certificate.
+    #[arg(long)]
+    force: bool,
+    /// Append the result to this fleet manifest (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Certificate validity, days.
+    #[arg(long, default_value = "365")]
+    days: u32,
+    /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"])]
+    fleet: Option<u32>,
+    /// Fleet: id prefix.
+    #[arg(long, default_value = "m5go-")]
+    prefix: String,
+    /// Fleet: directory for the chip images and the manifest.
+    #[arg(long, default_value = "fleet")]
+    dir: PathBuf,
+    /// Emulated chips only: 'instant' or 'datasheet'.
+    #[arg(long, default_value = "instant")]
+    timing: Timing,
+    /// Emulated chips only: write the bus transcript to FILE.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum BrokerCommand {
+    /// Write mosquitto.conf and the ACL from the PKI.
+    Config {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        pki: PathBuf,
+        /// Output directory (conf, ACL, log, persistence).
+        #[arg(long, default_value = "broker")]
+        out: PathBuf,
+        /// TLS listener.
+        #[arg(long, default_value = "127.0.0.1:8883")]
+        listen: std::net::SocketAddr,
+        /// A device that may publish on m5go/env.
+        #[arg(long = "publisher", value_name = "ID")]
+        publishers: Vec<String>,
+        /// A device that may subscribe to m5go/env.
+        #[arg(long = "subscriber", value_name = "ID")]
+        subscribers: Vec<String>,
+    },
+    /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
+    Run {
+        /// Directory written by 'coffre broker config'.
+        #[arg(long, default_value = "broker")]
+        config: PathBuf,
+    },
 }
 
 /// Options shared by every command that talks to a chip.
@@ -200,6 +405,61 @@ fn main() -> ExitCode {
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
         },
         Command::Bus(BusCommand::Scan(b)) => cmd_chip::scan(&b),
+        Command::Pki(p) => match p {
+            PkiCommand::Init {
+                dir,
+                ca_name,
+                broker_names,
+                days,
+                force,
+                json,
+            } => cmd_pki::init(&dir, &ca_name, &broker_names, days, force, json),
+            PkiCommand::Issue {
+                dir,
+                id,
+                csr,
+                public_key,
+                days,
+                not_before,
+                not_after,
+                force,
+                json,
+            } => {
+                let input = match (&csr, &public_key) {
+                    (Some(c), _) => cmd_pki::KeyInput::Csr(c),
+                    (None, Some(k)) => cmd_pki::KeyInput::KeyPem(k),
+                    (None, None) => unreachable!("clap requires one of --csr and --public-key"),
+                };
+                cmd_pki::issue(
+                    &dir,
+                    id.as_deref(),
+                    input,
+                    days,
+                    (not_before.as_deref(), not_after.as_deref()),
+                    force,
+                    json,
+                )
+            }
+            PkiCommand::Revoke { target, dir, json } => cmd_pki::revoke(&dir, &target, json),
+            PkiCommand::Show { dir, json } => cmd_pki::show(&dir, json),
+            PkiCommand::Crl { dir } => cmd_pki::crl(&dir),
+        },
+        Command::Provision(p) => provision(*p),
+        Command::Inspect {
+            bus,
+            cert,
+            key_slot,
+        } => cmd_provision::inspect_cmd(&bus, cert.as_deref(), key_slot),
+        Command::Broker(b) => match b {
+            BrokerCommand::Config {
+                pki,
+                out,
+                listen,
+                publishers,
+                subscribers,
+            } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
+            BrokerCommand::Run { config } => cmd_broker::run(&config),
+        },
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -208,6 +468,46 @@ fn main() -> ExitCode {
             ExitCode::from(output::exit_code(&e))
         }
     }
+}
+
+fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
+    let args = cmd_provision::ProvisionArgs {
+        id: p.id.clone().unwrap_or_default(),
+        mode: p.mode,
+        pki: p.pki.clone(),
+        configure: p.configure,
+        key_slot: p.key_slot,
+        new_key: p.new_key,
+        lock_slot8: if p.lock_slot8 {
+            Some(true)
+        } else if p.no_lock_slot8 {
+            Some(false)
+        } else {
+            None
+        },
+        yes: p.yes,
+        force: p.force,
+        manifest: p.manifest.clone(),
+        days: p.days,
+    };
+    if let Some(count) = p.fleet {
+        let f = cmd_provision::FleetArgs {
+            count,
+            prefix: p.prefix.clone(),
+            dir: p.dir.clone(),
+        };
+        return cmd_provision::fleet(&f, &args, p.json);
+    }
+    let Some(bus) = p.bus else {
+        anyhow::bail!("--bus is required (or --fleet N for emulated chips)");
+    };
+    let bus_opts = BusOpts {
+        bus,
+        timing: p.timing,
+        transcript: p.transcript,
+        json: p.json,
+    };
+    cmd_provision::one(&bus_opts, &args)
 }
 
 fn init_logging(verbose: u8) {

@@ -1,0 +1,315 @@
+//! `coffre provision` and `coffre inspect`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use coffre_emu::board::Board;
+use coffre_emu::clock::Timing;
+use coffre_emu::presets::Preset;
+use coffre_pki::{IssueOptions, Pki};
+use coffre_provision::manifest::Manifest;
+use coffre_provision::{configure, inspect, provision, Layout, Mode, Options, Ui};
+use serde_json::json;
+
+use crate::bus::{self, Opened};
+use crate::output::{finish_transcript, print_json, NoChip};
+use crate::BusOpts;
+
+/// Prints steps on stderr and asks before each lock.
+pub struct CliUi {
+    /// `--yes`.
+    pub yes: bool,
+    /// Say nothing but warnings (fleet mode: a progress bar is shown).
+    pub quiet: bool,
+}
+
+impl Ui for CliUi {
+    fn step(&mut self, message: &str) {
+        if !self.quiet {
+            eprintln!("  {message}");
+        }
+    }
+
+    fn confirm(&mut self, action: &str, permanent: &[String]) -> bool {
+        if self.yes {
+            if !self.quiet {
+                eprintln!("  {action}: confirmed by --yes");
+            }
+            return true;
+        }
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            eprintln!("refusing to {action} without a confirmation: there is no terminal to ask; pass --yes to confirm in a script");
+            return false;
+        }
+        eprintln!();
+        eprintln!("About to {action}. This is IRREVERSIBLE. It makes permanent:");
+        for p in permanent {
+            eprintln!("  - {p}");
+        }
+        eprint!("Type 'yes' to go on: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = stdin.lock().read_line(&mut line);
+        line.trim() == "yes"
+    }
+}
+
+/// What `coffre provision` was asked to do.
+pub struct ProvisionArgs {
+    /// Device id.
+    pub id: String,
+    /// Key mode.
+    pub mode: Mode,
+    /// PKI directory.
+    pub pki: PathBuf,
+    /// Blank chips: layout to write and lock first.
+    pub configure: Option<Layout>,
+    /// Offload key slot.
+    pub key_slot: Option<u8>,
+    /// Offload: GenKey a new key.
+    pub new_key: bool,
+    /// Lab: slot-lock choice (None = ask).
+    pub lock_slot8: Option<bool>,
+    /// --yes.
+    pub yes: bool,
+    /// --force.
+    pub force: bool,
+    /// Manifest file.
+    pub manifest: Option<PathBuf>,
+    /// Certificate validity.
+    pub days: u32,
+}
+
+fn to_anyhow(e: coffre_provision::Error) -> anyhow::Error {
+    if e.is_no_chip() {
+        anyhow::Error::new(NoChip(e.to_string()))
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+fn options(a: &ProvisionArgs, image: Option<PathBuf>) -> Options {
+    let mut o = Options::new(&a.id, a.mode);
+    o.key_slot = a.key_slot;
+    o.new_key = a.new_key;
+    o.lock_slot8 = a.lock_slot8;
+    o.force = a.force;
+    o.issue = IssueOptions {
+        validity_days: a.days,
+        ..IssueOptions::default()
+    };
+    o.manifest = a.manifest.clone().map(Manifest::at);
+    o.image = image;
+    o
+}
+
+/// `coffre provision --bus …`.
+pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
+    let mut pki = Pki::open(&a.pki)?;
+    let mut o: Opened = bus::open(&bus_opts.bus, bus_opts.timing)?;
+    if let (Some(_), Some(b)) = (&bus_opts.transcript, &o.board) {
+        b.bus.start_transcript();
+    }
+    let image = match &bus_opts.bus {
+        bus::BusSpec::Emu { image, .. } => Some(image.clone()),
+        _ => None,
+    };
+    let mut ui = CliUi {
+        yes: a.yes,
+        quiet: false,
+    };
+    eprintln!(
+        "provisioning {} on {} ({} mode)",
+        a.id,
+        bus_opts.bus,
+        a.mode.name()
+    );
+    if let Some(layout) = a.configure {
+        configure(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+    }
+    let r = provision(&mut o.chip, &mut pki, &options(a, image), &mut ui).map_err(to_anyhow);
+    finish_transcript(&o, bus_opts.transcript.as_deref())?;
+    let out = r?;
+    if bus_opts.json {
+        return print_json(&serde_json::to_value(&out)?);
+    }
+    println!(
+        "{} provisioned: {} mode, key in slot {}, certificate {}{}",
+        out.entry.id,
+        out.entry.mode,
+        out.entry.key_slot,
+        out.entry.cert_path.display(),
+        if out.resumed {
+            " (completed an earlier run)"
+        } else {
+            ""
+        }
+    );
+    if a.mode == Mode::Lab && !out.slot8_locked {
+        println!("warning: slot 8 is not slot-locked: anyone on the I2C bus can replace this key");
+    }
+    Ok(())
+}
+
+/// What `coffre provision --fleet` was asked to do.
+pub struct FleetArgs {
+    /// Number of chips.
+    pub count: u32,
+    /// Id prefix.
+    pub prefix: String,
+    /// Directory for the chip images.
+    pub dir: PathBuf,
+}
+
+/// `coffre provision --fleet N`.
+pub fn fleet(f: &FleetArgs, a: &ProvisionArgs, json: bool) -> Result<()> {
+    if f.count == 0 {
+        bail!("--fleet needs at least 1 device");
+    }
+    std::fs::create_dir_all(&f.dir)
+        .with_context(|| format!("cannot create {}", f.dir.display()))?;
+    let mut pki = Pki::open(&a.pki)?;
+    let manifest = a
+        .manifest
+        .clone()
+        .unwrap_or_else(|| f.dir.join("manifest.jsonl"));
+    let width = f.count.to_string().len().max(3);
+    let bar = indicatif::ProgressBar::new(f.count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} chips provisioned  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // A fleet run that stopped half-way is resumed: devices already in the
+    // manifest are skipped (a damaged manifest stops everything here).
+    let already: std::collections::HashSet<String> = Manifest::at(&manifest)
+        .entries()
+        .map_err(to_anyhow)?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let mut done = Vec::new();
+    let mut skipped = 0usize;
+    for i in 1..=f.count {
+        let id = format!("{}{:0width$}", f.prefix, i);
+        if already.contains(&id) {
+            skipped += 1;
+            bar.inc(1);
+            continue;
+        }
+        let image = f.dir.join(format!("{id}.img"));
+        if !image.exists() {
+            coffre_emu::image::create(&image, &Preset::Tngtls.build(), false)?;
+        }
+        let board = Board::open(&image, Timing::Instant)?;
+        let mut chip = coffre_driver::Atecc::new(board.bus.clone(), board.delay(), 0x35);
+        let mut args = ProvisionArgs {
+            id: id.clone(),
+            ..clone_args(a)
+        };
+        args.manifest = Some(manifest.clone());
+        let mut ui = CliUi {
+            yes: a.yes,
+            quiet: true,
+        };
+        let out = provision(&mut chip, &mut pki, &options(&args, Some(image)), &mut ui)
+            .map_err(to_anyhow)
+            .with_context(|| {
+                format!(
+                    "provisioning {id} (the devices before it are done and in {})",
+                    manifest.display()
+                )
+            })?;
+        bar.set_message(id);
+        bar.inc(1);
+        done.push(out.entry);
+    }
+    bar.finish_and_clear();
+    if json {
+        return print_json(&json!({ "manifest": manifest, "devices": done, "skipped": skipped }));
+    }
+    println!(
+        "{} chips provisioned in {} ({} mode){}; manifest {}",
+        done.len(),
+        f.dir.display(),
+        a.mode.name(),
+        if skipped > 0 {
+            format!(", {skipped} already done and skipped")
+        } else {
+            String::new()
+        },
+        manifest.display()
+    );
+    Ok(())
+}
+
+fn clone_args(a: &ProvisionArgs) -> ProvisionArgs {
+    ProvisionArgs {
+        id: a.id.clone(),
+        mode: a.mode,
+        pki: a.pki.clone(),
+        configure: a.configure,
+        key_slot: a.key_slot,
+        new_key: a.new_key,
+        lock_slot8: a.lock_slot8,
+        yes: a.yes,
+        force: a.force,
+        manifest: a.manifest.clone(),
+        days: a.days,
+    }
+}
+
+/// `coffre inspect`.
+pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>) -> Result<()> {
+    let mut o = bus::open(&bus_opts.bus, bus_opts.timing)?;
+    let cert_bytes = cert
+        .map(|p| {
+            std::fs::read(p).with_context(|| format!("cannot read the certificate {}", p.display()))
+        })
+        .transpose()?;
+    let r = inspect(&mut o.chip, cert_bytes.as_deref(), key_slot).map_err(to_anyhow)?;
+    if bus_opts.json {
+        return print_json(&serde_json::to_value(&r)?);
+    }
+    println!(
+        "{} serial {}  config zone {}  data zone {}",
+        r.device,
+        r.serial,
+        if r.config_locked {
+            "locked"
+        } else {
+            "UNLOCKED"
+        },
+        if r.data_locked { "locked" } else { "UNLOCKED" }
+    );
+    println!();
+    println!(
+        "{:>4} {:>4}  {:<19} {:<30} {:<30} {:<11} content",
+        "slot", "size", "role", "read", "write", "lock"
+    );
+    for s in &r.slots {
+        println!(
+            "{:>4} {:>4}  {:<19} {:<30} {:<30} {:<11} {}",
+            s.slot,
+            s.size,
+            s.role.unwrap_or(""),
+            s.read,
+            s.write,
+            s.lock,
+            s.content
+        );
+    }
+    println!();
+    if r.findings.is_empty() {
+        println!("no findings");
+    } else {
+        println!("findings:");
+        for f in &r.findings {
+            let slot = f.slot.map(|s| format!("slot {s}: ")).unwrap_or_default();
+            println!("  [{}] {slot}{}", f.severity, f.message);
+            println!("         fix: {}", f.fix);
+        }
+    }
+    Ok(())
+}
