@@ -527,19 +527,23 @@ fn every_serial_number_is_unique() {
 fn tempkey_is_cleared_by_other_commands() {
     let mut h = Host::new(Preset::Tngtls);
     // Nonce, then Info and GenKey keep TempKey: Sign works.
-    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap()).unwrap();
+    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap())
+        .unwrap();
     h.run(&command::info(InfoMode::Revision)).unwrap();
     h.run(&command::genkey_public(0)).unwrap();
-    h.run(&command::sign_external(0, MessageSource::TempKey)).unwrap();
+    h.run(&command::sign_external(0, MessageSource::TempKey))
+        .unwrap();
     // Random in between clears it.
-    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap()).unwrap();
+    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap())
+        .unwrap();
     h.run(&command::random()).unwrap();
     assert_eq!(
         h.status(&command::sign_external(0, MessageSource::TempKey)),
         Err(Error::Execution)
     );
     // So does a Nonce into the message digest buffer.
-    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap()).unwrap();
+    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &[1; 32]).unwrap())
+        .unwrap();
     h.status(&command::nonce_passthrough(NonceTarget::MsgDigestBuffer, &[1; 32]).unwrap())
         .unwrap();
     assert_eq!(
@@ -564,8 +568,14 @@ fn count_byte_limits() {
 fn config_blocks_holding_protected_bytes_are_refused() {
     let mut h = Host::new(Preset::Blank);
     // Block 0 holds the serial number; block 2 holds the lock bytes.
-    assert_eq!(write32(&mut h, Zone::Config, 0x00, &[0; 32]), Err(Error::Execution));
-    assert_eq!(write32(&mut h, Zone::Config, 0x10, &[0; 32]), Err(Error::Execution));
+    assert_eq!(
+        write32(&mut h, Zone::Config, 0x00, &[0; 32]),
+        Err(Error::Execution)
+    );
+    assert_eq!(
+        write32(&mut h, Zone::Config, 0x10, &[0; 32]),
+        Err(Error::Execution)
+    );
     // Block 1 (SlotConfig 6–15, counters) is writable as a whole.
     let cfg = h.board.with_chip(|c| c.config().clone());
     let block1: [u8; 32] = cfg.as_bytes()[32..64].try_into().unwrap();
@@ -575,7 +585,11 @@ fn config_blocks_holding_protected_bytes_are_refused() {
 #[test]
 fn sign_works_before_the_data_lock() {
     let mut h = blank_config_locked();
-    let pk: [u8; 64] = h.run(&command::genkey_create(0)).unwrap().try_into().unwrap();
+    let pk: [u8; 64] = h
+        .run(&command::genkey_create(0))
+        .unwrap()
+        .try_into()
+        .unwrap();
     let sig = sign(&mut h, 0, &[6; 32]).unwrap();
     vk(&pk)
         .verify_prehash(&[6; 32], &Signature::from_slice(&sig).unwrap())

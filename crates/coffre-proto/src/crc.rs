@@ -5,8 +5,47 @@
 //! `atCRC()`; in catalogue terms: poly 0x8005, init 0, refin=true,
 //! refout=false, xorout=0.
 
+/// Table for the byte-at-a-time form: entry `i` is the CRC register
+/// contribution of the 8 data bits `i` taken most significant first.
+const TABLE: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x8005
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        t[i] = crc;
+        i += 1;
+    }
+    t
+};
+
 /// CRC-16 of `data` as the chip computes it.
+///
+/// The chip consumes each byte's bits least significant first into a
+/// left-shifting register; that equals the classic most-significant-first
+/// table algorithm fed with bit-reversed bytes.
 pub const fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i].reverse_bits();
+        crc = (crc << 8) ^ TABLE[((crc >> 8) as u8 ^ b) as usize];
+        i += 1;
+    }
+    crc
+}
+
+/// The bit-by-bit form, exactly as CryptoAuthLib's `atCRC()` is written;
+/// kept to check the table form against.
+pub const fn crc16_bitwise(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     let mut i = 0;
     while i < data.len() {
@@ -35,6 +74,22 @@ pub const fn crc16_bytes(data: &[u8]) -> [u8; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_form_equals_the_bitwise_form() {
+        let mut data = [0u8; 300];
+        let mut x: u32 = 12345;
+        for b in data.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            *b = (x >> 16) as u8;
+        }
+        for n in 0..data.len() {
+            assert_eq!(crc16(&data[..n]), crc16_bitwise(&data[..n]), "length {n}");
+        }
+        for b in 0..=255u8 {
+            assert_eq!(crc16(&[b]), crc16_bitwise(&[b]));
+        }
+    }
 
     #[test]
     fn check_value() {
