@@ -1,0 +1,400 @@
+//! The durable queue of readings not yet acknowledged by the broker.
+//!
+//! A directory with two files:
+//!
+//! - `queue.jsonl`: append-only, one reading (its JSON payload) per line.
+//!   A reading is appended and `fsync`ed *before* it is sent, so a reading
+//!   taken while the broker is unreachable, or just before a crash or a
+//!   power cut, is still there at the next start.
+//! - `acked`: the highest sequence number the broker has acknowledged
+//!   (PUBACK), replaced atomically (write, `fsync`, rename, `fsync` of the
+//!   directory). Lines at or below it are done.
+//!
+//! When every line is acknowledged the queue file is truncated; when the
+//! acknowledged prefix grows large the pending tail is rewritten to a new
+//! file. The marker outlives both, so sequence numbers continue across
+//! restarts. A line torn by a crash mid-write is dropped at the next open.
+//! A reading acknowledged but not yet marked when the device stops is sent
+//! again: QoS 1 is "at least once", and the subscriber counts duplicates.
+//!
+//! One process per directory: nothing locks it.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Name of the queue file inside the queue directory.
+pub const QUEUE_FILE: &str = "queue.jsonl";
+/// Name of the acknowledged-up-to marker inside the queue directory.
+pub const ACKED_FILE: &str = "acked";
+/// Rewrite the queue file when its acknowledged prefix exceeds this size.
+const COMPACT_BYTES: u64 = 256 * 1024;
+
+/// A reading waiting for its PUBACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedReading {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its JSON payload (one line).
+    pub payload: String,
+}
+
+#[derive(Debug)]
+struct Disk {
+    dir: PathBuf,
+    file: File,
+    /// Bytes of the queue file holding acknowledged lines.
+    acked_bytes: u64,
+}
+
+/// Readings waiting for a PUBACK, on disk or in memory.
+#[derive(Debug)]
+pub struct DurableQueue {
+    disk: Option<Disk>,
+    pending: VecDeque<QueuedReading>,
+    acked: u64,
+    last_seq: u64,
+}
+
+fn qerr(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Queue {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    // Directories cannot be opened as files everywhere; where they can,
+    // fsync makes the rename durable.
+    match File::open(dir) {
+        Ok(d) => d.sync_all().or(Ok(())),
+        Err(_) => Ok(()),
+    }
+}
+
+fn seq_of(line: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get("seq")?.as_u64()
+}
+
+impl DurableQueue {
+    /// A queue that lives in memory only (nothing survives a restart;
+    /// sequence numbers start at 1).
+    pub fn in_memory() -> DurableQueue {
+        DurableQueue {
+            disk: None,
+            pending: VecDeque::new(),
+            acked: 0,
+            last_seq: 0,
+        }
+    }
+
+    /// Open (or create) the queue in `dir`.
+    pub fn open(dir: &Path) -> Result<DurableQueue> {
+        fs::create_dir_all(dir).map_err(qerr(dir))?;
+        let marker = dir.join(ACKED_FILE);
+        let acked = match fs::read_to_string(&marker) {
+            Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::Queue {
+                path: marker.clone(),
+                source: invalid(format!(
+                    "the marker holds '{}', not a sequence number; fix or delete it",
+                    s.trim()
+                )),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(qerr(&marker)(e)),
+        };
+        let path = dir.join(QUEUE_FILE);
+        let mut content = Vec::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut content).map_err(qerr(&path))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(qerr(&path)(e)),
+        }
+        let mut pending = VecDeque::new();
+        let mut last_seq = acked;
+        let mut acked_bytes = 0u64;
+        let mut good_len = 0usize;
+        let mut at = 0usize;
+        while at < content.len() {
+            let Some(nl) = content[at..].iter().position(|&b| b == b'\n') else {
+                // A line without its newline: torn by a crash mid-append.
+                tracing::warn!(path = %path.display(), "dropping a torn last line of the queue");
+                break;
+            };
+            let line = &content[at..at + nl];
+            let end = at + nl + 1;
+            match std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| Some((l, seq_of(l)?)))
+            {
+                Some((l, seq)) if seq > acked => {
+                    if seq > last_seq {
+                        last_seq = seq;
+                    }
+                    pending.push_back(QueuedReading {
+                        seq,
+                        payload: l.to_owned(),
+                    });
+                }
+                Some(_) => acked_bytes += (end - at) as u64,
+                None => {
+                    tracing::warn!(path = %path.display(), offset = at, "skipping an unreadable queue line");
+                    acked_bytes += (end - at) as u64;
+                }
+            }
+            good_len = end;
+            at = end;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(qerr(&path))?;
+        if good_len < content.len() {
+            file.set_len(good_len as u64)
+                .and_then(|_| file.sync_all())
+                .map_err(qerr(&path))?;
+        }
+        let mut q = DurableQueue {
+            disk: Some(Disk {
+                dir: dir.to_owned(),
+                file,
+                acked_bytes,
+            }),
+            pending,
+            acked,
+            last_seq,
+        };
+        q.maybe_compact()?;
+        Ok(q)
+    }
+
+    /// The directory, for a disk queue.
+    pub fn dir(&self) -> Option<&Path> {
+        self.disk.as_ref().map(|d| d.dir.as_path())
+    }
+
+    /// The sequence number the next reading gets.
+    pub fn next_seq(&self) -> u64 {
+        self.last_seq.max(self.acked) + 1
+    }
+
+    /// The highest acknowledged sequence number (0: none yet).
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Readings waiting for a PUBACK.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether every reading has been acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The oldest reading waiting.
+    pub fn front(&self) -> Option<&QueuedReading> {
+        self.pending.front()
+    }
+
+    /// All readings waiting, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &QueuedReading> {
+        self.pending.iter()
+    }
+
+    /// Append a reading (durably, for a disk queue). `seq` must be above
+    /// every sequence number already queued; `payload` must be one line.
+    pub fn push(&mut self, seq: u64, payload: String) -> Result<()> {
+        if seq <= self.last_seq.max(self.acked) || payload.contains('\n') {
+            return Err(Error::InvalidOption(format!(
+                "queued reading {seq} is out of order or spans several lines"
+            )));
+        }
+        if let Some(d) = &mut self.disk {
+            let path = d.dir.join(QUEUE_FILE);
+            let mut line = Vec::with_capacity(payload.len() + 1);
+            line.extend_from_slice(payload.as_bytes());
+            line.push(b'\n');
+            d.file
+                .write_all(&line)
+                .and_then(|_| d.file.sync_data())
+                .map_err(qerr(&path))?;
+        }
+        self.last_seq = seq;
+        self.pending.push_back(QueuedReading { seq, payload });
+        Ok(())
+    }
+
+    /// Record that the broker acknowledged everything up to `seq`.
+    pub fn ack(&mut self, seq: u64) -> Result<()> {
+        if seq <= self.acked {
+            return Ok(());
+        }
+        let mut freed = 0u64;
+        while self.pending.front().is_some_and(|r| r.seq <= seq) {
+            if let Some(r) = self.pending.pop_front() {
+                freed += r.payload.len() as u64 + 1;
+            }
+        }
+        self.acked = seq;
+        if let Some(d) = &mut self.disk {
+            let marker = d.dir.join(ACKED_FILE);
+            let tmp = d.dir.join(format!("{ACKED_FILE}.tmp"));
+            (|| -> io::Result<()> {
+                let mut f = File::create(&tmp)?;
+                f.write_all(format!("{seq}\n").as_bytes())?;
+                f.sync_all()?;
+                fs::rename(&tmp, &marker)?;
+                sync_dir(&d.dir)
+            })()
+            .map_err(qerr(&marker))?;
+            d.acked_bytes += freed;
+        }
+        self.maybe_compact()
+    }
+
+    fn maybe_compact(&mut self) -> Result<()> {
+        let Some(d) = &mut self.disk else {
+            return Ok(());
+        };
+        let path = d.dir.join(QUEUE_FILE);
+        if self.pending.is_empty() {
+            if d.acked_bytes > 0 || d.file.metadata().map(|m| m.len()).unwrap_or(0) > 0 {
+                d.file
+                    .set_len(0)
+                    .and_then(|_| d.file.sync_all())
+                    .map_err(qerr(&path))?;
+                d.acked_bytes = 0;
+            }
+            return Ok(());
+        }
+        if d.acked_bytes < COMPACT_BYTES {
+            return Ok(());
+        }
+        let tmp = d.dir.join(format!("{QUEUE_FILE}.tmp"));
+        let pending = &self.pending;
+        (|| -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            for r in pending {
+                f.write_all(r.payload.as_bytes())?;
+                f.write_all(b"\n")?;
+            }
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            sync_dir(&d.dir)
+        })()
+        .map_err(qerr(&path))?;
+        d.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(qerr(&path))?;
+        d.acked_bytes = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(seq: u64) -> String {
+        format!(
+            r#"{{"device":"d","seq":{seq},"ts":"t","temperature_c":1.0,"humidity_pct":2.0,"pressure_hpa":3.0}}"#
+        )
+    }
+
+    #[test]
+    fn survives_reopen_and_continues_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.next_seq(), 1);
+        for s in 1..=3 {
+            q.push(s, payload(s)).unwrap();
+        }
+        q.ack(1).unwrap();
+        drop(q);
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.acked(), 1);
+        assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(q.next_seq(), 4);
+        assert_eq!(q.front().unwrap().payload, payload(2));
+    }
+
+    #[test]
+    fn fully_acked_queue_is_truncated_but_seq_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        q.push(1, payload(1)).unwrap();
+        q.push(2, payload(2)).unwrap();
+        q.ack(2).unwrap();
+        assert!(q.is_empty());
+        assert_eq!(fs::metadata(dir.path().join(QUEUE_FILE)).unwrap().len(), 0);
+        q.push(3, payload(3)).unwrap();
+        drop(q);
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(q.next_seq(), 4);
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        q.push(1, payload(1)).unwrap();
+        drop(q);
+        let path = dir.path().join(QUEUE_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"device":"d","seq":2,"ts""#).unwrap();
+        drop(f);
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(q.next_seq(), 2);
+        q.push(2, payload(2)).unwrap();
+        drop(q);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}\n{}\n", payload(1), payload(2)));
+    }
+
+    #[test]
+    fn large_acked_prefix_is_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        let big = |s: u64| payload(s).replace("\"t\"", &format!("\"{}\"", "x".repeat(1000)));
+        for s in 1..=400 {
+            q.push(s, big(s)).unwrap();
+        }
+        q.ack(399).unwrap();
+        let len = fs::metadata(dir.path().join(QUEUE_FILE)).unwrap().len();
+        assert_eq!(len, big(400).len() as u64 + 1);
+        q.push(401, payload(401)).unwrap();
+        drop(q);
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![400, 401]);
+    }
+
+    #[test]
+    fn bad_marker_is_a_clear_error_and_order_is_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(ACKED_FILE), "twelve").unwrap();
+        let e = DurableQueue::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("twelve"), "{e}");
+        let mut q = DurableQueue::in_memory();
+        q.push(1, payload(1)).unwrap();
+        assert!(q.push(1, payload(1)).is_err());
+        assert!(q.push(2, "a\nb".into()).is_err());
+        q.ack(1).unwrap();
+        assert_eq!(q.next_seq(), 2);
+    }
+}
