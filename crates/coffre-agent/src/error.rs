@@ -62,6 +62,18 @@ pub enum Error {
         /// What reported it.
         detail: String,
     },
+    /// The secure element is not locked; refused at boot.
+    #[error(
+        "the secure element is not locked (config zone {config}, data zone {data}): its \
+         configuration or keys can still be changed by anyone on the bus; provision and lock it \
+         ('coffre provision … --configure'), or pass --allow-unlocked to go on anyway"
+    )]
+    Unlocked {
+        /// "locked" or "UNLOCKED".
+        config: &'static str,
+        /// "locked" or "UNLOCKED".
+        data: &'static str,
+    },
     /// The secure element answered with an error.
     #[error("secure element error: {0}")]
     Chip(ChipError),

@@ -48,6 +48,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod boot;
 mod error;
 pub mod identity;
 pub mod mqtt;

@@ -156,6 +156,11 @@ impl<I2C, D> Atecc<I2C, D> {
         &mut self.delay
     }
 
+    /// The bus and the delay together (e.g. for [`probe`]).
+    pub fn bus_and_delay(&mut self) -> (&mut I2C, &mut D) {
+        (&mut self.i2c, &mut self.delay)
+    }
+
     /// The chip's 7-bit address.
     pub fn address(&self) -> u8 {
         self.address
