@@ -229,6 +229,20 @@ pub fn open(spec: &BusSpec, timing: Timing) -> Result<Opened> {
     }
 }
 
+/// A second handle on the same bus, for the sensors beside the chip.
+pub fn second_handle(o: &Opened) -> Result<(AnyI2c, AnyDelay)> {
+    match (&o.board, &o.spec) {
+        (Some(b), _) => Ok((AnyI2c::Emu(b.bus.clone()), AnyDelay::Emu(b.delay()))),
+        #[cfg(target_os = "linux")]
+        (None, BusSpec::Linux { device, .. }) => {
+            let dev = linux_embedded_hal::I2cdev::new(device)
+                .with_context(|| format!("cannot open {} for the sensors", device.display()))?;
+            Ok((AnyI2c::Linux(dev), AnyDelay::Std))
+        }
+        _ => anyhow::bail!("no second handle on {}", o.spec),
+    }
+}
+
 fn resolve(a: u8) -> (u8, Option<String>) {
     let n = normalize_address(a);
     (n.seven_bit, n.note.map(|s| s.to_string()))

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bus;
+mod cmd_agent;
 mod cmd_bench;
 mod cmd_broker;
 mod cmd_chip;
@@ -89,6 +90,109 @@ enum Command {
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
+    #[command(
+        after_help = "Boot, as in the lab: (1) probe the chip's address — absent: stop before any \
+network activity (exit 3); (2) start the chip library; (3) read the config zone; (4) check the locks — \
+unlocked: refuse unless --allow-unlocked; (5) load the identity (lab: slot 8 into RAM; offload: the chip signs).\n\n\
+Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-1 --mode offload --count 10"
+    )]
+    Publish {
+        #[command(flatten)]
+        agent: AgentCli,
+        /// Time between readings (e.g. 2s, 500ms).
+        #[arg(long, default_value = "2s", value_parser = cmd_agent::parse_duration)]
+        interval: std::time::Duration,
+        /// Stop after N readings are acknowledged (default: run until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Durable queue directory: readings taken while offline, or before a crash, are sent later.
+        #[arg(long, value_name = "DIR")]
+        queue: Option<PathBuf>,
+    },
+    /// The monitor ("M5Stack"): subscribe and print readings with gaps, duplicates and latency.
+    Subscribe {
+        #[command(flatten)]
+        agent: AgentCli,
+        /// Stop after N messages (default: run until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Keep the session at the broker across disconnections (nothing lost while away).
+        #[arg(long)]
+        persistent: bool,
+    },
+}
+
+/// Options of publish and subscribe.
+#[derive(Args, Debug)]
+struct AgentCli {
+    /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
+    #[arg(long, env = "COFFRE_BUS", value_name = "BUS")]
+    bus: BusSpec,
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:8883", value_name = "HOST:PORT")]
+    broker: String,
+    /// Device id: certificate CN, MQTT client id and username.
+    #[arg(long)]
+    id: String,
+    /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
+    #[arg(long, default_value = "offload")]
+    mode: coffre_provision::Mode,
+    /// Offload: the private-key slot (0: Trust&GO factory key).
+    #[arg(long, default_value = "0")]
+    key_slot: u8,
+    /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
+    #[arg(long, default_value = "pki")]
+    pki: PathBuf,
+    /// CA certificate (instead of <pki>/ca.crt.pem).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// Device certificate (instead of <pki>/devices/<id>.crt.pem).
+    #[arg(long, value_name = "PEM")]
+    cert: Option<PathBuf>,
+    /// TLS 1.3 instead of TLS 1.2 (the lab's).
+    #[arg(long)]
+    tls13: bool,
+    /// MQTT version: 5 (default; refusals come back as reason codes) or 3.1.1.
+    #[arg(long, default_value = "5")]
+    mqtt: coffre_agent::MqttVersion,
+    /// Topic.
+    #[arg(long, default_value = "m5go/env")]
+    topic: String,
+    /// Go on with an unlocked chip (warned).
+    #[arg(long)]
+    allow_unlocked: bool,
+    /// Skip the check that the certificate matches the chip's key (to see the broker refuse it).
+    #[arg(long)]
+    no_preflight: bool,
+    /// Emulated chips only: 'instant' or 'datasheet'.
+    #[arg(long, default_value = "instant")]
+    timing: Timing,
+    /// JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AgentCli {
+    fn args(self) -> cmd_agent::AgentArgs {
+        cmd_agent::AgentArgs {
+            bus: self.bus,
+            timing: self.timing,
+            broker: self.broker,
+            id: self.id,
+            mode: self.mode,
+            key_slot: self.key_slot,
+            pki: self.pki,
+            ca: self.ca,
+            cert: self.cert,
+            tls13: self.tls13,
+            mqtt: self.mqtt,
+            topic: self.topic,
+            allow_unlocked: self.allow_unlocked,
+            no_preflight: self.no_preflight,
+            json: self.json,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -460,6 +564,17 @@ fn main() -> ExitCode {
             } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
+        Command::Publish {
+            agent,
+            interval,
+            count,
+            queue,
+        } => cmd_agent::publish(&agent.args(), interval, count, queue),
+        Command::Subscribe {
+            agent,
+            count,
+            persistent,
+        } => cmd_agent::subscribe(&agent.args(), count, persistent),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -1,0 +1,289 @@
+//! `coffre publish` and `coffre subscribe`: the device side of the lab.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use coffre_agent::boot::{boot, BootOptions, KeyMode};
+use coffre_agent::{
+    BrokerAddr, EnvSensors, Event, Identity, MqttVersion, Publisher, PublisherOptions, SeqStatus,
+    Subscriber, SubscriberOptions,
+};
+use serde_json::json;
+
+use crate::bus::{self, AnyDelay, AnyI2c, BusSpec};
+use crate::output::NoChip;
+
+/// Options shared by publish and subscribe.
+pub struct AgentArgs {
+    /// Chip bus.
+    pub bus: BusSpec,
+    /// Emulator timing.
+    pub timing: coffre_emu::clock::Timing,
+    /// Broker.
+    pub broker: String,
+    /// Device id.
+    pub id: String,
+    /// Key mode.
+    pub mode: coffre_provision::Mode,
+    /// Offload key slot.
+    pub key_slot: u8,
+    /// PKI directory (CA and device certificate come from it).
+    pub pki: PathBuf,
+    /// CA override.
+    pub ca: Option<PathBuf>,
+    /// Certificate override.
+    pub cert: Option<PathBuf>,
+    /// TLS 1.3.
+    pub tls13: bool,
+    /// MQTT version.
+    pub mqtt: MqttVersion,
+    /// Topic.
+    pub topic: String,
+    /// Go on with an unlocked chip.
+    pub allow_unlocked: bool,
+    /// Skip the certificate/key check.
+    pub no_preflight: bool,
+    /// JSON lines on stdout.
+    pub json: bool,
+}
+
+/// Parse "2s", "500ms", "1m", "0".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 2s, 500ms, 1m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+fn agent_err(e: coffre_agent::Error) -> anyhow::Error {
+    if e.is_chip_gone() {
+        anyhow::Error::new(NoChip(e.to_string()))
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+/// The five-step boot and the identity; the sensors' handle on the same bus.
+fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
+    let opened = bus::open(&a.bus, a.timing)?;
+    let sensors = bus::second_handle(&opened)?;
+    let mode = match a.mode {
+        coffre_provision::Mode::Lab => KeyMode::Lab,
+        coffre_provision::Mode::Offload => KeyMode::Offload { slot: a.key_slot },
+    };
+    eprintln!("boot ({} mode, {}):", a.mode.name(), a.bus);
+    let mut log = |step: u8, msg: &str| eprintln!("  [{step}/5] {msg}");
+    let (key, _report) = boot(
+        opened.chip,
+        &BootOptions {
+            mode,
+            allow_unlocked: a.allow_unlocked,
+        },
+        &mut log,
+    )
+    .map_err(agent_err)?;
+    let ca = a.ca.clone().unwrap_or_else(|| a.pki.join("ca.crt.pem"));
+    let cert = a
+        .cert
+        .clone()
+        .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
+    let ca_pem = std::fs::read(&ca).with_context(|| {
+        format!(
+            "cannot read the CA certificate {} (--pki or --ca)",
+            ca.display()
+        )
+    })?;
+    let cert_pem = std::fs::read(&cert).with_context(|| {
+        format!(
+            "cannot read the device certificate {}: provision the device first ('coffre provision --id {}') or give --cert",
+            cert.display(),
+            a.id
+        )
+    })?;
+    Ok((
+        Identity {
+            ca_pem,
+            cert_chain_pem: cert_pem,
+            key,
+        },
+        sensors,
+    ))
+}
+
+fn broker(a: &AgentArgs) -> Result<BrokerAddr> {
+    a.broker
+        .parse::<BrokerAddr>()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn describe(ev: &Event) -> Option<String> {
+    Some(match ev {
+        Event::Connecting { broker, attempt } => {
+            format!("connecting to {broker} (attempt {attempt})")
+        }
+        Event::Connected {
+            broker,
+            tls_version,
+            mqtt,
+            elapsed,
+            ..
+        } => format!(
+            "connected to {broker}: mutual {tls_version}, {mqtt}, CONNACK after {:.1} ms",
+            elapsed.as_secs_f64() * 1000.0
+        ),
+        Event::Subscribed { topic, reason } => format!("SUBACK for {topic}: {reason}"),
+        Event::Queued { seq, pending } => format!("reading {seq} taken ({pending} waiting)"),
+        Event::Published {
+            seq,
+            puback_reason,
+            rtt,
+        } => format!(
+            "reading {seq} acknowledged: PUBACK {puback_reason} in {:.1} ms",
+            rtt.as_secs_f64() * 1000.0
+        ),
+        Event::Disconnected { error: None } => {
+            "disconnected cleanly (DISCONNECT + close_notify)".into()
+        }
+        Event::Disconnected { error: Some(e) } => format!("disconnected: {e}"),
+        Event::Reconnecting { delay, attempt } => format!(
+            "reconnecting in {:.1} s (attempt {attempt})",
+            delay.as_secs_f64()
+        ),
+        Event::SensorSkipped { error } => format!("sensor reading skipped: {error}"),
+        _ => return None,
+    })
+}
+
+/// `coffre publish`.
+pub fn publish(
+    a: &AgentArgs,
+    interval: Duration,
+    count: Option<u64>,
+    queue: Option<PathBuf>,
+) -> Result<()> {
+    let (identity, (i2c, delay)) = start(a)?;
+    let mut opts = PublisherOptions::new(broker(a)?, a.id.clone());
+    opts.topic = a.topic.clone();
+    opts.interval = interval;
+    opts.count = count;
+    opts.mqtt_version = a.mqtt;
+    opts.tls13 = a.tls13;
+    opts.preflight = !a.no_preflight;
+    opts.queue_dir = queue;
+    let sensors = EnvSensors::new(i2c, delay);
+    let mut p = Publisher::new(opts, identity, sensors).map_err(agent_err)?;
+    let stop = stop_flag()?;
+    let json_out = a.json;
+    let summary = p
+        .run(&stop, |ev| {
+            if json_out {
+                if let Event::Published { seq, puback_reason, rtt } = ev {
+                    println!("{}", json!({"event": "published", "seq": seq, "puback": puback_reason.0, "rtt_ms": rtt.as_secs_f64() * 1000.0}));
+                    return;
+                }
+            }
+            if let Some(t) = describe(ev) {
+                eprintln!("{t}");
+            }
+        })
+        .map_err(agent_err)?;
+    if json_out {
+        println!(
+            "{}",
+            json!({"event": "summary", "taken": summary.taken, "published": summary.published, "pending": summary.pending, "connections": summary.connections})
+        );
+    } else {
+        eprintln!(
+            "{} readings taken, {} acknowledged, {} waiting in the queue",
+            summary.taken, summary.published, summary.pending
+        );
+    }
+    Ok(())
+}
+
+/// `coffre subscribe`.
+pub fn subscribe(a: &AgentArgs, count: Option<u64>, persistent: bool) -> Result<()> {
+    let (identity, _) = start(a)?;
+    let mut opts = SubscriberOptions::new(broker(a)?, a.id.clone());
+    opts.topic = a.topic.clone();
+    opts.mqtt_version = a.mqtt;
+    opts.tls13 = a.tls13;
+    opts.preflight = !a.no_preflight;
+    opts.max_messages = count;
+    opts.persistent_session = persistent;
+    let mut s = Subscriber::new(opts, identity).map_err(agent_err)?;
+    let stop = stop_flag()?;
+    let json_out = a.json;
+    if !json_out {
+        println!(
+            "{:<16} {:>6} {:>8} {:>8} {:>9} {:>9}  status",
+            "device", "seq", "temp °C", "RH %", "hPa", "latency"
+        );
+    }
+    let stats = s
+        .run(&stop, |ev| match ev {
+            Event::Received(d) => {
+                let lat = d.latency.map(|l| l.as_secs_f64() * 1000.0);
+                let status = match d.status {
+                    Some(SeqStatus::First) => "first".to_string(),
+                    Some(SeqStatus::InOrder) => "in order".into(),
+                    Some(SeqStatus::Gap { missing }) => format!("GAP: {missing} missing"),
+                    Some(SeqStatus::Late) => "late".into(),
+                    Some(SeqStatus::Duplicate) => "DUPLICATE".into(),
+                    None => "not a reading".into(),
+                };
+                match (&d.reading, json_out) {
+                    (Some(r), true) => println!("{}", json!({"reading": r, "latency_ms": lat, "status": status})),
+                    (Some(r), false) => println!(
+                        "{:<16} {:>6} {:>8.2} {:>8.2} {:>9.2} {:>7.1}ms  {status}",
+                        r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa, lat.unwrap_or(0.0)
+                    ),
+                    (None, true) => println!("{}", json!({"topic": d.topic, "payload": String::from_utf8_lossy(&d.payload), "status": status})),
+                    (None, false) => println!("{:<16} (not a reading on {})", "?", d.topic),
+                }
+            }
+            other => {
+                if let Some(t) = describe(other) {
+                    eprintln!("{t}");
+                }
+            }
+        })
+        .map_err(agent_err)?;
+    eprintln!("{} messages received", stats.messages);
+    for (dev, p) in &stats.publishers {
+        eprintln!(
+            "  {dev}: {} readings ({}..{}), {} missing, {} duplicates, {} late, latency mean {:.1} ms max {:.1} ms",
+            p.unique,
+            p.first_seq,
+            p.last_seq,
+            p.missing,
+            p.duplicates,
+            p.late,
+            p.latency.mean().as_secs_f64() * 1000.0,
+            p.latency.max.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
