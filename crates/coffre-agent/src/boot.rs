@@ -75,7 +75,10 @@ where
     match probe {
         Ok(Probe::Present) => log(1, &format!("probe 0x{addr:02X}: ATECC608 answered")),
         Ok(Probe::SelfTestFailed) => {
-            log(1, &format!("probe 0x{addr:02X}: the chip reports a failed self test"));
+            log(
+                1,
+                &format!("probe 0x{addr:02X}: the chip reports a failed self test"),
+            );
         }
         Ok(other) => {
             log(1, &format!("probe 0x{addr:02X}: secure element not found ({other:?}); stopping before any network activity"));
@@ -112,16 +115,39 @@ where
         .read_config_zone()
         .map_err(|e| chip_err("reading the config zone", e))?;
     let serial = cfg.serial_number();
-    log(3, &format!("config zone read: serial {}", coffre_driver::coffre_proto::config::Hex(&serial)));
+    log(
+        3,
+        &format!(
+            "config zone read: serial {}",
+            coffre_driver::coffre_proto::config::Hex(&serial)
+        ),
+    );
     // 4. Locks.
     let (c, d) = (cfg.config_locked(), cfg.data_locked());
     if c && d {
         log(4, "config zone locked, data/OTP zone locked");
     } else if opts.allow_unlocked {
-        log(4, &format!("WARNING: config zone {}, data zone {}: going on (--allow-unlocked)", word(c), word(d)));
+        log(
+            4,
+            &format!(
+                "WARNING: config zone {}, data zone {}: going on (--allow-unlocked)",
+                word(c),
+                word(d)
+            ),
+        );
     } else {
-        log(4, &format!("config zone {}, data zone {}: refusing an unlocked chip", word(c), word(d)));
-        return Err(Error::Unlocked { config: word(c), data: word(d) });
+        log(
+            4,
+            &format!(
+                "config zone {}, data zone {}: refusing an unlocked chip",
+                word(c),
+                word(d)
+            ),
+        );
+        return Err(Error::Unlocked {
+            config: word(c),
+            data: word(d),
+        });
     }
     let report = BootReport {
         device: family.to_string(),
@@ -133,11 +159,19 @@ where
     let key = match opts.mode {
         KeyMode::Lab => {
             let k = KeySource::read_lab(&mut chip, 8)?;
-            log(5, "identity: slot 8 read (13 blocks), PKCS#8 key parsed into RAM (lab mode)");
+            log(
+                5,
+                "identity: slot 8 read (13 blocks), PKCS#8 key parsed into RAM (lab mode)",
+            );
             k
         }
         KeyMode::Offload { slot } => {
-            log(5, &format!("identity: the chip signs with slot {slot}; no key leaves it (offload mode)"));
+            log(
+                5,
+                &format!(
+                    "identity: the chip signs with slot {slot}; no key leaves it (offload mode)"
+                ),
+            );
             KeySource::chip(DriverSigner::new(chip, slot))
         }
     };

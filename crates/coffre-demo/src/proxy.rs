@@ -16,7 +16,7 @@ pub enum Tamper {
     /// Forward unchanged.
     None,
     /// Flip one bit in the payload of the first TLS application-data record
-    /// (content type 23) the client sends.
+    /// (content type 23) the client sends, on the first connection only.
     FlipFirstAppDataByte,
 }
 
@@ -184,7 +184,10 @@ fn pump(
         let chunk = &mut buf[..n];
         let start = stream.len();
         stream.extend_from_slice(chunk);
-        if tamper == Tamper::FlipFirstAppDataByte && !flipped {
+        // One flip per proxy: the first connection is tampered with, a
+        // reconnection goes through untouched.
+        let already = capture.lock().map(|c| c.flipped).unwrap_or(true);
+        if tamper == Tamper::FlipFirstAppDataByte && !flipped && !already {
             if let Some(at) = first_app_data_payload(&stream) {
                 if at >= start && at < start + n {
                     chunk[at - start] ^= 0x01;

@@ -275,6 +275,14 @@ fn classify_tls(broker: &str, te: &rustls::Error) -> Error {
                 source: te.clone(),
             }
         }
+        // A record corrupted on the way (tampering, a faulty link): the
+        // broker did not judge the identity, so this is worth a retry.
+        rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadRecordMac | rustls::AlertDescription::RecordOverflow,
+        ) => Error::Tls {
+            broker: broker.to_owned(),
+            source: te.clone(),
+        },
         rustls::Error::AlertReceived(alert) => Error::HandshakeRefused {
             broker: broker.to_owned(),
             detail: format!(
