@@ -19,7 +19,7 @@ build: deps
 	$(CARGO) build --release -p coffre
 
 demo: build
-	@scripts/demo.sh target/release/coffre
+	target/release/coffre demo
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -84,6 +84,42 @@ pub fn stride(results: &[ScenarioResult]) -> Vec<StrideRow> {
         .collect()
 }
 
+/// Shorten evidence for a table cell: drop log timestamps and OpenSSL's
+/// error-code prefixes, keep the words.
+pub fn tidy(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, part) in s.split(" | ").enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        let mut p = part.to_string();
+        // "broker: 2026-11-25T03:20:50: …" → "broker: …"
+        if let Some(idx) = p.find(": 20") {
+            let rest = &p[idx + 2..];
+            if rest.len() > 21 && rest.as_bytes()[10] == b'T' && &rest[19..21] == ": " {
+                p = format!("{}: {}", &p[..idx], &rest[21..]);
+            }
+        }
+        // "OpenSSL Error[0]: error:0A00007B:SSL routines::bad signature" → "OpenSSL: bad signature"
+        while let Some(e) = p.find("error:") {
+            let tail = &p[e..];
+            match tail.find("::") {
+                Some(k) if k < 60 => {
+                    let head = p[..e]
+                        .trim_end()
+                        .trim_end_matches("OpenSSL Error[0]:")
+                        .trim_end()
+                        .to_string();
+                    p = format!("{head} OpenSSL: {}", &tail[k + 2..]);
+                }
+                _ => break,
+            }
+        }
+        out.push_str(p.trim());
+    }
+    out
+}
+
 fn clip(s: &str, n: usize) -> String {
     let one_line = s.replace('\n', " ");
     if one_line.chars().count() <= n {
@@ -106,7 +142,7 @@ pub fn table(results: &[ScenarioResult], wide: bool) -> String {
         let ev = if wide {
             r.evidence.replace('\n', " ")
         } else {
-            clip(&r.evidence, 70)
+            clip(&tidy(&r.evidence), 90)
         };
         s.push_str(&format!(
             "{:<4} {:<34} {:<8} {:<34} {:<34} {}\n",
@@ -142,4 +178,16 @@ pub fn stride_table(rows: &[StrideRow]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_keeps_the_words() {
+        let e = "broker: 2026-11-25T03:20:50: OpenSSL Error[0]: error:0A00007B:SSL routines::bad signature | client: refused";
+        assert_eq!(tidy(e), "broker: OpenSSL: bad signature | client: refused");
+        assert_eq!(tidy("PUBACK 0x87"), "PUBACK 0x87");
+    }
 }

@@ -10,6 +10,7 @@ mod cmd_agent;
 mod cmd_bench;
 mod cmd_broker;
 mod cmd_chip;
+mod cmd_demo;
 mod cmd_emu;
 mod cmd_pki;
 mod cmd_provision;
@@ -90,6 +91,42 @@ enum Command {
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// The whole lab on emulated hardware against a real mosquitto: every scenario with evidence.
+    #[command(
+        after_help = "Creates a PKI, emulated chips (publisher in lab and offload mode, subscriber, \
+wrong chips, a blank chip), provisions them, starts mosquitto on a free loopback port, runs every scenario \
+and prints the table and the lab's STRIDE table. Exit status 1 if any scenario deviates.\n\n\
+  coffre demo                      run and clean up\n  coffre demo --keep --web 127.0.0.1:8080   then keep broker, publisher and subscriber running, with the explorer"
+    )]
+    Demo {
+        /// Work directory (kept). Default: a temporary one, removed afterwards.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep broker, publisher and subscriber running with live output until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+        /// With --keep: serve the web explorer there.
+        #[arg(long, value_name = "ADDR", requires = "keep")]
+        web: Option<std::net::SocketAddr>,
+        /// Print the evidence in full.
+        #[arg(long)]
+        wide: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
+    Web {
+        /// A chip: NAME=IMAGE[,cert=PEM][,slot=N]; repeat for several side by side.
+        #[arg(long = "chip", value_name = "SPEC")]
+        chips: Vec<String>,
+        /// The scenario table written by 'coffre demo' (DIR/scenarios.json).
+        #[arg(long, value_name = "FILE")]
+        scenarios: Option<PathBuf>,
+        /// Where to listen (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
     #[command(
         after_help = "Boot, as in the lab: (1) probe the chip's address — absent: stop before any \
@@ -564,6 +601,22 @@ fn main() -> ExitCode {
             } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
+        Command::Demo {
+            dir,
+            keep,
+            web,
+            wide,
+            json,
+        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Web {
+            chips,
+            scenarios,
+            listen,
+        } => cmd_demo::web(&chips, scenarios, listen),
         Command::Publish {
             agent,
             interval,

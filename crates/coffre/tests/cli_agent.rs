@@ -1,0 +1,254 @@
+//! publish, subscribe, broker run and demo through the built binary,
+//! against a real mosquitto.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn coffre(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COFFRE_BUS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("coffre runs")
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let o = coffre(args, dir);
+    assert!(
+        o.status.success(),
+        "coffre {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+#[test]
+fn publish_and_subscribe_over_mutual_tls() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = format!("127.0.0.1:{port}");
+    ok(&["pki", "init"], p);
+    ok(&["emu", "new", "--out", "pub.img"], p);
+    ok(&["emu", "new", "--out", "sub.img"], p);
+    ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:pub.img",
+            "--id",
+            "m5go-1",
+            "--mode",
+            "lab",
+            "--no-lock-slot8",
+        ],
+        p,
+    );
+    ok(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p);
+    ok(
+        &[
+            "broker",
+            "config",
+            "--publisher",
+            "m5go-1",
+            "--subscriber",
+            "m5stack",
+            "--listen",
+            &broker,
+        ],
+        p,
+    );
+    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["broker", "run"])
+        .current_dir(p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = b.stdout.take().unwrap();
+    let _b = Kill(b);
+    let mut lines = BufReader::new(out).lines();
+    // The log is streamed: wait for "running".
+    let t0 = Instant::now();
+    loop {
+        let l = lines.next().expect("broker log line").unwrap();
+        if l.contains(" running") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
+    }
+    let sub = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "subscribe",
+            "--bus",
+            "emu:sub.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5stack",
+            "--count",
+            "3",
+            "--json",
+        ])
+        .current_dir(p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:pub.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-1",
+            "--mode",
+            "lab",
+            "--count",
+            "3",
+            "--interval",
+            "100ms",
+            "--tls13",
+        ],
+        p,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for step in ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"] {
+        assert!(err.contains(step), "boot step {step} not logged: {err}");
+    }
+    assert!(
+        err.contains("TLSv1.3") && err.contains("PUBACK 0x00"),
+        "{err}"
+    );
+    let s = sub.wait_with_output().unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let readings: Vec<serde_json::Value> = String::from_utf8_lossy(&s.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(readings.len(), 3);
+    for (i, r) in readings.iter().enumerate() {
+        assert_eq!(r["reading"]["device"], "m5go-1");
+        assert_eq!(r["reading"]["seq"], i as u64 + 1);
+        let t = r["reading"]["temperature_c"].as_f64().unwrap();
+        assert!((15.0..30.0).contains(&t), "{t}");
+    }
+    assert!(String::from_utf8_lossy(&s.stderr).contains("SUBACK for m5go/env"));
+
+    // No chip: stop before any network activity, exit 3.
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:pub.img@0x36",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-1",
+            "--mode",
+            "lab",
+        ],
+        p,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A blank chip is refused unless --allow-unlocked.
+    ok(
+        &["emu", "new", "--preset", "blank", "--out", "blank.img"],
+        p,
+    );
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:blank.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-1",
+        ],
+        p,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-unlocked"));
+    // The wrong certificate is caught before connecting…
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:sub.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-1",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn the_demo_passes_every_scenario() {
+    let d = tempfile::tempdir().unwrap();
+    let o = coffre(&["demo", "--dir", "lab", "--json"], d.path());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let failed: Vec<_> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["pass"] != true)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(o.status.success());
+    assert!(d.path().join("lab/scenarios.json").exists());
+    assert_eq!(v["stride"].as_array().unwrap().len(), 6);
+}
