@@ -13,7 +13,7 @@ help:
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
 deps:
-	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients
+	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
 
 build: deps
 	$(CARGO) build --release -p coffre
@@ -30,8 +30,9 @@ lint: deps
 cross: deps
 	@scripts/cross-check.sh
 
+# The browser test of the web explorer must run (chromium is installed by deps).
 test: lint cross
-	$(CARGO) test --workspace
+	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
 
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
