@@ -522,6 +522,12 @@ impl<S: SensorSource> Publisher<S> {
                 }
             }
 
+            // Everything asked for is taken and acknowledged: end now rather
+            // than after one more wait.
+            if !wants_readings && self.queue.is_empty() {
+                continue;
+            }
+
             // 4. Wait for the next thing to do, serving the session.
             let mut wake = Instant::now() + STOP_CHECK;
             if wants_readings {

@@ -89,6 +89,9 @@ pub struct BrokerSetup {
     pub acl: Acl,
     /// Minimum TLS version (default "tlsv1.2").
     pub tls_version: String,
+    /// `set_tcp_nodelay true` (default). Off only to measure Mosquitto's
+    /// default behaviour.
+    pub tcp_nodelay: bool,
 }
 
 impl BrokerSetup {
@@ -101,6 +104,7 @@ impl BrokerSetup {
             topic: "m5go/env".into(),
             acl: Acl::default(),
             tls_version: "tlsv1.2".into(),
+            tcp_nodelay: true,
         }
     }
 
@@ -149,7 +153,7 @@ impl BrokerSetup {
         let _ = writeln!(s, "log_timestamp true");
         let _ = writeln!(s, "log_timestamp_format %Y-%m-%dT%H:%M:%S");
         let _ = writeln!(s, "connection_messages true");
-        let _ = writeln!(s, "set_tcp_nodelay true");
+        let _ = writeln!(s, "set_tcp_nodelay {}", self.tcp_nodelay);
         let _ = writeln!(s, "acl_file {}", out.join("acl").display());
         let _ = writeln!(s);
         let _ = writeln!(s, "listener {} {}", self.listen.port(), self.listen.ip());

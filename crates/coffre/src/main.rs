@@ -12,6 +12,7 @@ mod cmd_broker;
 mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
+mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
 mod output;
@@ -114,6 +115,26 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// One device process (boot, connect, one QoS 1 publish, clean disconnect) against
+    /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
+    Bench {
+        /// Runs per configuration.
+        #[arg(long, default_value = "30")]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure a command's runs as whole processes (used by 'coffre bench').
+    #[command(hide = true)]
+    BenchRunner {
+        /// Runs.
+        #[arg(long)]
+        runs: usize,
+        /// The command.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
     },
     /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
     Web {
@@ -612,6 +633,8 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::BenchRunner { runs, cmd } => cmd_oneshot::runner(runs, &cmd),
         Command::Web {
             chips,
             scenarios,

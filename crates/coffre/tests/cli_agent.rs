@@ -252,3 +252,19 @@ fn the_demo_passes_every_scenario() {
     assert!(d.path().join("lab/scenarios.json").exists());
     assert_eq!(v["stride"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn bench_measures_both_tools_as_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(&["bench", "--runs", "3", "--json"], d.path());
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert_eq!(r["failures"], 0, "{r}");
+        assert!(r["wall_median_ms"].as_f64().unwrap() > 0.0);
+        assert!(r["max_rss_kib"].as_i64().unwrap() > 0);
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r["what"].as_str().unwrap().starts_with("mosquitto_pub")));
+}

@@ -1,0 +1,300 @@
+//! `coffre bench`: one device process (boot, connect, one QoS 1 publish,
+//! clean disconnect) against `mosquitto_pub` doing the same with the same
+//! certificate and broker, measured as whole processes: wall time, CPU
+//! time and maximum resident set size.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use coffre_broker::{BrokerSetup, Mosquitto, Role};
+use coffre_pki::{InitOptions, Pki};
+use coffre_provision::{provision, AssumeYes, Mode, Options};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::output::print_json;
+
+/// Figures of one tool in one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Which tool and settings.
+    pub what: String,
+    /// Broker `set_tcp_nodelay`.
+    pub broker_nodelay: bool,
+    /// Runs measured.
+    pub runs: usize,
+    /// Median wall time, ms.
+    pub wall_median_ms: f64,
+    /// 90th percentile wall time, ms.
+    pub wall_p90_ms: f64,
+    /// Mean CPU time (user + system), ms.
+    pub cpu_mean_ms: f64,
+    /// Largest maximum RSS of any run, KiB.
+    pub max_rss_kib: i64,
+    /// Runs that failed.
+    pub failures: usize,
+}
+
+/// Hidden helper: run `cmd` `runs` times in this process's children and
+/// print the figures as JSON. Being a fresh process, its children's usage
+/// counters hold only these runs.
+pub fn runner(runs: usize, cmd: &[String]) -> Result<()> {
+    let Some((prog, args)) = cmd.split_first() else {
+        bail!("nothing to run");
+    };
+    let mut walls = Vec::with_capacity(runs);
+    let mut failures = 0;
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let st = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {prog}"))?;
+        walls.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if !st.success() {
+            failures += 1;
+        }
+    }
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
+    let cpu = u.user_time();
+    let sys = u.system_time();
+    let cpu_ms = (cpu.tv_sec() as f64 + sys.tv_sec() as f64) * 1000.0
+        + (cpu.tv_usec() as f64 + sys.tv_usec() as f64) / 1000.0;
+    println!(
+        "{}",
+        json!({"walls": walls, "cpu_ms": cpu_ms, "max_rss_kib": u.max_rss(), "failures": failures})
+    );
+    Ok(())
+}
+
+fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .arg("bench-runner")
+        .arg("--runs")
+        .arg(runs.to_string())
+        .arg("--")
+        .args(cmd)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("measuring {what} failed");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut walls: Vec<f64> = v["walls"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    walls.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| walls[((walls.len() as f64 - 1.0) * p).round() as usize];
+    Ok(Row {
+        what: what.to_string(),
+        broker_nodelay: nodelay,
+        runs,
+        wall_median_ms: pct(0.5),
+        wall_p90_ms: pct(0.9),
+        cpu_mean_ms: v["cpu_ms"].as_f64().unwrap_or(0.0) / runs as f64,
+        max_rss_kib: v["max_rss_kib"].as_i64().unwrap_or(0),
+        failures: v["failures"].as_u64().unwrap_or(0) as usize,
+    })
+}
+
+fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// `coffre bench`.
+pub fn bench(runs: usize, json_out: bool) -> Result<()> {
+    if runs < 3 {
+        bail!("--runs must be at least 3");
+    }
+    if coffre_broker::find_mosquitto().is_none() {
+        bail!(
+            "mosquitto is not installed: {}",
+            coffre_broker::INSTALL_HINT
+        );
+    }
+    let dir = tempdir()?;
+    let d = dir.as_path();
+    eprintln!("setting up in {} …", d.display());
+    let mut pki = Pki::init(d.join("pki"), &InitOptions::default())?;
+    let img = d.join("m5go.img");
+    coffre_emu::image::create(&img, &coffre_emu::presets::Preset::Tngtls.build(), false)?;
+    {
+        let board = coffre_emu::board::Board::open(&img, coffre_emu::clock::Timing::Instant)?;
+        let mut chip = coffre_driver::Atecc::new(board.bus.clone(), board.delay(), 0x35);
+        let mut o = Options::new("m5go", Mode::Lab);
+        o.lock_slot8 = Some(false);
+        provision(&mut chip, &mut pki, &o, &mut AssumeYes::default())?;
+        // mosquitto_pub needs the key as a file: the same key, out of slot 8
+        // (a test fixture, never a real key).
+        let mut slot = [0u8; 416];
+        chip.read_slot(8, &mut slot)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let der = coffre_pki::lab::decode_slot8(&slot)?;
+        let pem = coffre_pki::lab::pkcs8_pem(&der)?;
+        write_private(&d.join("m5go.key.pem"), pem.as_bytes())?;
+    }
+    let exe = std::env::current_exe()?.display().to_string();
+    let s = |p: &Path| p.display().to_string();
+    let mut rows = Vec::new();
+    for nodelay in [true, false] {
+        let mut setup = BrokerSetup::new(d.join("pki"), d.join(format!("broker-{nodelay}")));
+        setup.listen = free_port()?;
+        setup.tcp_nodelay = nodelay;
+        setup.acl.allow("m5go", Role::Publisher)?;
+        let broker = Mosquitto::start(&setup)?;
+        let port = setup.listen.port().to_string();
+        let addr = setup.listen.to_string();
+        for tls13 in [false, true] {
+            let mut cmd = vec![
+                exe.clone(),
+                "publish".into(),
+                "--bus".into(),
+                format!("emu:{}", s(&img)),
+                "--broker".into(),
+                addr.clone(),
+                "--id".into(),
+                "m5go".into(),
+                "--mode".into(),
+                "lab".into(),
+                "--pki".into(),
+                s(&d.join("pki")),
+                "--count".into(),
+                "1".into(),
+                "--interval".into(),
+                "0".into(),
+            ];
+            if tls13 {
+                cmd.push("--tls13".into());
+            }
+            let what = format!(
+                "coffre publish --count 1 (TLS 1.{})",
+                if tls13 { 3 } else { 2 }
+            );
+            eprintln!("  {what}, broker nodelay {nodelay}");
+            rows.push(measure(&what, nodelay, runs, &cmd)?);
+        }
+        for (what, extra) in [
+            ("mosquitto_pub default (TLS 1.3)", vec![]),
+            (
+                "mosquitto_pub --tls-version tlsv1.2",
+                vec!["--tls-version".to_string(), "tlsv1.2".into()],
+            ),
+        ] {
+            let mut cmd = vec![
+                "mosquitto_pub".to_string(),
+                "-h".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.clone(),
+                "-V".into(),
+                "mqttv5".into(),
+                "-q".into(),
+                "1".into(),
+                "-t".into(),
+                "m5go/env".into(),
+                "-m".into(),
+                r#"{"device":"m5go","seq":1}"#.into(),
+                "-i".into(),
+                "m5go".into(),
+                "--cafile".into(),
+                s(&d.join("pki/ca.crt.pem")),
+                "--cert".into(),
+                s(&d.join("pki/devices/m5go.crt.pem")),
+                "--key".into(),
+                s(&d.join("m5go.key.pem")),
+            ];
+            cmd.extend(extra);
+            eprintln!("  {what}, broker nodelay {nodelay}");
+            rows.push(measure(what, nodelay, runs, &cmd)?);
+        }
+        drop(broker);
+    }
+    let _ = std::fs::remove_dir_all(d);
+    if json_out {
+        return print_json(&serde_json::to_value(&rows)?);
+    }
+    println!(
+        "One device process: boot + connect + 1 QoS 1 publish + clean disconnect, {runs} runs each"
+    );
+    println!(
+        "{:<40} {:>8} {:>10} {:>8} {:>9} {:>9} {:>5}",
+        "", "nodelay", "wall p50", "p90", "CPU", "max RSS", "fail"
+    );
+    for r in &rows {
+        println!(
+            "{:<40} {:>8} {:>8.2}ms {:>6.2}ms {:>7.2}ms {:>6.1}MiB {:>5}",
+            r.what,
+            r.broker_nodelay,
+            r.wall_median_ms,
+            r.wall_p90_ms,
+            r.cpu_mean_ms,
+            r.max_rss_kib as f64 / 1024.0,
+            r.failures
+        );
+    }
+    let best_mp = rows
+        .iter()
+        .filter(|r| r.what.starts_with("mosquitto_pub"))
+        .map(|r| r.wall_median_ms)
+        .fold(f64::INFINITY, f64::min);
+    let worst_ours = rows
+        .iter()
+        .filter(|r| r.what.starts_with("coffre"))
+        .map(|r| r.wall_median_ms)
+        .fold(0.0, f64::max);
+    let rss_mp = rows
+        .iter()
+        .filter(|r| r.what.starts_with("mosquitto_pub"))
+        .map(|r| r.max_rss_kib)
+        .max()
+        .unwrap_or(0);
+    let rss_ours = rows
+        .iter()
+        .filter(|r| r.what.starts_with("coffre"))
+        .map(|r| r.max_rss_kib)
+        .max()
+        .unwrap_or(0);
+    println!();
+    println!(
+        "slowest coffre median {worst_ours:.2} ms vs mosquitto_pub's best {best_mp:.2} ms (target: at most half, {:.2} ms): {}",
+        best_mp / 2.0,
+        if worst_ours <= best_mp / 2.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "coffre max RSS {:.1} MiB vs mosquitto_pub {:.1} MiB (target: at most half): {}",
+        rss_ours as f64 / 1024.0,
+        rss_mp as f64 / 1024.0,
+        if rss_ours * 2 <= rss_mp {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    Ok(())
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("coffre-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn write_private(p: &Path, b: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(b)?;
+    Ok(())
+}
