@@ -13,7 +13,7 @@ help:
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
 deps:
-	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
+	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium /usr/bin/time:time
 
 build: deps
 	$(CARGO) build --release -p coffre

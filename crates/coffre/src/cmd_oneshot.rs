@@ -13,7 +13,6 @@ use coffre_broker::{BrokerSetup, Mosquitto, Role};
 use coffre_pki::{InitOptions, Pki};
 use coffre_provision::{provision, AssumeYes, Mode, Options};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::output::print_json;
 
@@ -32,21 +31,53 @@ pub struct Row {
     pub wall_p90_ms: f64,
     /// Mean CPU time (user + system), ms.
     pub cpu_mean_ms: f64,
-    /// Largest maximum RSS of any run, KiB.
+    /// Largest maximum RSS of 3 runs under GNU time, KiB (-1: /usr/bin/time
+    /// is not installed).
     pub max_rss_kib: i64,
     /// Runs that failed.
     pub failures: usize,
 }
 
-/// Hidden helper: run `cmd` `runs` times in this process's children and
-/// print the figures as JSON. Being a fresh process, its children's usage
-/// counters hold only these runs.
-pub fn runner(runs: usize, cmd: &[String]) -> Result<()> {
+fn children_cpu_ms() -> f64 {
+    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) {
+        Ok(u) => {
+            let (a, b) = (u.user_time(), u.system_time());
+            (a.tv_sec() + b.tv_sec()) as f64 * 1000.0 + (a.tv_usec() + b.tv_usec()) as f64 / 1000.0
+        }
+        Err(_) => 0.0,
+    }
+}
+
+/// GNU time's view of one run's maximum resident set size, KiB (exact per
+/// process: it reads `wait4`'s usage of that process alone).
+fn max_rss_kib(cmd: &[String]) -> Option<i64> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        return None;
+    }
+    let out = Command::new(time)
+        .args(["-f", "%M"])
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row> {
     let Some((prog, args)) = cmd.split_first() else {
         bail!("nothing to run");
     };
     let mut walls = Vec::with_capacity(runs);
     let mut failures = 0;
+    let cpu0 = children_cpu_ms();
     for _ in 0..runs {
         let t0 = Instant::now();
         let st = Command::new(prog)
@@ -61,36 +92,8 @@ pub fn runner(runs: usize, cmd: &[String]) -> Result<()> {
             failures += 1;
         }
     }
-    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
-    let cpu = u.user_time();
-    let sys = u.system_time();
-    let cpu_ms = (cpu.tv_sec() as f64 + sys.tv_sec() as f64) * 1000.0
-        + (cpu.tv_usec() as f64 + sys.tv_usec() as f64) / 1000.0;
-    println!(
-        "{}",
-        json!({"walls": walls, "cpu_ms": cpu_ms, "max_rss_kib": u.max_rss(), "failures": failures})
-    );
-    Ok(())
-}
-
-fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row> {
-    let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .arg("bench-runner")
-        .arg("--runs")
-        .arg(runs.to_string())
-        .arg("--")
-        .args(cmd)
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        bail!("measuring {what} failed");
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let mut walls: Vec<f64> = v["walls"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default();
+    let cpu = children_cpu_ms() - cpu0;
+    let rss = (0..3).filter_map(|_| max_rss_kib(cmd)).max().unwrap_or(-1);
     walls.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| walls[((walls.len() as f64 - 1.0) * p).round() as usize];
     Ok(Row {
@@ -99,9 +102,9 @@ fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row
         runs,
         wall_median_ms: pct(0.5),
         wall_p90_ms: pct(0.9),
-        cpu_mean_ms: v["cpu_ms"].as_f64().unwrap_or(0.0) / runs as f64,
-        max_rss_kib: v["max_rss_kib"].as_i64().unwrap_or(0),
-        failures: v["failures"].as_u64().unwrap_or(0) as usize,
+        cpu_mean_ms: cpu / runs as f64,
+        max_rss_kib: rss,
+        failures,
     })
 }
 

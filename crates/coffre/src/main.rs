@@ -126,16 +126,6 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         #[arg(long)]
         json: bool,
     },
-    /// Measure a command's runs as whole processes (used by 'coffre bench').
-    #[command(hide = true)]
-    BenchRunner {
-        /// Runs.
-        #[arg(long)]
-        runs: usize,
-        /// The command.
-        #[arg(last = true, required = true)]
-        cmd: Vec<String>,
-    },
     /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
     Web {
         /// A chip: NAME=IMAGE[,cert=PEM][,slot=N]; repeat for several side by side.
@@ -634,7 +624,6 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
-        Command::BenchRunner { runs, cmd } => cmd_oneshot::runner(runs, &cmd),
         Command::Web {
             chips,
             scenarios,
@@ -702,16 +691,25 @@ fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
 }
 
 fn init_logging(verbose: u8) {
+    // A plain level filter unless COFFRE_LOG asks for more: the env-filter
+    // syntax costs a regex engine (about 2 MiB of RSS) in every process.
+    if std::env::var_os("COFFRE_LOG").is_some() {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("COFFRE_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            return;
+        }
+    }
     let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COFFRE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .try_init();
 }
