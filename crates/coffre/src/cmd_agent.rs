@@ -287,3 +287,37 @@ pub fn subscribe(a: &AgentArgs, count: Option<u64>, persistent: bool) -> Result<
     }
     Ok(())
 }
+
+/// A subscriber thread that pushes every reading and connection event into
+/// the web explorer's live hub, until `stop`.
+pub fn feed_hub(
+    a: &AgentArgs,
+    hub: coffre_web::LiveHub,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let (identity, _) = start(a)?;
+    let opts = SubscriberOptions::new(broker(a)?, a.id.clone());
+    let mut s = Subscriber::new(opts, identity).map_err(agent_err)?;
+    Ok(std::thread::spawn(move || {
+        let _ = s.run(&stop, |ev| match ev {
+            Event::Received(d) => {
+                if let Some(r) = &d.reading {
+                    hub.push_reading(coffre_web::Reading {
+                        device: r.device.clone(),
+                        seq: r.seq,
+                        ts: r.ts.clone(),
+                        temperature_c: r.temperature_c,
+                        humidity_pct: r.humidity_pct,
+                        pressure_hpa: r.pressure_hpa,
+                        received_at: String::new(),
+                    });
+                }
+            }
+            other => {
+                if let Some(t) = describe(other) {
+                    hub.push_event(coffre_web::Event::now("connection", t));
+                }
+            }
+        });
+    }))
+}

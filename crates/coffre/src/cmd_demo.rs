@@ -211,8 +211,11 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
     let mut printed = lab.broker.log().lines().count();
     while !stop.load(Ordering::Relaxed) {
         for l in lab.broker.log().lines().skip(printed) {
-            println!("broker      {l}");
             printed += 1;
+            // The once-a-second persistence line would drown the rest.
+            if !l.contains("Saving in-memory database") {
+                println!("broker      {l}");
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -227,9 +230,14 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
 }
 
 /// `coffre web`.
-pub fn web(images: &[String], scenarios: Option<PathBuf>, listen: SocketAddr) -> Result<()> {
+pub fn web(
+    images: &[String],
+    scenarios: Option<PathBuf>,
+    listen: SocketAddr,
+    live: Option<crate::cmd_agent::AgentArgs>,
+) -> Result<()> {
     if images.is_empty() {
-        bail!("name at least one chip: --chip NAME=IMAGE[,cert=PEM][,slot=N] (create one with 'coffre emu new')");
+        bail!("name at least one chip: --bus emu:IMAGE or --chip NAME=IMAGE[,cert=PEM][,slot=N] (create one with 'coffre emu new')");
     }
     let mut chips = Vec::new();
     for spec in images {
@@ -267,10 +275,22 @@ pub fn web(images: &[String], scenarios: Option<PathBuf>, listen: SocketAddr) ->
         scenarios_json: scenarios,
         ..WebConfig::default()
     };
-    rt.block_on(coffre_web::serve(cfg, listener, async move {
+    let sub = match live {
+        Some(a) => Some(crate::cmd_agent::feed_hub(
+            &a,
+            cfg.live.clone(),
+            stop.clone(),
+        )?),
+        None => None,
+    };
+    let served = rt.block_on(coffre_web::serve(cfg, listener, async move {
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }))?;
+    }));
+    if let Some(t) = sub {
+        let _ = t.join();
+    }
+    served?;
     Ok(())
 }

@@ -127,10 +127,29 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         json: bool,
     },
     /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
+    #[command(after_help = "Examples:\n  \
+coffre web --bus emu:m5go.img --bus emu:m5stack.img\n  \
+coffre web --chip 'publisher=m5go.img,cert=pki/devices/m5go-1.crt.pem' --scenarios lab/scenarios.json\n  \
+coffre web --bus emu:m5go.img --broker 127.0.0.1:8883 --subscriber-bus emu:m5stack.img --id m5stack --pki pki")]
     Web {
-        /// A chip: NAME=IMAGE[,cert=PEM][,slot=N]; repeat for several side by side.
+        /// An emulated chip to show (repeat for several side by side); named after the file.
+        #[arg(long = "bus", value_name = "emu:IMAGE")]
+        buses: Vec<BusSpec>,
+        /// A chip with a name and options: NAME=IMAGE[,cert=PEM][,slot=N].
         #[arg(long = "chip", value_name = "SPEC")]
         chips: Vec<String>,
+        /// Show live readings from this broker (needs --subscriber-bus, --id and --pki).
+        #[arg(long, value_name = "HOST:PORT", requires_all = ["subscriber_bus", "id"])]
+        broker: Option<String>,
+        /// The subscriber's chip, for --broker.
+        #[arg(long, value_name = "BUS")]
+        subscriber_bus: Option<BusSpec>,
+        /// The subscriber's device id, for --broker.
+        #[arg(long)]
+        id: Option<String>,
+        /// PKI directory, for --broker.
+        #[arg(long, default_value = "pki")]
+        pki: PathBuf,
         /// The scenario table written by 'coffre demo' (DIR/scenarios.json).
         #[arg(long, value_name = "FILE")]
         scenarios: Option<PathBuf>,
@@ -625,10 +644,51 @@ fn main() -> ExitCode {
         },
         Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
         Command::Web {
-            chips,
+            buses,
+            mut chips,
+            broker,
+            subscriber_bus,
+            id,
+            pki,
             scenarios,
             listen,
-        } => cmd_demo::web(&chips, scenarios, listen),
+        } => (|| {
+            for b in &buses {
+                match b {
+                    BusSpec::Emu { image, .. } => {
+                        let name = image
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_else(|| image.display().to_string());
+                        chips.push(format!("{name}={}", image.display()));
+                    }
+                    BusSpec::Linux { .. } => anyhow::bail!(
+                        "the explorer shows emulated chips only for now ({b}); a real chip can be read with 'coffre inspect --bus {b}'"
+                    ),
+                }
+            }
+            let live = match (broker, subscriber_bus, id) {
+                (Some(broker), Some(bus), Some(id)) => Some(cmd_agent::AgentArgs {
+                    bus,
+                    timing: Timing::Instant,
+                    broker,
+                    id,
+                    mode: coffre_provision::Mode::Offload,
+                    key_slot: 0,
+                    pki,
+                    ca: None,
+                    cert: None,
+                    tls13: false,
+                    mqtt: coffre_agent::MqttVersion::V5,
+                    topic: "m5go/env".into(),
+                    allow_unlocked: false,
+                    no_preflight: false,
+                    json: false,
+                }),
+                _ => None,
+            };
+            cmd_demo::web(&chips, scenarios, listen, live)
+        })(),
         Command::Publish {
             agent,
             interval,

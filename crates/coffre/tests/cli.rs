@@ -252,3 +252,51 @@ fn bench_prints_figures() {
     assert!(v["read_throughput"]["reads_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["datasheet_timing"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn web_serves_the_chips_it_is_given() {
+    use std::io::Read;
+    let d = tempfile::tempdir().unwrap();
+    new_chip(d.path(), "tngtls");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "web",
+            "--bus",
+            "emu:chip.img",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("web explorer: http://127.0.0.1"), "{line}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /api/chips/chip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(
+        body.starts_with("HTTP/1.1 200"),
+        "{}",
+        &body[..body.len().min(200)]
+    );
+    assert!(
+        body.contains("general data") && body.contains("anyone on the bus"),
+        "slot 8 policy in the API"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = coffre(&["web", "--bus", "linux:/dev/i2c-1"], d.path());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("coffre inspect"));
+}
