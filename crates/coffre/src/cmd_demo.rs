@@ -136,15 +136,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
                             r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa,
                             d.latency.map(|l| l.as_secs_f64() * 1000.0).unwrap_or(0.0)
                         );
-                        hub.push_reading(coffre_web::Reading {
-                            device: r.device.clone(),
-                            seq: r.seq,
-                            ts: r.ts.clone(),
-                            temperature_c: r.temperature_c,
-                            humidity_pct: r.humidity_pct,
-                            pressure_hpa: r.pressure_hpa,
-                            received_at: String::new(),
-                        });
+                        hub.push_reading(crate::cmd_agent::web_reading(r));
                     }
                 }
                 Event::Connected { tls_version, .. } => {

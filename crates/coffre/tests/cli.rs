@@ -2,27 +2,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn coffre(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("COFFRE_BUS")
-        .output()
-        .expect("coffre runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let o = coffre(args, dir);
-    assert!(
-        o.status.success(),
-        "coffre {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
 
 fn new_chip(dir: &Path, preset: &str) -> String {
     ok(

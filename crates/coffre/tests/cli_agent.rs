@@ -3,30 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn coffre(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("COFFRE_BUS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("coffre runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let o = coffre(args, dir);
-    assert!(
-        o.status.success(),
-        "coffre {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 struct Kill(Child);
 impl Drop for Kill {

@@ -1,34 +1,8 @@
 //! PKI, provisioning, fleet and audit through the built binary.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn coffre(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("COFFRE_BUS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("coffre runs")
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let o = coffre(args, dir);
-    assert!(
-        o.status.success(),
-        "coffre {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn err(args: &[&str], dir: &Path) -> String {
-    let o = coffre(args, dir);
-    assert!(!o.status.success(), "coffre {args:?} should fail");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+mod common;
+use common::*;
+use std::process::Command;
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap()
