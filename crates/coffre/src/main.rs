@@ -43,12 +43,14 @@ pub mod exit {
     version,
     about = "Hardware-rooted identity for IoT devices with a Microchip ATECC608B",
     long_about = "coffre drives an ATECC608B secure element — real, on a Linux I2C bus, or emulated \
-in an image file — to read its configuration, inspect its slots and (in later commands) provision \
-identities for MQTT over mutual TLS.\n\n\
-Start with an emulated Trust&GO chip:\n  \
+in an image file — to read and audit it, provision it with an identity (a key off-chip in slot 8 as \
+the lab does, or a key born in the chip), and use that identity for MQTT over mutual TLS.\n\n\
+The whole lab in one command (emulated chips, a real mosquitto, every scenario): coffre demo\n\n\
+Step by step with an emulated Trust&GO chip:\n  \
 coffre emu new --preset tngtls --out chip.img\n  \
-coffre chip info --bus emu:chip.img\n  \
-coffre chip config --bus emu:chip.img\n\n\
+coffre chip config --bus emu:chip.img\n  \
+coffre pki init && coffre provision --bus emu:chip.img --id m5go-1 --mode offload\n  \
+coffre inspect --bus emu:chip.img\n\n\
 On a Raspberry Pi with the chip on I2C bus 1:\n  \
 coffre chip info --bus linux:/dev/i2c-1@0x35",
     after_help = "Exit status: 0 success, 1 error, 2 bad usage, 3 no secure element found."
