@@ -12,6 +12,7 @@ mod cmd_broker;
 mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
+mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
@@ -124,6 +125,38 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         /// Runs per configuration.
         #[arg(long, default_value = "30")]
         runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fleet simulator: N emulated chips, each with its own identity, connecting over mutual TLS
+    /// to a real mosquitto and publishing QoS 1 readings; one subscriber checks every message.
+    #[command(after_help = "Examples:\n  \
+coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
+coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n\n\
+Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
+starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
+it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
+duplicated.")]
+    Fleet {
+        /// Number of devices.
+        #[arg(long, default_value = "200")]
+        devices: usize,
+        /// Ramp: new connections per second.
+        #[arg(long, default_value = "100")]
+        rate: f64,
+        /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
+        #[arg(long, default_value = "20s", value_parser = cmd_fleet::parse_duration)]
+        duration: std::time::Duration,
+        /// One reading per device every INTERVAL, random phase.
+        #[arg(long, default_value = "10s", value_parser = cmd_fleet::parse_duration)]
+        interval: std::time::Duration,
+        /// 'offload' (the chip signs) or 'lab' (key in slot 8).
+        #[arg(long, default_value = "offload")]
+        mode: coffre_fleet::FleetMode,
+        /// Working directory (PKI, broker files, fleet manifest); default: a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -645,6 +678,23 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::Fleet {
+            devices,
+            rate,
+            duration,
+            interval,
+            mode,
+            dir,
+            json,
+        } => cmd_fleet::run(&cmd_fleet::FleetArgs {
+            devices,
+            rate,
+            duration,
+            interval,
+            mode,
+            dir,
+            json,
+        }),
         Command::Web {
             buses,
             mut chips,

@@ -1,0 +1,232 @@
+//! `coffre fleet`: the fleet simulator (crate `coffre-fleet`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Parse "20s", "500ms", "2m" (seconds without a unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    coffre_fleet::parse_duration(s)
+}
+
+/// What `coffre fleet` was asked.
+#[derive(Debug, Clone)]
+pub struct FleetArgs {
+    pub devices: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub mode: FleetMode,
+    pub dir: Option<PathBuf>,
+    pub json: bool,
+}
+
+fn bar(len: u64, template: &str, json: bool) -> ProgressBar {
+    let b = if json {
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
+    } else {
+        ProgressBar::new(len)
+    };
+    b.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+pub fn run(a: &FleetArgs) -> Result<()> {
+    let mut opts = FleetOptions::new(a.devices);
+    opts.rate = a.rate;
+    opts.duration = a.duration;
+    opts.interval = a.interval;
+    opts.mode = a.mode;
+    opts.dir.clone_from(&a.dir);
+    let n = a.devices as u64;
+    let prov = bar(n, "{bar:40} {pos}/{len} chips provisioned", a.json);
+    let ramp = bar(
+        n,
+        "{bar:40} {pos}/{len} connected  {per_sec}  {msg}",
+        a.json,
+    );
+    let mut ramp_started = false;
+    let mut on_progress = |p: Progress| match p {
+        Progress::Step(s) => {
+            if !a.json {
+                prov.suspend(|| eprintln!("{s}"));
+            }
+        }
+        Progress::Provisioning(done, _) => prov.set_position(done as u64),
+        Progress::Ramp(connected, failed, _) => {
+            if !ramp_started {
+                prov.finish_and_clear();
+                ramp_started = true;
+            }
+            ramp.set_position(connected as u64);
+            if failed > 0 {
+                ramp.set_message(format!("{failed} failed"));
+            }
+        }
+        Progress::Publishing(left) => {
+            if !ramp.is_finished() {
+                ramp.finish();
+            }
+            ramp.set_message(format!("publishing, {left} s left"));
+        }
+    };
+    let report = coffre_fleet::run(&opts, &mut on_progress)?;
+    prov.finish_and_clear();
+    ramp.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if !report.ok() {
+        let d = &report.delivery;
+        bail!(
+            "the fleet run is not clean: {} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
+            report.connect_failures,
+            report.devices,
+            report
+                .first_connect_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default(),
+            report.publish_failures,
+            report
+                .first_publish_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default(),
+            d.lost,
+            d.duplicated,
+            d.unexpected,
+            report.dir.join("broker").display()
+        );
+    }
+    Ok(())
+}
+
+fn print_table(r: &FleetReport) {
+    let d = &r.delivery;
+    let l = &r.latency_ms;
+    let c = &r.cpu;
+    let m = &r.memory;
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "devices",
+            format!(
+                "{} ({} mode), broker {}",
+                r.devices,
+                mode_name(r.mode),
+                r.broker
+            ),
+        ),
+        (
+            "open-file limit",
+            format!(
+                "{} (raised in-process, inherited by mosquitto; max_connections -1)",
+                r.nofile_limit
+            ),
+        ),
+        (
+            "provisioning",
+            format!(
+                "{:.1} s ({:.2} ms/device, {})",
+                r.provisioning_s,
+                r.provisioning_per_device_ms,
+                match r.mode {
+                    FleetMode::Offload => "key born in each chip, CSR signed by the chip",
+                    FleetMode::Lab => "key generated off-chip, stored in slot 8",
+                }
+            ),
+        ),
+        (
+            "connected",
+            format!(
+                "{} / {} ({} failed)",
+                r.connected, r.devices, r.connect_failures
+            ),
+        ),
+        (
+            "ramp",
+            format!(
+                "{:.1} s, {:.0} conn/s (target {:.0})",
+                r.ramp_s, r.ramp_conn_per_s, r.ramp_target_rate
+            ),
+        ),
+        (
+            "connect time",
+            format!(
+                "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+                r.connect_ms.p50, r.connect_ms.p99, r.connect_ms.max
+            ),
+        ),
+        (
+            "messages",
+            format!(
+                "{} published, {} received, {:.0} msg/s over {:.1} s",
+                d.published, d.received, r.msg_per_s, r.publish_s
+            ),
+        ),
+        (
+            "lost / duplicated",
+            format!(
+                "{} / {} ({} unexpected, {} publish failures)",
+                d.lost, d.duplicated, d.unexpected, r.publish_failures
+            ),
+        ),
+        (
+            "latency",
+            format!(
+                "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                l.p50, l.p95, l.p99, l.max
+            ),
+        ),
+        (
+            "CPU per handshake",
+            format!(
+                "simulator {:.3} ms, broker {:.3} ms (ramp: {:.2} s vs {:.2} s)",
+                c.simulator_per_handshake_ms,
+                c.broker_per_handshake_ms,
+                c.simulator_ramp_s,
+                c.broker_ramp_s
+            ),
+        ),
+        (
+            "CPU publishing",
+            format!(
+                "simulator {:.2} s, broker {:.2} s",
+                c.simulator_publish_s, c.broker_publish_s
+            ),
+        ),
+        (
+            "memory per device",
+            format!(
+                "simulator {:.1} KiB, broker {:.1} KiB",
+                m.per_device_kib, m.broker_per_device_kib
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<19} {v}");
+    }
+    println!(
+        "{:<19} {}",
+        "result",
+        if r.ok() {
+            "OK: every reading arrived exactly once"
+        } else {
+            "FAILED"
+        }
+    );
+}
+
+fn mode_name(m: FleetMode) -> &'static str {
+    match m {
+        FleetMode::Offload => "offload",
+        FleetMode::Lab => "lab",
+    }
+}

@@ -1,0 +1,76 @@
+//! `coffre fleet`: a small fleet against a real mosquitto, end to end.
+
+use std::process::Command;
+
+#[test]
+fn small_fleet_json_zero_loss() {
+    if coffre_broker_absent() {
+        eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "fleet",
+            "--devices",
+            "20",
+            "--duration",
+            "3s",
+            "--interval",
+            "1s",
+            "--json",
+            "--dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["devices"], 20);
+    assert_eq!(v["connected"], 20, "{stdout}");
+    assert_eq!(v["connect_failures"], 0);
+    assert_eq!(v["delivery"]["lost"], 0);
+    assert_eq!(v["delivery"]["duplicated"], 0);
+    assert_eq!(v["delivery"]["unexpected"], 0);
+    let published = v["delivery"]["published"].as_u64().unwrap();
+    assert_eq!(published, 60, "3 readings each over 3 s at 1 s");
+    assert_eq!(v["delivery"]["received"].as_u64(), Some(published));
+    assert!(v["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(v["cpu"]["broker_per_handshake_ms"].as_f64().is_some());
+    assert!(v["memory"]["per_device_kib"].as_f64().is_some());
+    let manifest = std::fs::read_to_string(d.path().join("fleet-manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 20);
+}
+
+#[test]
+fn fleet_help_explains_limits() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["fleet", "--help"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("max_connections -1"), "{s}");
+    assert!(s.contains("--devices"));
+}
+
+#[test]
+fn bad_duration_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["fleet", "--duration", "3 fortnights"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+}
+
+fn coffre_broker_absent() -> bool {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .all(|p| !std::path::Path::new(p).exists())
+}
