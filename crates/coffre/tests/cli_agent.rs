@@ -238,9 +238,17 @@ fn the_demo_passes_every_scenario() {
 fn bench_measures_both_tools_as_processes() {
     let d = tempfile::tempdir().unwrap();
     let out = ok(&["bench", "--runs", "3", "--json"], d.path());
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["processes"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
-    for r in &rows {
+    let hs = v["handshakes"].as_array().unwrap();
+    assert_eq!(hs.len(), 3);
+    // The chip with datasheet timing pays Nonce + Sign (135 ms) per handshake.
+    assert!(
+        hs[2]["connect_median_ms"].as_f64().unwrap() > 100.0,
+        "{hs:?}"
+    );
+    for r in rows {
         assert_eq!(r["failures"], 0, "{r}");
         assert!(r["wall_median_ms"].as_f64().unwrap() > 0.0);
         assert!(r["max_rss_kib"].as_i64().unwrap() > 0);
