@@ -160,7 +160,20 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
             &mut AssumeYes::default(),
         )?;
     }
+    // A subscriber identity whose key is a file, for mosquitto_sub and ours.
+    {
+        let sk = p256::SecretKey::random(&mut rand_core_os());
+        pki.issue_device(
+            "ms-sub",
+            &sk.public_key(),
+            &coffre_pki::IssueOptions::default(),
+        )?;
+        let der = coffre_pki::lab::pkcs8_der(&sk);
+        let pem = coffre_pki::lab::pkcs8_pem(&der)?;
+        write_private(&d.join("ms-sub.key.pem"), pem.as_bytes())?;
+    }
     let mut handshakes = Vec::new();
+    let mut latencies = Vec::new();
     let exe = std::env::current_exe()?.display().to_string();
     let s = |p: &Path| p.display().to_string();
     let mut rows = Vec::new();
@@ -170,6 +183,7 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
         setup.tcp_nodelay = nodelay;
         setup.acl.allow("m5go", Role::Publisher)?;
         setup.acl.allow("m5go-chip", Role::Publisher)?;
+        setup.acl.allow("ms-sub", Role::Subscriber)?;
         let broker = Mosquitto::start(&setup)?;
         let port = setup.listen.port().to_string();
         let addr = setup.listen.to_string();
@@ -238,12 +252,15 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
         }
         if nodelay {
             handshakes = handshake_rows(d, &img, &chip_img, setup.listen, runs)?;
+            latencies = latency_rows(d, setup.listen, 50)?;
         }
         drop(broker);
     }
     let _ = std::fs::remove_dir_all(d);
     if json_out {
-        return print_json(&serde_json::json!({ "processes": rows, "handshakes": handshakes }));
+        return print_json(
+            &serde_json::json!({ "processes": rows, "handshakes": handshakes, "latency": latencies }),
+        );
     }
     println!(
         "One device process: boot + connect + 1 QoS 1 publish + clean disconnect, {runs} runs each"
@@ -294,6 +311,14 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
         println!(
             "  {:<46} p50 {:>8.2} ms  (TLS part {:>8.2} ms)  over {} runs",
             h.what, h.connect_median_ms, h.tls_median_ms, h.runs
+        );
+    }
+    println!();
+    println!("Publish → receive latency, both ends connected, QoS 1, mutual TLS, same host clock:");
+    for l in &latencies {
+        println!(
+            "  {:<46} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({} of {} received)",
+            l.what, l.p50_ms, l.p99_ms, l.max_ms, l.received, l.sent
         );
     }
     println!();
@@ -412,4 +437,202 @@ fn handshake_rows(
         });
     }
     Ok(out)
+}
+
+fn rand_core_os() -> rand_core::OsRng {
+    rand_core::OsRng
+}
+
+/// Publish → receive latency of one tool pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRow {
+    /// Which pair.
+    pub what: String,
+    /// Messages sent.
+    pub sent: usize,
+    /// Messages received.
+    pub received: usize,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+fn latency_row(what: &str, sent: usize, mut v: Vec<f64>) -> LatencyRow {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[((v.len() as f64 - 1.0) * p).round() as usize]
+        }
+    };
+    LatencyRow {
+        what: what.to_string(),
+        sent,
+        received: v.len(),
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    }
+}
+
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn latency_rows(d: &Path, broker: SocketAddr, n: usize) -> Result<Vec<LatencyRow>> {
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = |p: &Path| p.display().to_string();
+    let port = broker.port().to_string();
+    let ca = s(&d.join("pki/ca.crt.pem"));
+    // mosquitto_pub -l (connected, one line per message) → mosquitto_sub -F "%U %p".
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            "m5go/env",
+            "-i",
+            "ms-sub",
+        ])
+        .args(["-F", "%U %p", "-C", &n.to_string(), "--cafile", &ca])
+        .args([
+            "--cert",
+            &s(&d.join("pki/devices/ms-sub.crt.pem")),
+            "--key",
+            &s(&d.join("ms-sub.key.pem")),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run mosquitto_sub")?;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut publ = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            "m5go/env",
+            "-i",
+            "m5go",
+            "-l",
+        ])
+        .args([
+            "--cafile",
+            &ca,
+            "--cert",
+            &s(&d.join("pki/devices/m5go.crt.pem")),
+            "--key",
+            &s(&d.join("m5go.key.pem")),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run mosquitto_pub")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if let Some(stdin) = publ.stdin.as_mut() {
+        for _ in 0..n {
+            writeln!(stdin, "{}", unix_nanos())?;
+            stdin.flush()?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let started = Instant::now();
+    let mut lat = Vec::new();
+    if let Some(out) = sub.stdout.take() {
+        for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+            let mut it = line.split_whitespace();
+            let (Some(recv), Some(sent)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let (Ok(recv), Ok(sent)) = (recv.parse::<f64>(), sent.parse::<u128>()) else {
+                continue;
+            };
+            lat.push(recv * 1000.0 - sent as f64 / 1e6);
+            if lat.len() == n || started.elapsed() > std::time::Duration::from_secs(10) {
+                break;
+            }
+        }
+    }
+    drop(publ.stdin.take());
+    let _ = publ.wait();
+    let _ = sub.kill();
+    let _ = sub.wait();
+    let mut rows = vec![latency_row("mosquitto_pub -l → mosquitto_sub", n, lat)];
+
+    // Ours: Publisher → Subscriber (coffre-agent), key in RAM.
+    let ca_pem = std::fs::read(d.join("pki/ca.crt.pem"))?;
+    let ident = |id: &str, key: &str| -> Result<coffre_agent::Identity> {
+        Ok(coffre_agent::Identity {
+            ca_pem: ca_pem.clone(),
+            cert_chain_pem: std::fs::read(d.join(format!("pki/devices/{id}.crt.pem")))?,
+            key: coffre_agent::KeySource::lab_from_pem(&std::fs::read(d.join(key))?)?,
+        })
+    };
+    let mut so = coffre_agent::SubscriberOptions::new(broker.into(), "ms-sub");
+    so.max_messages = Some(n as u64);
+    let mut subscriber = coffre_agent::Subscriber::new(so, ident("ms-sub", "ms-sub.key.pem")?)?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = {
+        let (ready, stop) = (ready.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = subscriber.run(&stop, |ev| match ev {
+                coffre_agent::Event::Subscribed { .. } => ready.store(true, Ordering::SeqCst),
+                coffre_agent::Event::Received(d) => {
+                    if let Some(l) = d.latency {
+                        v.push(l.as_secs_f64() * 1000.0);
+                    }
+                }
+                _ => {}
+            });
+            v
+        })
+    };
+    let t0 = Instant::now();
+    while !ready.load(Ordering::SeqCst) && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut po = coffre_agent::PublisherOptions::new(broker.into(), "m5go");
+    po.count = Some(n as u64);
+    po.interval = std::time::Duration::from_millis(20);
+    let sensors = || -> Result<coffre_agent::Measurement, coffre_agent::SensorError> {
+        Ok(coffre_agent::Measurement {
+            temperature_c: 22.5,
+            humidity_pct: 45.0,
+            pressure_hpa: 1013.0,
+        })
+    };
+    let mut p = coffre_agent::Publisher::new(po, ident("m5go", "m5go.key.pem")?, sensors)?;
+    p.run(&AtomicBool::new(false), |_| {})?;
+    let t1 = Instant::now();
+    while !t.is_finished() && t1.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let v = t.join().unwrap_or_default();
+    rows.push(latency_row("coffre publish → coffre subscribe", n, v));
+    Ok(rows)
 }
