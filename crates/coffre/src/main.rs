@@ -203,7 +203,7 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
         #[command(flatten)]
         agent: AgentCli,
         /// Time between readings (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = cmd_agent::parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = cmd_fleet::parse_duration)]
         interval: std::time::Duration,
         /// Stop after N readings are acknowledged (default: run until Ctrl-C).
         #[arg(long)]
