@@ -223,29 +223,15 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
                 vec!["--tls-version".to_string(), "tlsv1.2".into()],
             ),
         ] {
-            let mut cmd = vec![
-                "mosquitto_pub".to_string(),
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.clone(),
-                "-V".into(),
-                "mqttv5".into(),
-                "-q".into(),
-                "1".into(),
-                "-t".into(),
-                "m5go/env".into(),
-                "-m".into(),
-                r#"{"device":"m5go","seq":1}"#.into(),
-                "-i".into(),
-                "m5go".into(),
-                "--cafile".into(),
-                s(&d.join("pki/ca.crt.pem")),
-                "--cert".into(),
-                s(&d.join("pki/devices/m5go.crt.pem")),
-                "--key".into(),
-                s(&d.join("m5go.key.pem")),
-            ];
+            let mut cmd = vec!["mosquitto_pub".to_string()];
+            cmd.extend(mosquitto_client_args(
+                &port,
+                "m5go",
+                &s(&d.join("pki/ca.crt.pem")),
+                &d.join("pki/devices/m5go.crt.pem"),
+                &d.join("m5go.key.pem"),
+            ));
+            cmd.extend(["-m".to_string(), r#"{"device":"m5go","seq":1}"#.into()]);
             cmd.extend(extra);
             eprintln!("  {what}, broker nodelay {nodelay}");
             rows.push(measure(what, nodelay, runs, &cmd)?);
@@ -495,56 +481,28 @@ fn latency_rows(d: &Path, broker: SocketAddr, n: usize) -> Result<Vec<LatencyRow
     let ca = s(&d.join("pki/ca.crt.pem"));
     // mosquitto_pub -l (connected, one line per message) → mosquitto_sub -F "%U %p".
     let mut sub = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
+        .args(mosquitto_client_args(
             &port,
-            "-V",
-            "mqttv5",
-            "-q",
-            "1",
-            "-t",
-            "m5go/env",
-            "-i",
             "ms-sub",
-        ])
-        .args(["-F", "%U %p", "-C", &n.to_string(), "--cafile", &ca])
-        .args([
-            "--cert",
-            &s(&d.join("pki/devices/ms-sub.crt.pem")),
-            "--key",
-            &s(&d.join("ms-sub.key.pem")),
-        ])
+            &ca,
+            &d.join("pki/devices/ms-sub.crt.pem"),
+            &d.join("ms-sub.key.pem"),
+        ))
+        .args(["-F", "%U %p", "-C", &n.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .context("cannot run mosquitto_sub")?;
     std::thread::sleep(std::time::Duration::from_millis(500));
     let mut publ = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
+        .args(mosquitto_client_args(
             &port,
-            "-V",
-            "mqttv5",
-            "-q",
-            "1",
-            "-t",
-            "m5go/env",
-            "-i",
             "m5go",
-            "-l",
-        ])
-        .args([
-            "--cafile",
             &ca,
-            "--cert",
-            &s(&d.join("pki/devices/m5go.crt.pem")),
-            "--key",
-            &s(&d.join("m5go.key.pem")),
-        ])
+            &d.join("pki/devices/m5go.crt.pem"),
+            &d.join("m5go.key.pem"),
+        ))
+        .arg("-l")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -635,4 +593,35 @@ fn latency_rows(d: &Path, broker: SocketAddr, n: usize) -> Result<Vec<LatencyRow
     let v = t.join().unwrap_or_default();
     rows.push(latency_row("coffre publish → coffre subscribe", n, v));
     Ok(rows)
+}
+
+/// The arguments every Mosquitto client needs here: the broker on loopback,
+/// MQTT 5, QoS 1 on `m5go/env`, a client id, and the mutual-TLS files.
+fn mosquitto_client_args(port: &str, id: &str, ca: &str, cert: &Path, key: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-V",
+        "mqttv5",
+        "-q",
+        "1",
+        "-t",
+        "m5go/env",
+        "-i",
+        id,
+        "--cafile",
+        ca,
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    v.extend([
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+    ]);
+    v
 }
