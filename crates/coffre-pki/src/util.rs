@@ -140,7 +140,7 @@ pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
 
 /// Write `bytes` to `path` atomically: a temporary file in the same directory
 /// with permissions `mode` (Unix), flushed to disk, then renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()

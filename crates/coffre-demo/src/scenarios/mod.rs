@@ -29,6 +29,8 @@ registry! {
     bus_probe,
     tamper,
     disclosure,
+    clientid_takeover,
+    live_revocation,
 }
 
 /// What several scenarios share.
