@@ -15,9 +15,11 @@
 #![deny(missing_docs)]
 
 mod config;
+mod log;
 mod process;
 
 pub use config::{Acl, BrokerSetup, Role};
+pub use log::{LogCursor, LogFollower};
 pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT};
 
 /// What can go wrong.
