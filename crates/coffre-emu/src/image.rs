@@ -8,7 +8,7 @@
 //! | 16 | 2 | format version (1) |
 //! | 18 | 2 | reserved, 0 |
 //! | 20 | 4 | payload length (1408) |
-//! | 24 | n | payload: config (128), OTP (64), data zone (1208), counter 0, counter 1 (u32 each) |
+//! | 24 | n | payload: config (128), OTP (64), data zone (1208), counter 0, counter 1 (u32 each, mirrors of config bytes 52–67) |
 //! | 24+n | 32 | SHA-256 of every byte before it |
 //!
 //! Every save writes a temporary file in the same directory, fsyncs it,
@@ -103,8 +103,10 @@ pub fn encode(nv: &NvState) -> Zeroizing<Vec<u8>> {
     out.extend_from_slice(nv.config.as_bytes());
     out.extend_from_slice(&nv.otp);
     out.extend_from_slice(&nv.data);
-    for c in nv.counters {
-        out.extend_from_slice(&c.to_le_bytes());
+    // The counters live in config bytes 52–67; these two words mirror
+    // their values (older images kept the counters only here).
+    for n in 0..2 {
+        out.extend_from_slice(&nv.config.counter(n).to_le_bytes());
     }
     let sum = Sha256::digest(&out[..]);
     out.extend_from_slice(&sum);
@@ -152,12 +154,15 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NvState, ImageError> {
         let b = &pl[c0 + 4 * i..c0 + 4 * i + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     };
-    Ok(NvState {
-        config: ConfigZone(config),
-        otp,
-        data,
-        counters: [counter(0), counter(1)],
-    })
+    let mut config = ConfigZone(config);
+    // An image written before the counters moved into the config zone
+    // holds their values only in these words: carry them over.
+    for n in 0..2u8 {
+        if config.counter(n) != counter(n as usize) {
+            config.set_counter(n, counter(n as usize));
+        }
+    }
+    Ok(NvState { config, otp, data })
 }
 
 /// Load an image file.

@@ -93,7 +93,8 @@ fn tngtls() -> NvState {
     // OTP: an emulator marker where Trust&GO parts carry their
     // certificate-definition id.
     nv.otp[..8].copy_from_slice(b"cOFFREem");
-    nv.counters = [0, 0];
+    nv.config.set_counter(0, 0);
+    nv.config.set_counter(1, 0);
     nv
 }
 
@@ -107,6 +108,8 @@ fn blank() -> NvState {
     b[85] = 0x00;
     b[88] = 0xFF;
     b[89] = 0xFF;
+    cfg.set_counter(0, 0);
+    cfg.set_counter(1, 0);
     cfg.set_config_lock_byte(UNLOCKED);
     cfg.set_data_lock_byte(UNLOCKED);
     NvState::new(cfg)
