@@ -25,7 +25,7 @@ pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT};
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("file {path}")]
     Io {
         /// File concerned.
         path: std::path::PathBuf,

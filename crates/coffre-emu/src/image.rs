@@ -41,7 +41,7 @@ pub const FILE_SIZE: usize = HEADER + PAYLOAD + 32;
 #[non_exhaustive]
 pub enum ImageError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("chip image {path}")]
     Io {
         /// File concerned.
         path: PathBuf,
