@@ -87,13 +87,15 @@ def nonce_tempkey(rand_out, num_in, mode=0x00, p2=0):
 def mac_response(mode, key_id, block1, block2, sn, otp=bytes(13)):
     """MAC command response, datasheet message layout (88 bytes):
     block1(32) | block2(32) | opcode 0x08 | mode | KeyID LE(2) |
-    OTP[0:8] or zeros | OTP[8:11] or zeros | SN[8] | SN[4:8] or zeros |
-    SN[0:2] | SN[2:4] or zeros."""
+    OTP[0:11] (mode bit 4) or OTP[0:8] + 3 zeros (bit 5) or 11 zeros |
+    SN[8] | SN[4:8] or zeros | SN[0:2] | SN[2:4] or zeros (bit 6)."""
     otp = bytes(otp)
     sn = bytes(sn)
     m = bytes(block1) + bytes(block2) + bytes([0x08, mode, key_id & 0xFF, key_id >> 8])
-    m += otp[0:8] if mode & 0x20 else bytes(8)
-    m += otp[8:11] if mode & 0x10 else bytes(3)
+    if mode & 0x10:
+        m += otp[0:11]
+    else:
+        m += (otp[0:8] if mode & 0x20 else bytes(8)) + bytes(3)
     m += sn[8:9]
     m += sn[4:8] if mode & 0x40 else bytes(4)
     m += sn[0:2]

@@ -16,10 +16,11 @@ def test_atcah_nonce_matches_the_datasheet_layout():
 
 
 def test_atcah_mac_matches_the_datasheet_layout():
-    key, challenge, sn = os.urandom(32), os.urandom(32), os.urandom(9)
-    for mode in (0x00, 0x40):
+    key, challenge, sn, otp = os.urandom(32), os.urandom(32), os.urandom(9), os.urandom(11)
+    for mode in (0x00, 0x40, 0x10, 0x20, 0x50, 0x60):
         h = Host()
-        assert h.mac(mode, 4, key, sn, challenge=challenge) == oracle.mac_response(mode, 4, key, challenge, sn)
+        assert h.mac(mode, 4, key, sn, challenge=challenge, otp=otp) == \
+            oracle.mac_response(mode, 4, key, challenge, sn, otp), f"mode 0x{mode:02X}"
 
 
 def test_gfm_oracle_reproduces_gcm_test_case_2():
