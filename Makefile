@@ -14,7 +14,7 @@ help:
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
 deps:
-	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium /usr/bin/time:time
+	@scripts/need.sh cargo:- openssl:openssl mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium /usr/bin/time:time python3:python3
 
 build: deps
 	$(CARGO) build --release -p coffre
@@ -32,8 +32,12 @@ cross: deps
 	@scripts/cross-check.sh
 
 # The browser test of the web explorer must run (chromium is installed by deps).
+# CryptoAuthLib's own client drives the emulator first (tests/cryptoauthlib;
+# COFFRE_SKIP_CRYPTOAUTHLIB=1 skips it, visibly); cargo's summary ends the output
+# and both always run.
 test: lint cross
-	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
+	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
+	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
 
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
