@@ -18,7 +18,7 @@ mod config;
 mod process;
 
 pub use config::{Acl, BrokerSetup, Role};
-pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT};
+pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
