@@ -20,7 +20,7 @@ mod process;
 
 pub use config::{Acl, BrokerSetup, Role};
 pub use log::{LogCursor, LogFollower};
-pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT};
+pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]

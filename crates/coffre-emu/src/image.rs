@@ -13,11 +13,13 @@
 //!
 //! Every save writes a temporary file in the same directory, fsyncs it,
 //! renames it over the image and fsyncs the directory: a crash leaves the
-//! old image or the new one, never half of each. Images are test fixtures:
+//! old image or the new one, never half of each; a save that fails (full
+//! disk) leaves the old image and no temporary file. A process that opens
+//! an image to change it ([`crate::board::Board::open`]) holds [`lock`] until it
+//! is done: a second writer is refused with the holder's pid and command,
+//! instead of both saving stale copies over each other. Images are test fixtures:
 //! the keys inside are not protected and must never be real keys.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use coffre_proto::config::ConfigZone;
@@ -41,12 +43,22 @@ pub const FILE_SIZE: usize = HEADER + PAYLOAD + 32;
 #[non_exhaustive]
 pub enum ImageError {
     /// The file could not be opened, read or written.
-    #[error("chip image {path}")]
+    #[error("cannot {op} chip image {path}")]
     Io {
+        /// What was being done: "read" or "save".
+        op: &'static str,
         /// File concerned.
         path: PathBuf,
         /// Underlying error.
         source: std::io::Error,
+    },
+    /// Another process holds the image open for writing.
+    #[error("{path} is in use by another process ({holder}); stop it first, or work on a copy of the image")]
+    Busy {
+        /// File concerned.
+        path: PathBuf,
+        /// Who holds it: pid and command line.
+        holder: String,
     },
     /// The file does not start with the image magic.
     #[error("{path}: not a coffre chip image (bad magic); create one with 'coffre emu new --preset tngtls --out {path}'")]
@@ -86,8 +98,9 @@ pub enum ImageError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
     move |source| ImageError::Io {
+        op,
         path: path.to_path_buf(),
         source,
     }
@@ -165,43 +178,45 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NvState, ImageError> {
     Ok(NvState { config, otp, data })
 }
 
-/// Load an image file.
+/// Load an image file (anything much larger than an image is refused
+/// without being read).
 pub fn load(path: &Path) -> Result<NvState, ImageError> {
-    let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
+    let bytes = Zeroizing::new(
+        coffre_fs::read_limited(path, FILE_SIZE as u64 + 4096).map_err(io("read", path))?,
+    );
     decode(path, &bytes)
 }
 
-/// Save atomically: temp file, fsync, rename, fsync the directory.
+/// Save atomically: temp file, fsync, rename, fsync the directory. On
+/// failure (a full disk…) the image is unchanged and no temporary file
+/// is left behind.
 pub fn save(path: &Path, nv: &NvState) -> Result<(), ImageError> {
     let bytes = encode(nv);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    coffre_fs::write_atomic(path, &bytes, 0o600).map_err(io("save", path))
+}
+
+/// The lock file that marks `path` as held by a writer: `.NAME.lock` in
+/// the same directory.
+pub fn lock_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "chip.img".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        set_private(&f);
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io(path)(e));
-    }
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Hold `path` for writing: an exclusive lock another process cannot take
+/// until this one drops every handle on it (or exits). Opening the same
+/// image again in this process shares the lock.
+pub fn lock(path: &Path) -> Result<std::sync::Arc<coffre_fs::LockFile>, ImageError> {
+    coffre_fs::LockFile::for_process(&lock_path(path)).map_err(|e| match e {
+        coffre_fs::LockError::Held { holder, .. } => ImageError::Busy {
+            path: path.to_path_buf(),
+            holder,
+        },
+        coffre_fs::LockError::Io { source, .. } => io("lock", path)(source),
+        e => io("lock", path)(std::io::Error::other(e.to_string())),
+    })
 }
 
 /// Create a new image; refuses to replace an existing file unless `force`.
@@ -211,14 +226,8 @@ pub fn create(path: &Path, nv: &NvState, force: bool) -> Result<(), ImageError> 
             path: path.to_path_buf(),
         });
     }
+    // Replacing an image a running process holds would be undone by its
+    // next save: refuse, naming it.
+    let _held = lock(path)?;
     save(path, nv)
 }
-
-#[cfg(unix)]
-fn set_private(f: &File) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = f.set_permissions(fs::Permissions::from_mode(0o600));
-}
-
-#[cfg(not(unix))]
-fn set_private(_f: &File) {}
