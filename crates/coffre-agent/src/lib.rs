@@ -18,6 +18,8 @@
 //!   events.
 //! - [`mod@bench`]: [`bench::one_shot`], one timed connect + publish +
 //!   disconnect.
+//! - [`stats`]: the percentiles every measurement of coffre uses (the
+//!   fleet simulator and `coffre bench`).
 //!
 //! The crate prints nothing: it reports through return values, event
 //! callbacks and `tracing`. It never logs key bytes.
@@ -54,6 +56,7 @@ pub mod identity;
 pub mod mqtt;
 pub mod queue;
 pub mod reading;
+pub mod stats;
 pub mod tls;
 
 pub use agent::{
