@@ -14,8 +14,9 @@
 //!   follows the session tickets: about 40 ms without quick ACK.
 
 mod client;
-pub mod codec;
 mod net;
+
+pub use coffre_mqtt::codec;
 
 pub use client::{
     BrokerAddr, Client, ClientOptions, ConnectTiming, Message, PublishOutcome, Session,
