@@ -132,7 +132,7 @@ fn trim_ascii_start(b: &[u8]) -> &[u8] {
 }
 
 /// PEM text of DER bytes under `label`, LF line endings.
-pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
+pub fn to_pem(label: &str, der: &[u8]) -> String {
     use p256::pkcs8::der::pem::{encode_string, LineEnding};
     // Encoding only fails for an invalid label; ours are constants.
     encode_string(label, LineEnding::LF, der).unwrap_or_default()
