@@ -409,12 +409,9 @@ mod tests {
     use crate::{TNGTLS_DEVICE_3 as DEF3, TNGTLS_SIGNER};
 
     fn root_key() -> [u8; 64] {
-        let at = MICROCHIP_ROOT_CA_002
-            .windows(4)
-            .position(|w| w == [0x03, 0x42, 0x00, 0x04])
-            .unwrap()
-            + 4;
-        MICROCHIP_ROOT_CA_002[at..at + 64].try_into().unwrap()
+        let key = crate::templates::microchip_root_public_key();
+        assert_eq!(MICROCHIP_ROOT_CA_002[262..266], [0x03, 0x42, 0x00, 0x04]);
+        key
     }
 
     fn key_at(cert: &[u8], loc: CertLoc) -> [u8; 64] {

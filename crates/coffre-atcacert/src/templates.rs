@@ -150,3 +150,13 @@ pub const MICROCHIP_ROOT_CA_002: [u8; 501] = [
     0xfb, 0x2e, 0xe7, 0x93, 0xd2, 0xe6, 0xbe, 0x94, 0x65, 0xca, 0x15, 0xd0, 0xea, 0x5b, 0xc8, 0x7f,
     0x55, 0x79, 0x99, 0x5c, 0xad,
 ];
+/// The public key (X ‖ Y) of [`MICROCHIP_ROOT_CA_002`]: what CryptoAuthLib's
+/// `tng_atcacert_read_signer_cert` hands `atcacert_read_cert` as the CA key,
+/// so the signer certificate's authority key id is always this key's id.
+pub fn microchip_root_public_key() -> [u8; 64] {
+    // X starts at byte 266 (`CRYPTOAUTH_ROOT_CA_002_PUBLIC_KEY_OFFSET`,
+    // `app/tng/tng_root_cert.h`).
+    let mut k = [0u8; 64];
+    k.copy_from_slice(&MICROCHIP_ROOT_CA_002[266..266 + 64]);
+    k
+}

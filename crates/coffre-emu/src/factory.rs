@@ -90,9 +90,13 @@ fn fixtures() -> &'static Fixtures {
             atcacert::TNGTLS_SIGNER.public_key_loc,
             atcacert::pad_public_key(&signer_pub).to_vec(),
         );
+        // The authority key id comes from Microchip's root key, as
+        // CryptoAuthLib computes it when it rebuilds the signer certificate;
+        // it equals the emulated root's subject key id (kept from
+        // Microchip's certificate).
         let signer_cert = atcacert::issue(
             &atcacert::TNGTLS_SIGNER,
-            &root_pub,
+            &atcacert::templates::microchip_root_public_key(),
             SIGNER_ISSUE_DATE,
             SIGNER_ID,
             &data,
@@ -222,6 +226,14 @@ mod tests {
         atcacert::verify_signature(root_cert_der(), &root).unwrap();
         atcacert::verify_signature(signer_cert_der(), &root).unwrap();
         let nv = Preset::Tngtls.build();
+        // The signer certificate as a reader rebuilds it from slots 11–12
+        // (CryptoAuthLib: with Microchip's root key for the key id).
+        let sdata = device_data(&nv, &atcacert::TNGTLS_SIGNER).unwrap();
+        let microchip = atcacert::templates::microchip_root_public_key();
+        let signer_cert =
+            atcacert::rebuild(&atcacert::TNGTLS_SIGNER, Some(&microchip), &sdata).unwrap();
+        assert_eq!(signer_cert, signer_cert_der());
+        atcacert::verify_signature(&signer_cert, &root).unwrap();
         let data = device_data(&nv, &atcacert::TNGTLS_DEVICE_3).unwrap();
         let device = atcacert::rebuild(
             &atcacert::TNGTLS_DEVICE_3,
