@@ -17,6 +17,7 @@
 
 mod configure;
 mod error;
+pub mod factory;
 mod inspect;
 pub mod layout;
 pub mod manifest;
