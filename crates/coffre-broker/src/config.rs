@@ -226,9 +226,10 @@ impl BrokerSetup {
                 crate::live::ADMIN_USER
             );
         }
-        std::fs::write(self.out_dir.join("acl"), acl).map_err(io(&self.out_dir.join("acl")))?;
+        let acl_path = self.out_dir.join("acl");
+        coffre_fs::write_atomic(&acl_path, acl.as_bytes(), 0o644).map_err(io(&acl_path))?;
         let path = self.conf_path();
-        std::fs::write(&path, conf).map_err(io(&path))?;
+        coffre_fs::write_atomic(&path, conf.as_bytes(), 0o644).map_err(io(&path))?;
         crate::live::register(&self.pki_dir, &absolute(&self.out_dir)?)?;
         Ok(path)
     }

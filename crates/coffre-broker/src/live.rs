@@ -131,10 +131,7 @@ pub(crate) fn prepare_admin(out: &Path) -> Result<()> {
         admin_socket(out)?.display(),
         password.as_str()
     ));
-    coffre_pki::util::write_atomic(&options, text.as_bytes(), 0o600).map_err(|e| Error::Admin {
-        what: format!("writing {}", options.display()),
-        output: e.to_string(),
-    })
+    coffre_fs::write_atomic(&options, text.as_bytes(), 0o600).map_err(io(&options))
 }
 
 /// Remember in the PKI directory that the broker in `out` uses it.
@@ -147,12 +144,7 @@ pub(crate) fn register(pki: &Path, out: &Path) -> Result<()> {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let path = dir.join(format!("{h:016x}"));
-    coffre_pki::util::write_atomic(&path, format!("{text}\n").as_bytes(), 0o644).map_err(|e| {
-        Error::Admin {
-            what: format!("registering the broker in {}", path.display()),
-            output: e.to_string(),
-        }
-    })
+    coffre_fs::write_atomic(&path, format!("{text}\n").as_bytes(), 0o644).map_err(io(&path))
 }
 
 /// The broker directories registered in the PKI at `pki` whose
