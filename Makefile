@@ -3,11 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test deps build lint cross bench
+.PHONY: help demo test deps build lint cross doc bench
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
-	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, then every test"
+	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
 
 # System packages the project needs; installed when missing (apt-get when root,
@@ -30,8 +30,13 @@ lint: deps
 cross: deps
 	@scripts/cross-check.sh
 
+# The API docs build without a warning (broken links included).
+doc: deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
 # The browser test of the web explorer must run (chromium is installed by deps).
-test: lint cross
+# `cargo test` also runs every doc example (doc tests).
+test: lint cross doc
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
 
 bench: deps

@@ -67,8 +67,8 @@ impl Broker {
 /// The lines the fleet adds to coffre's broker configuration.
 const FLEET_CONF: &str = "\n# Fleet: no connection cap, no queue cap for the subscriber.\nmax_connections -1\nmax_queued_messages 0\nmax_inflight_messages 0\n";
 
-/// Write the configuration (coffre's, plus [`FLEET_CONF`]) and start
-/// mosquitto; returns once it accepts connections.
+/// Write the configuration (coffre's, plus no connection cap and no queue
+/// cap) and start mosquitto; returns once it accepts connections.
 pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<Broker> {
     progress(Progress::Step(
         "broker: mosquitto, one ACL entry per device".into(),
