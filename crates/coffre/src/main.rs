@@ -71,6 +71,7 @@ struct Cli {
     command: Command,
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read a secure element: identity, configuration, locks, slots.
@@ -236,6 +237,7 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
 }
 
 /// Options of publish and subscribe.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 struct AgentCli {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
@@ -388,6 +390,7 @@ enum PkiCommand {
     },
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
@@ -491,6 +494,7 @@ enum BrokerCommand {
 }
 
 /// Options shared by every command that talks to a chip.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug, Clone)]
 pub struct BusOpts {
     /// Where the chip is: emu:IMAGE[@ADDR] (an emulated chip, see 'coffre emu new') or
