@@ -65,7 +65,25 @@ impl Atecc608 {
             return (status_packet(Status::SelfTest).to_vec(), Some(op));
         }
         self.vol.tempkey_written = false;
-        let outcome = match op {
+        // A command that changes non-volatile state commits only once the
+        // image holds it: when the save fails, the change is undone and the
+        // host gets an execution error, as if the EEPROM write had failed.
+        let before = (self.image.is_some()
+            && matches!(
+                op,
+                opcode::WRITE
+                    | opcode::LOCK
+                    | opcode::GENKEY
+                    | opcode::COUNTER
+                    | opcode::UPDATE_EXTRA
+                    | opcode::PRIVWRITE
+                    | opcode::DERIVE_KEY
+                    | opcode::ECDH
+                    | opcode::KDF
+            ))
+        .then(|| self.nv.clone());
+        self.save_failed = false;
+        let mut outcome = match op {
             opcode::INFO => self.cmd_info(&cmd),
             opcode::READ => self.cmd_read(&cmd),
             opcode::WRITE => self.cmd_write(&cmd),
@@ -95,6 +113,15 @@ impl Atecc608 {
                 status(Status::Parse)
             }
         };
+        if self.save_failed {
+            if let Some(before) = before {
+                self.nv = before;
+            }
+            if let Ok(data) = &mut outcome {
+                zeroize::Zeroize::zeroize(data);
+            }
+            outcome = status(Status::Execution);
+        }
         // TempKey is cleared by every command but Info and, when they
         // succeed, the few that build on it (DS508 §2.5.1); a command that
         // wrote a new TempKey keeps it.

@@ -163,9 +163,36 @@ pub(crate) struct Volatile {
     pub tempkey_written: bool,
 }
 
-/// Something the chip could not save to its image file.
+/// Something the chip could not save to its image file: the command that
+/// made the change answered an execution error and the change was undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistError(pub String);
+
+impl PersistError {
+    fn new(e: &crate::image::ImageError) -> PersistError {
+        // The whole chain, e.g. "chip.img: cannot write: No space left on device".
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        PersistError(msg)
+    }
+}
+
+impl std::fmt::Display for PersistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the emulated chip could not save its image ({}); the change was not made",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PersistError {}
 
 /// Counters of what the chip has done (for tests and benchmarks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -193,6 +220,7 @@ pub struct Atecc608 {
     watchdog_deadline: Option<Duration>,
     image: Option<PathBuf>,
     persist_error: Option<PersistError>,
+    save_failed: bool,
     failure_mode: bool,
     fail_self_test: bool,
     stats: Stats,
@@ -226,6 +254,7 @@ impl Atecc608 {
             watchdog_deadline: None,
             image: None,
             persist_error: None,
+            save_failed: false,
             failure_mode: false,
             fail_self_test: false,
             stats: Stats::default(),
@@ -343,11 +372,15 @@ impl Atecc608 {
         self.out_pos = 0;
     }
 
+    /// Save the non-volatile state to the image, if any. A failure is kept
+    /// for [`Atecc608::take_persist_error`] and makes the running command
+    /// fail (see `execute`): the chip never reports success for a change
+    /// its image does not hold.
     pub(crate) fn save(&mut self) {
         if let Some(path) = self.image.clone() {
             if let Err(e) = crate::image::save(&path, &self.nv) {
-                tracing::error!("emulated chip: could not save {}: {e}", path.display());
-                self.persist_error = Some(PersistError(e.to_string()));
+                self.save_failed = true;
+                self.persist_error = Some(PersistError::new(&e));
             }
         }
     }
