@@ -108,6 +108,47 @@ where
         Ok(out)
     }
 
+    /// Encrypted Write of 32-byte `block` of `slot` (SlotConfig.WriteConfig
+    /// Encrypt, or any slot before the data lock): Nonce (random), GenDig
+    /// over the write key in `key_slot` whose value is `key`, then Write
+    /// with the block XOR TempKey and its MAC (`atcah_write_auth_mac`).
+    pub fn write_encrypted(
+        &mut self,
+        slot: u8,
+        block: u8,
+        data: &[u8; 32],
+        key_slot: u8,
+        key: &[u8; 32],
+        num_in: &[u8; 20],
+    ) -> Result<(), Error<E>> {
+        let address = coffre_proto::zone::data_address(slot, block, 0)
+            .map_err(|_| Error::InvalidArgument("block past the end of the slot"))?;
+        let sn = self.serial_number()?;
+        let rand = self.nonce_random(num_in)?;
+        let mut tk = nonce_tempkey(&rand, num_in);
+        self.gendig_slot(key_slot)?;
+        let mut tk2 = gendig_tempkey(&tk, key_slot, key, &sn);
+        wipe(&mut tk);
+        let mut cipher = [0u8; 32];
+        for (c, (d, k)) in cipher.iter_mut().zip(data.iter().zip(tk2.iter())) {
+            *c = d ^ k;
+        }
+        let zone = 0x80 | 0x40 | Zone::Data.code();
+        let mut h = Sha256::new();
+        h.update(tk2);
+        h.update([opcode::WRITE, zone]);
+        h.update(address.to_le_bytes());
+        h.update([sn[8], sn[0], sn[1]]);
+        h.update([0u8; 25]);
+        h.update(data);
+        let mac: [u8; 32] = h.finalize().into();
+        wipe(&mut tk2);
+        let cmd = coffre_proto::command::write_encrypted(Zone::Data, address, &cipher, &mac)
+            .map_err(Error::Protocol)?;
+        wipe(&mut cipher);
+        self.execute_status(&cmd)
+    }
+
     /// ECDH with the private key in `slot` and a peer public key (X ‖ Y),
     /// the shared secret returned in clear (mode 0x0C).
     pub fn ecdh(&mut self, slot: u8, peer: &[u8; 64]) -> Result<[u8; 32], Error<E>> {
