@@ -81,6 +81,7 @@ mod driver;
 mod error;
 #[cfg(feature = "linux")]
 pub mod linux;
+pub mod secure;
 
 pub use address::{normalize_address, Address};
 pub use commands::{LockStatus, LOCK_WORD_ADDRESS, SLOT_LOCKED_WORD_ADDRESS};

@@ -111,6 +111,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
             &BootOptions {
                 mode: KeyMode::Offload { slot: 0 },
                 allow_unlocked: false,
+                io_key: None,
             },
             &mut |_, _| {},
         )?;

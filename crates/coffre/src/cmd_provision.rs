@@ -9,7 +9,9 @@ use coffre_emu::clock::Timing;
 use coffre_emu::presets::Preset;
 use coffre_pki::{IssueOptions, Pki};
 use coffre_provision::manifest::Manifest;
-use coffre_provision::{configure, inspect, provision, Layout, Mode, Options, Ui};
+use coffre_provision::{
+    configure_with_io_key, inspect, iokey, provision, Layout, Mode, Options, Ui,
+};
 use serde_json::json;
 
 use crate::bus::{self, Opened};
@@ -127,9 +129,16 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         a.mode.name()
     );
     if let Some(layout) = a.configure {
-        configure(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        let (_, io_key) = configure_with_io_key(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        if let Some(k) = io_key {
+            // The device's copy of the IO protection key (its MCU flash).
+            let p = iokey::save(&a.pki, &a.id, &k).map_err(to_anyhow)?;
+            eprintln!("  IO protection key saved for the device: {}", p.display());
+        }
     }
-    let r = provision(&mut o.chip, &mut pki, &options(a, image), &mut ui).map_err(to_anyhow);
+    let mut opts = options(a, image);
+    opts.io_key = iokey::load(&a.pki, &a.id).map_err(to_anyhow)?;
+    let r = provision(&mut o.chip, &mut pki, &opts, &mut ui).map_err(to_anyhow);
     finish_transcript(&o, bus_opts.transcript.as_deref())?;
     let out = bus::check_saved(o.board.as_ref(), r)?;
     if bus_opts.json {

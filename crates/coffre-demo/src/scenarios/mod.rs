@@ -27,6 +27,7 @@ registry! {
     chip_pulled,
     broker_restart,
     bus_probe,
+    encrypted_bus,
     tamper,
     disclosure,
     clientid_takeover,
