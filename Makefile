@@ -3,12 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test deps build lint cross bench
+.PHONY: help demo test deps build lint cross bench fuzz
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, then every test"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; nightly + cargo-fuzz)"
 
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
@@ -40,3 +41,8 @@ test: lint cross
 
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
+
+# libFuzzer over every target of crates/coffre-fuzz (nightly + cargo-fuzz);
+# `make test` replays the committed corpus and regressions on stable.
+fuzz:
+	@scripts/fuzz.sh

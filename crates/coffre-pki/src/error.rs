@@ -174,6 +174,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// A factory certificate chain does not verify (names, signatures,
+    /// validity, CA flag): the text says which link fails.
+    #[error("{0}")]
+    FactoryChain(String),
+
+    /// The device certificate's key is not the chip's slot 0 public key.
+    #[error(
+        "the device certificate's public key is not slot 0's public key: the certificate stored in \
+         the chip does not belong to this chip's private key; do not trust this part"
+    )]
+    FactoryKeyMismatch,
+
     /// A certificate could not be parsed.
     #[error("cannot parse the certificate: {0}; give an X.509 certificate in DER or PEM form")]
     BadCertificate(String),

@@ -9,7 +9,10 @@
 //! and how many bytes it used, or "need more" (`Ok(None)`); [`encode`]
 //! appends a packet to a buffer. Neither does IO.
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 /// The MQTT protocol version spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -40,15 +43,13 @@ impl fmt::Display for MqttVersion {
     }
 }
 
-impl std::str::FromStr for MqttVersion {
-    type Err = String;
+impl core::str::FromStr for MqttVersion {
+    type Err = UnknownVersion;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "5" | "5.0" | "v5" => Ok(MqttVersion::V5),
             "3.1.1" | "311" | "v311" | "4" => Ok(MqttVersion::V311),
-            other => Err(format!(
-                "unknown MQTT version '{other}': use '5' or '3.1.1'"
-            )),
+            other => Err(UnknownVersion(other.to_owned())),
         }
     }
 }
@@ -451,29 +452,24 @@ impl Packet {
 }
 
 /// Why a packet could not be encoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError {
     /// A string or binary field is longer than 65535 bytes.
-    #[error("a string field is {0} bytes long; MQTT allows at most 65535")]
     FieldTooLong(usize),
     /// The packet is larger than MQTT's 268435455-byte limit.
-    #[error("the packet is {0} bytes long; MQTT allows at most 268435455")]
     PacketTooLarge(usize),
     /// QoS 1 or 2 without a packet identifier, or QoS 0 with one.
-    #[error("a QoS 1 or 2 PUBLISH needs a non-zero packet identifier, QoS 0 must have none")]
     PacketId,
 }
 
 /// Why received bytes are not a valid packet.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The remaining length uses more than four bytes.
-    #[error("malformed remaining length (more than 4 bytes)")]
     BadRemainingLength,
     /// The packet is larger than the limit the client accepts.
-    #[error("packet of {size} bytes exceeds the {limit}-byte limit")]
     TooLarge {
         /// Announced size.
         size: usize,
@@ -481,13 +477,10 @@ pub enum DecodeError {
         limit: usize,
     },
     /// A field runs past the end of the packet.
-    #[error("truncated {0} packet")]
     Truncated(&'static str),
     /// A string is not UTF-8.
-    #[error("a string field is not valid UTF-8")]
     Utf8,
     /// Reserved flag bits are wrong, or a QoS is 3.
-    #[error("invalid flags 0x{flags:X} on packet type {packet_type}")]
     BadFlags {
         /// Packet type.
         packet_type: u8,
@@ -495,15 +488,71 @@ pub enum DecodeError {
         flags: u8,
     },
     /// An MQTT 5 property identifier this codec does not know.
-    #[error("unknown MQTT 5 property 0x{0:02X}")]
     UnknownProperty(usize),
     /// Bytes left over after a packet's last field.
-    #[error("{0} packet has trailing bytes")]
     Trailing(&'static str),
     /// CONNECT with a protocol name or level this codec does not speak.
-    #[error("unsupported protocol name or level in CONNECT")]
     Protocol,
 }
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::FieldTooLong(n) => {
+                write!(
+                    f,
+                    "a string field is {n} bytes long; MQTT allows at most 65535"
+                )
+            }
+            EncodeError::PacketTooLarge(n) => {
+                write!(
+                    f,
+                    "the packet is {n} bytes long; MQTT allows at most 268435455"
+                )
+            }
+            EncodeError::PacketId => f.write_str(
+                "a QoS 1 or 2 PUBLISH needs a non-zero packet identifier, QoS 0 must have none",
+            ),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::BadRemainingLength => {
+                f.write_str("malformed remaining length (more than 4 bytes)")
+            }
+            DecodeError::TooLarge { size, limit } => {
+                write!(f, "packet of {size} bytes exceeds the {limit}-byte limit")
+            }
+            DecodeError::Truncated(what) => write!(f, "truncated {what} packet"),
+            DecodeError::Utf8 => f.write_str("a string field is not valid UTF-8"),
+            DecodeError::BadFlags { packet_type, flags } => {
+                write!(f, "invalid flags 0x{flags:X} on packet type {packet_type}")
+            }
+            DecodeError::UnknownProperty(p) => write!(f, "unknown MQTT 5 property 0x{p:02X}"),
+            DecodeError::Trailing(what) => write!(f, "{what} packet has trailing bytes"),
+            DecodeError::Protocol => f.write_str("unsupported protocol name or level in CONNECT"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// An MQTT version that is neither `5` nor `3.1.1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVersion(pub String);
+
+impl fmt::Display for UnknownVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown MQTT version '{}': use '5' or '3.1.1'", self.0)
+    }
+}
+
+impl core::error::Error for UnknownVersion {}
 
 /// Largest value of a variable byte integer.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -914,7 +963,7 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self) -> Result<String, DecodeError> {
         let b = self.binary()?;
-        std::str::from_utf8(b)
+        core::str::from_utf8(b)
             .map(str::to_owned)
             .map_err(|_| DecodeError::Utf8)
     }
@@ -923,6 +972,8 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
 
     const MAX: usize = 1 << 20;
 

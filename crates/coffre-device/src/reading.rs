@@ -1,15 +1,16 @@
 //! Sensor readings: where they come from ([`SensorSource`]) and what goes on
 //! the wire ([`Reading`], one JSON object per message).
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
 
 use coffre_sensors::bmp280::Bmp280;
 use coffre_sensors::sht30::Sht30;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::{ErrorKind, I2c};
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// One measurement of the ENV II unit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,7 +28,7 @@ pub struct Measurement {
 #[non_exhaustive]
 pub enum SensorError {
     /// A device does not answer on the bus: the publisher stops
-    /// ([`crate::Error::ChipGone`]).
+    /// (the agent reports the chip or sensor as gone).
     Absent {
         /// Which device ("SHT30 at 0x44").
         device: String,
@@ -48,7 +49,7 @@ impl fmt::Display for SensorError {
     }
 }
 
-impl std::error::Error for SensorError {}
+impl core::error::Error for SensorError {}
 
 /// Something that takes measurements.
 ///
@@ -185,21 +186,27 @@ pub struct Reading {
 }
 
 fn two_decimals(v: f32) -> f64 {
-    (f64::from(v) * 100.0).round() / 100.0
+    // `f64::round` needs std; half away from zero, as it rounds.
+    let x = f64::from(v) * 100.0;
+    if !x.is_finite() || x.abs() >= 1e15 {
+        return f64::from(v);
+    }
+    let r = if x >= 0.0 {
+        (x + 0.5) as i64
+    } else {
+        (x - 0.5) as i64
+    };
+    r as f64 / 100.0
 }
 
 impl Reading {
-    /// A reading of `m` taken now.
-    pub fn new(device: &str, seq: u64, m: &Measurement) -> Reading {
-        Reading::at(device, seq, OffsetDateTime::now_utc(), m)
-    }
-
-    /// A reading of `m` taken at `t`.
-    pub fn at(device: &str, seq: u64, t: OffsetDateTime, m: &Measurement) -> Reading {
+    /// A reading of `m` taken at `unix_micros` (microseconds since
+    /// 1970-01-01T00:00:00Z, from the device's wall clock).
+    pub fn at_unix_micros(device: &str, seq: u64, unix_micros: i64, m: &Measurement) -> Reading {
         Reading {
             device: device.to_owned(),
             seq,
-            ts: rfc3339(t),
+            ts: rfc3339_micros(unix_micros),
             temperature_c: two_decimals(m.temperature_c),
             humidity_pct: two_decimals(m.humidity_pct),
             pressure_hpa: two_decimals(m.pressure_hpa),
@@ -218,17 +225,35 @@ impl Reading {
     }
 
     /// The timestamp, parsed.
-    pub fn time(&self) -> Option<OffsetDateTime> {
-        OffsetDateTime::parse(&self.ts, &Rfc3339).ok()
+    #[cfg(feature = "std")]
+    pub fn time(&self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::parse(&self.ts, &time::format_description::well_known::Rfc3339).ok()
     }
 }
 
-/// RFC 3339 UTC with microseconds, e.g. `2025-05-01T12:00:00.123456Z`.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_microsecond(t.microsecond()).unwrap_or(t);
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+/// RFC 3339 UTC with microseconds, e.g. `2025-05-01T12:00:00.123456Z`, of
+/// a time in microseconds since the Unix epoch.
+pub fn rfc3339_micros(unix_micros: i64) -> String {
+    let secs = unix_micros.div_euclid(1_000_000);
+    let micros = unix_micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Days to civil date (H. Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 #[cfg(test)]
@@ -237,11 +262,10 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_shape() {
-        let t = OffsetDateTime::from_unix_timestamp_nanos(1_746_100_800_123_456_789).unwrap();
-        let r = Reading::at(
+        let r = Reading::at_unix_micros(
             "m5go-01",
             7,
-            t,
+            1_746_100_800_123_456,
             &Measurement {
                 temperature_c: 22.534,
                 humidity_pct: 48.1,
@@ -254,7 +278,25 @@ mod tests {
         );
         let back = Reading::from_json(r.to_json().as_bytes()).unwrap();
         assert_eq!(back, r);
-        assert_eq!(back.time().unwrap().unix_timestamp(), 1_746_100_800);
+    }
+
+    #[test]
+    fn rfc3339_of_unix_micros() {
+        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339_micros(-1), "1969-12-31T23:59:59.999999Z");
+        // A leap day, and the end of a century year that is a leap year.
+        assert_eq!(
+            rfc3339_micros(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            rfc3339_micros(978_307_199_500_000),
+            "2000-12-31T23:59:59.500000Z"
+        );
+        assert_eq!(
+            rfc3339_micros(4_102_444_800_000_000),
+            "2100-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
