@@ -800,6 +800,26 @@ fn sha_hmac_and_digest_targets() {
 }
 
 #[test]
+fn sha_hmac_keyed_by_tempkey() {
+    // CryptoAuthLib's sha_hmac_tempkey (608 silicon): Nonce pass-through
+    // loads the key, HMAC start names key id 0xFFFF.
+    let mut h = Host::new(Preset::Tngtls);
+    let key = [0x37u8; 32];
+    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &key).unwrap())
+        .unwrap();
+    h.status(&cmd(opcode::SHA, 0x04, 0xFFFF, &[])).unwrap();
+    let out = h.run(&cmd(opcode::SHA, 0xC2, 5, b"hello")).unwrap();
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    m.update(b"hello");
+    assert_eq!(out, m.finalize().into_bytes().to_vec());
+    // Without a valid TempKey: refused.
+    assert_eq!(
+        h.status(&cmd(opcode::SHA, 0x04, 0xFFFF, &[])),
+        Err(Error::Execution)
+    );
+}
+
+#[test]
 fn info_state_gpio_and_latch() {
     let mut h = Host::new(Preset::Tngtls);
     assert_eq!(
