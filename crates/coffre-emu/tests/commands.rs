@@ -698,6 +698,39 @@ fn aes_ecb_and_gfm() {
     );
 }
 
+#[test]
+fn aes_with_the_key_in_tempkey_keeps_tempkey() {
+    // CryptoAuthLib's aes_encrypt_key_tempkey / aes_decrypt_key_tempkey
+    // (608 silicon): one 64-byte Nonce load, then every key block, many
+    // blocks each.
+    let mut h = Host::new(Preset::Tngtls);
+    let keys: [u8; 64] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5C);
+    h.status(&cmd(opcode::NONCE, 0x23, 0, &keys)).unwrap();
+    for block in 0..4usize {
+        let cipher = aes::Aes128::new_from_slice(&keys[16 * block..16 * block + 16]).unwrap();
+        for n in 0..3u8 {
+            let pt = [n ^ block as u8; 16];
+            let ct = h
+                .run(&cmd(opcode::AES, (block as u8) << 6, 0xFFFF, &pt))
+                .unwrap();
+            let mut b = aes::Block::from(pt);
+            cipher.encrypt_block(&mut b);
+            assert_eq!(ct, b.to_vec(), "key block {block}, block {n}");
+            let back = h
+                .run(&cmd(opcode::AES, (block as u8) << 6 | 0x01, 0xFFFF, &ct))
+                .unwrap();
+            assert_eq!(back, pt);
+        }
+    }
+    // Another command clears it as before.
+    h.run(&command::info(InfoMode::Revision)).unwrap();
+    h.run(&command::random()).unwrap();
+    assert_eq!(
+        h.run(&cmd(opcode::AES, 0x00, 0xFFFF, &[0; 16])),
+        Err(Error::Execution)
+    );
+}
+
 fn kdf(h: &mut Host, mode: u8, key_id: u16, details: u32, msg: &[u8]) -> Result<Vec<u8>, Error> {
     let data = [&details.to_le_bytes()[..], msg].concat();
     h.run(&cmd(opcode::KDF, mode, key_id, &data))

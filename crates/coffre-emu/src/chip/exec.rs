@@ -124,8 +124,10 @@ impl Atecc608 {
         }
         // TempKey is cleared by every command but Info and, when they
         // succeed, the few that build on it (DS508 §2.5.1); a command that
-        // wrote a new TempKey keeps it.
+        // wrote a new TempKey keeps it. The 608's AES leaves it alone
+        // (`silicon::AES_KEEPS_TEMPKEY`).
         let keeps = op == opcode::INFO
+            || (op == opcode::AES && silicon::AES_KEEPS_TEMPKEY)
             || (outcome.is_ok()
                 && matches!(
                     op,

@@ -93,6 +93,12 @@ pub const VALIDATE_PARENT_IN_READKEY: bool = true;
 /// in the 72-byte pad format (CAL `atcah_gen_key_msg` takes its size).
 pub const GENKEY_STORED_PUBKEY_DIGEST_LEN: usize = 72;
 
+/// Whether AES (ECB, GFM) leaves TempKey as it was. DS508 §2.5.1 clears
+/// TempKey after every other command, but the 508 has no AES; CryptoAuthLib's
+/// aes_encrypt_key_tempkey / aes_decrypt_key_tempkey tests load TempKey once
+/// and run every AES block with it on 608 silicon.
+pub const AES_KEEPS_TEMPKEY: bool = true;
+
 /// Whether external-message Sign requires the data zone to be locked.
 /// The ATECC508A data sheet lists no such condition for Sign (it needs a
 /// valid key and message); see docs/chip-facts.md.
