@@ -332,6 +332,40 @@ fn derive_key_rolls_a_slot() {
 }
 
 #[test]
+fn derive_key_on_slots_that_also_take_encrypted_writes() {
+    // CryptoAuthLib's derivekey / derivekey_mac (silicon) with
+    // test_ecc608_configdata: slot 9 WriteConfig 0x6 (encrypted Write,
+    // DeriveKey Roll, no MAC), slot 3 WriteConfig 0xF (Create from WriteKey
+    // 4, MAC required). Bit 14 does not refuse DeriveKey.
+    let mut h = host_with(|nv| {
+        nv.config.set_slot_config(9, SlotConfig(0x64C4));
+        nv.config.set_slot_config(3, SlotConfig(0xF4C4));
+        nv.config.set_key_config(3, KeyConfig(0x001C));
+        nv.config.set_key_config(4, KeyConfig(0x003C));
+        nv.slot_mut(9)[..32].copy_from_slice(&[0x19; 32]);
+        nv.slot_mut(4)[..32].copy_from_slice(&[0x44; 32]);
+    });
+    let s = sn(&nv_of(&h));
+    let tk = nonce_random(&mut h, &[2; 20]);
+    h.status(&cmd(opcode::DERIVE_KEY, 0x00, 9, &[])).unwrap();
+    let want = sha(&[
+        &[0x19; 32],
+        &[opcode::DERIVE_KEY, 0x00, 9, 0],
+        &[s[8], s[0], s[1]],
+        &[0; 25],
+        &tk,
+    ]);
+    assert_eq!(nv_of(&h).slot(9)[..32], want);
+
+    let tk = nonce_random(&mut h, &[3; 20]);
+    let head = [opcode::DERIVE_KEY, 0x00, 3, 0];
+    let mac = sha(&[&[0x44; 32], &head, &[s[8], s[0], s[1]]]);
+    h.status(&cmd(opcode::DERIVE_KEY, 0x00, 3, &mac)).unwrap();
+    let want = sha(&[&[0x44; 32], &head, &[s[8], s[0], s[1]], &[0; 25], &tk]);
+    assert_eq!(nv_of(&h).slot(3)[..32], want);
+}
+
+#[test]
 fn privwrite_encrypted_installs_a_signing_key() {
     // Slot 3: WriteConfig 0b0110 (GenKey and encrypted PrivWrite), WriteKey 6.
     let mut h = host_with(|nv| nv.config.set_slot_config(3, SlotConfig(0x6685)));
