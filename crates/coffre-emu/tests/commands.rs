@@ -647,7 +647,10 @@ fn verify_stored_validate_and_invalidate() {
         msg[33..36].copy_from_slice(&other3);
         msg[36] = s[8];
         msg[37..39].copy_from_slice(&s[0..2]);
-        msg[56..].copy_from_slice(&nv_of(h).slot(14)[..72]);
+        // The stored key as X ‖ Y, as CAL's verify_validate test hashes it.
+        let stored = nv_of(h).slot(14)[..72].to_vec();
+        msg[64..96].copy_from_slice(&stored[4..36]);
+        msg[96..].copy_from_slice(&stored[40..72]);
         let tk = sha(&[&msg]);
         let other: [u8; 19] = core::array::from_fn(|i| 0x60 + i as u8);
         let m = sha(&[

@@ -89,14 +89,18 @@ impl Atecc608 {
             if !self.config_locked() || self.is_private_slot(slot) {
                 return status(Status::Execution);
             }
-            let stored = self.nv.slot(slot);
-            let n = silicon::GENKEY_STORED_PUBKEY_DIGEST_LEN;
-            if stored.len() < n {
-                return status(Status::Execution);
-            }
-            let stored = stored[..n].to_vec();
             let head = [c.data[0], c.data[1], c.data[2]];
-            self.genkey_digest(head, slot, &stored)?;
+            if silicon::GENKEY_STORED_PUBKEY_DIGEST_PADDED {
+                let stored = self.nv.slot(slot);
+                if stored.len() < 72 {
+                    return status(Status::Execution);
+                }
+                let stored = stored[..72].to_vec();
+                self.genkey_digest(head, slot, &stored)?;
+            } else {
+                let xy = self.stored_public_key(slot).ok_or(Status::Execution)?;
+                self.genkey_digest(head, slot, &xy)?;
+            }
             return OK;
         }
         if !c.data.is_empty() && c.data.len() != 3 {
