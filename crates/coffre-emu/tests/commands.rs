@@ -679,6 +679,32 @@ fn verify_stored_validate_and_invalidate() {
 }
 
 #[test]
+fn a_write_invalidates_a_public_key_that_needs_validation() {
+    // Slot 14: P-256 public key with PubInfo (validation required); slot 15
+    // without. Writes always allowed (SlotConfig 0x0F0F), data locked.
+    let mut h = host_with(|nv| {
+        nv.config.set_key_config(14, KeyConfig(0x0032));
+        nv.config.set_slot_config(14, SlotConfig(0x0F0F));
+        nv.config.set_key_config(15, KeyConfig(0x0030));
+        nv.config.set_slot_config(15, SlotConfig(0x0F0F));
+    });
+    let block = [0x5Bu8; 32];
+    for slot in [14u8, 15] {
+        let addr = data_address(slot, 0, 0).unwrap();
+        h.status(&command::write(Zone::Data, addr, &block).unwrap())
+            .unwrap();
+    }
+    let nv = nv_of(&h);
+    assert_eq!(
+        nv.slot(14)[0],
+        0xAB,
+        "validity nibble 0xA over the written byte"
+    );
+    assert_eq!(nv.slot(14)[1..32], block[1..]);
+    assert_eq!(nv.slot(15)[..32], block, "no PubInfo: written as is");
+}
+
+#[test]
 fn verify_external_with_an_off_curve_key() {
     let mut h = Host::new(Preset::Tngtls);
     h.status(&command::nonce_passthrough(NonceTarget::MsgDigestBuffer, &[1; 32]).unwrap())

@@ -338,6 +338,7 @@ impl Atecc608 {
                 let bytes = self.nv.slot_mut(slot);
                 let end = (loc.offset + len).min(bytes.len());
                 bytes[loc.offset..end].copy_from_slice(&data[..end - loc.offset]);
+                self.invalidate_written_public_key(slot);
                 self.save();
                 OK
             }
