@@ -124,8 +124,10 @@ impl Atecc608 {
         }
         // TempKey is cleared by every command but Info and, when they
         // succeed, the few that build on it (DS508 §2.5.1); a command that
-        // wrote a new TempKey keeps it.
+        // wrote a new TempKey keeps it. The 608's AES leaves it alone
+        // (`silicon::AES_KEEPS_TEMPKEY`).
         let keeps = op == opcode::INFO
+            || (op == opcode::AES && silicon::AES_KEEPS_TEMPKEY)
             || (outcome.is_ok()
                 && matches!(
                     op,
@@ -336,6 +338,7 @@ impl Atecc608 {
                 let bytes = self.nv.slot_mut(slot);
                 let end = (loc.offset + len).min(bytes.len());
                 bytes[loc.offset..end].copy_from_slice(&data[..end - loc.offset]);
+                self.invalidate_written_public_key(slot);
                 self.save();
                 OK
             }
