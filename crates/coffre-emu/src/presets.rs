@@ -92,7 +92,8 @@ fn tngtls() -> NvState {
         sn[2], sn[3], sn[4], sn[5], sn[6], sn[7]
     );
     nv.slot_mut(5)[..12].copy_from_slice(id.as_bytes());
-    nv.counters = [0, 0];
+    nv.config.set_counter(0, 0);
+    nv.config.set_counter(1, 0);
     // The factory chain: OTP certificate-definition code, device
     // certificate (slot 10), signer public key (11) and certificate (12),
     // written before the data lock as Microchip's factory does.
@@ -111,6 +112,8 @@ fn blank() -> NvState {
     b[85] = 0x00;
     b[88] = 0xFF;
     b[89] = 0xFF;
+    cfg.set_counter(0, 0);
+    cfg.set_counter(1, 0);
     cfg.set_config_lock_byte(UNLOCKED);
     cfg.set_data_lock_byte(UNLOCKED);
     NvState::new(cfg)

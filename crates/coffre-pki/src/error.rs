@@ -41,7 +41,7 @@ pub enum Error {
 
     /// A file could not be read, written or renamed.
     #[error(
-        "cannot {action} {}: {source}; check that the path exists and that you may access it",
+        "cannot {action} {} (check that the path exists and that you may access it)",
         path.display()
     )]
     Io {
@@ -147,7 +147,7 @@ pub enum Error {
     InvalidPublicKey,
 
     /// The signer callback failed.
-    #[error("the signer refused to sign: {0}; check the chip connection and the key slot")]
+    #[error("the signer refused to sign; check the chip connection and the key slot")]
     Signer(#[source] SignerError),
 
     /// The signer returned a signature that does not verify with the public key.

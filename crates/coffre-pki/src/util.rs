@@ -93,17 +93,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// Parse an RFC 3339 time.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
-}
-
-/// The current time, truncated to whole seconds (X.509 times have no fraction).
-pub(crate) fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
-}
-
 /// Decode DER, or the first PEM block with one of `labels`, from `input`.
 ///
 /// Input that starts (after whitespace) with `-----BEGIN` is PEM; anything
@@ -264,15 +253,6 @@ pub(crate) fn cert_facts(der: &[u8]) -> std::result::Result<CertFacts, String> {
     })
 }
 
-/// Strip the leading zero byte DER adds to keep a serial positive.
-pub(crate) fn serial_hex(raw: &[u8]) -> String {
-    let trimmed = match raw {
-        [0, rest @ ..] if !rest.is_empty() => rest,
-        other => other,
-    };
-    hex_upper(trimmed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,8 +272,6 @@ mod tests {
             let s = random_serial();
             assert!(s[0] >= 1 && s[0] <= 0x7F);
         }
-        assert_eq!(serial_hex(&[0x00, 0x80, 0x01]), "8001");
-        assert_eq!(serial_hex(&[0x00]), "00");
     }
 
     #[test]

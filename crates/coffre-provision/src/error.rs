@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The chip did not answer or refused a command.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Chip {
         /// What was being done.
         what: String,
@@ -39,7 +39,7 @@ pub enum Error {
         source: coffre_atcacert::Error,
     },
     /// File IO.
-    #[error("{path}: {source}")]
+    #[error("file {path}")]
     Io {
         /// File concerned.
         path: std::path::PathBuf,

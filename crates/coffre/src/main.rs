@@ -124,6 +124,10 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Run only these scenarios (comma-separated ids, as in the STRIDE table).
+        #[arg(long, value_name = "ID[,ID]", value_delimiter = ',',
+              value_parser = clap::builder::PossibleValuesParser::new(coffre_demo::ids()))]
+        only: Vec<String>,
     },
     /// One device process (boot, connect, one QoS 1 publish, clean disconnect) against
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
@@ -709,7 +713,8 @@ fn main() -> ExitCode {
             web,
             wide,
             json,
-        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web) {
+            only,
+        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web, &only) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
