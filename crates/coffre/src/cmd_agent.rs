@@ -73,6 +73,8 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
     let mode = match a.mode {
         coffre_provision::Mode::Lab => KeyMode::Lab,
         coffre_provision::Mode::Offload => KeyMode::Offload { slot: a.key_slot },
+        // The factory key is slot 0's; the chip signs.
+        coffre_provision::Mode::Factory => KeyMode::Offload { slot: 0 },
     };
     eprintln!("boot ({} mode, {}):", a.mode.name(), a.bus);
     let mut log = |step: u8, msg: &str| eprintln!("  [{step}/5] {msg}");

@@ -393,10 +393,14 @@ enum PkiCommand {
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
 coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
-coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n\n\
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n  \
+coffre provision --bus emu:chip.img --pki pki --mode factory\n\n\
 lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
 PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
-offload: the key is born in the chip and never leaves it; the chip signs the CSR.")]
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.\n\
+factory: a Trust&GO part's own identity: its slot 0 key and the certificate chain stored in the chip \
+are checked (chain to the trusted root, key = slot 0's) and the device is registered under its \
+certificate's CN (sn + serial number); nothing is written to the chip. Exit status 4 if refused.")]
 struct ProvisionCmd {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
     #[arg(
@@ -406,10 +410,14 @@ struct ProvisionCmd {
         required_unless_present = "fleet"
     )]
     bus: Option<BusSpec>,
-    /// Device id: certificate CN and MQTT username.
-    #[arg(long, required_unless_present = "fleet")]
+    /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
+    #[arg(long)]
     id: Option<String>,
-    /// Key mode: lab or offload.
+    /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
+    /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Key mode: lab, offload or factory.
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
     /// PKI directory (see 'coffre pki init').
@@ -823,6 +831,7 @@ fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
         force: p.force,
         manifest: p.manifest.clone(),
         days: p.days,
+        factory_root: p.factory_root.clone(),
     };
     if let Some(count) = p.fleet {
         let f = cmd_provision::FleetArgs {
