@@ -49,7 +49,7 @@ mod config;
 mod log;
 mod process;
 
-pub use config::{Acl, BrokerSetup, Role};
+pub use config::{Acl, BrokerSetup, FactoryListener, Role};
 pub use log::{LogCursor, LogFollower};
 pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 

@@ -247,9 +247,14 @@ struct AgentCli {
     /// Device id: certificate CN, MQTT client id and username.
     #[arg(long)]
     id: String,
-    /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
+    /// Key mode: lab (slot 8 read into RAM), offload (the chip signs) or factory (slot 0
+    /// signs; the certificate chain is the chip's own, rebuilt from slots 10–12).
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
+    /// Factory mode: the root the chip's chain must lead to before connecting (default:
+    /// the emulator's factory root for emu: buses, Microchip's Root CA 002 for linux:).
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
     /// Offload: the private-key slot (0: Trust&GO factory key).
     #[arg(long, default_value = "0")]
     key_slot: u8,
@@ -303,6 +308,7 @@ impl AgentCli {
             allow_unlocked: self.allow_unlocked,
             no_preflight: self.no_preflight,
             json: self.json,
+            factory_root: self.factory_root,
         }
     }
 }
@@ -489,6 +495,15 @@ enum BrokerCommand {
         /// A device that may subscribe to m5go/env.
         #[arg(long = "subscriber", value_name = "ID")]
         subscribers: Vec<String>,
+        /// Also accept devices with a factory identity (Trust&GO), on their own listener:
+        /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Crypto
+        /// Authentication Root CA 002) or a certificate file. Their id is their
+        /// certificate's CN (sn + serial number): name it with --publisher/--subscriber.
+        #[arg(long, value_name = "ROOT")]
+        factory_root: Option<String>,
+        /// The factory identities' listener (no CRL: Trust&GO signers publish none).
+        #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
+        factory_listen: std::net::SocketAddr,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -712,7 +727,16 @@ fn main() -> ExitCode {
                 listen,
                 publishers,
                 subscribers,
-            } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
+                factory_root,
+                factory_listen,
+            } => cmd_broker::config(
+                &pki,
+                &out,
+                listen,
+                &publishers,
+                &subscribers,
+                factory_root.as_deref().map(|r| (r, factory_listen)),
+            ),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {
@@ -786,6 +810,7 @@ fn main() -> ExitCode {
                     allow_unlocked: false,
                     no_preflight: false,
                     json: false,
+                    factory_root: None,
                 }),
                 _ => None,
             };

@@ -185,3 +185,215 @@ fn bad_factory_certificates_are_refused_with_exit_4() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("OTP"), "{e}");
 }
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_factory_device_and_a_lab_device_share_one_broker() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let (main, factory) = (free_addr(), free_addr());
+    ok(&["pki", "init"], p);
+    for img in ["fac.img", "lab.img", "sub.img", "bad.img"] {
+        ok(&["emu", "new", "--preset", "tngtls", "--out", img], p);
+    }
+    // Factory provisioning writes nothing to the chip.
+    let before = std::fs::read(p.join("fac.img")).unwrap();
+    let v = json(&ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:fac.img",
+            "--mode",
+            "factory",
+            "--json",
+        ],
+        p,
+    ));
+    assert_eq!(std::fs::read(p.join("fac.img")).unwrap(), before);
+    let cn = v["entry"]["id"].as_str().unwrap().to_string();
+    assert!(cn.starts_with("sn0123") && cn.len() == 20, "{cn}");
+    assert_eq!(v["entry"]["mode"], "factory");
+    assert!(p.join(format!("pki/devices/{cn}.crt.pem")).exists());
+    ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:lab.img",
+            "--id",
+            "m5go-1",
+            "--mode",
+            "lab",
+            "--no-lock-slot8",
+        ],
+        p,
+    );
+    ok(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p);
+    ok(
+        &[
+            "broker",
+            "config",
+            "--listen",
+            &main,
+            "--factory-root",
+            "emu",
+            "--factory-listen",
+            &factory,
+            "--publisher",
+            &cn,
+            "--publisher",
+            "m5go-1",
+            "--subscriber",
+            "m5stack",
+        ],
+        p,
+    );
+    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["broker", "run"])
+        .current_dir(p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = b.stdout.take().unwrap();
+    let _b = Kill(b);
+    let mut lines = BufReader::new(out).lines();
+    let t0 = Instant::now();
+    loop {
+        let l = lines.next().expect("broker log line").unwrap();
+        if l.contains(" running") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
+    }
+    let sub = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "subscribe",
+            "--bus",
+            "emu:sub.img",
+            "--broker",
+            &main,
+            "--id",
+            "m5stack",
+            "--count",
+            "2",
+            "--json",
+        ])
+        .current_dir(p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:fac.img",
+            "--broker",
+            &factory,
+            "--id",
+            &cn,
+            "--mode",
+            "factory",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("factory chain") && err.contains("PUBACK 0x00"),
+        "{err}"
+    );
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:lab.img",
+            "--broker",
+            &main,
+            "--id",
+            "m5go-1",
+            "--mode",
+            "lab",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = sub.wait_with_output().unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let mut devices: Vec<String> = String::from_utf8_lossy(&s.stdout)
+        .lines()
+        .map(|l| json(l)["reading"]["device"].as_str().unwrap().to_string())
+        .collect();
+    devices.sort();
+    let mut want = vec![cn.clone(), "m5go-1".to_string()];
+    want.sort();
+    assert_eq!(devices, want);
+    // Mosquitto took the CN as the username.
+    let log = std::fs::read_to_string(p.join("broker/mosquitto.log")).unwrap();
+    assert!(log.contains(&format!("u'{cn}'")), "{log}");
+
+    // A chip whose stored certificate is corrupted is refused before any
+    // network activity: exit 4, no new connection in the broker log.
+    edit(&p.join("bad.img"), |nv| nv.slot_mut(10)[7] ^= 0x01);
+    let bad_cn = json(&ok(&["chip", "info", "--bus", "emu:bad.img", "--json"], p))["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    let connections = |log: &str| log.matches("New connection").count();
+    let n = connections(&std::fs::read_to_string(p.join("broker/mosquitto.log")).unwrap());
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:bad.img",
+            "--broker",
+            &factory,
+            "--id",
+            &format!("sn{bad_cn}"),
+            "--mode",
+            "factory",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("nothing was sent to the broker"), "{err}");
+    let e = err_of(
+        &["provision", "--bus", "emu:bad.img", "--mode", "factory"],
+        p,
+        4,
+    );
+    assert!(e.contains("not signed by the signer"), "{e}");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(p.join("broker/mosquitto.log")).unwrap();
+    assert_eq!(connections(&log), n, "{log}");
+}
+
+/// Run and require exit `code`; stderr.
+fn err_of(args: &[&str], dir: &Path, code: i32) -> String {
+    let o = coffre(args, dir);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
