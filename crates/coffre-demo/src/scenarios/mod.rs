@@ -29,6 +29,7 @@ registry! {
     bus_probe,
     tamper,
     disclosure,
+    factory_identity,
 }
 
 /// What several scenarios share.
