@@ -16,6 +16,7 @@ pub fn config(
     listen: SocketAddr,
     publishers: &[String],
     subscribers: &[String],
+    factory: Option<(&str, SocketAddr)>,
 ) -> Result<()> {
     if publishers.is_empty() && subscribers.is_empty() {
         bail!("no device would have any right: name them with --publisher ID and --subscriber ID");
@@ -27,6 +28,28 @@ pub fn config(
     }
     for id in subscribers {
         s.acl.allow(id, Role::Subscriber)?;
+    }
+    if let Some((root, listen)) = factory {
+        let (der, name) = match root {
+            "emu" => (
+                coffre_emu::factory::root_cert_der().to_vec(),
+                "the emulator's factory root".to_string(),
+            ),
+            "microchip" => (
+                coffre_pki::factory::MICROCHIP_ROOT_CA_002.to_vec(),
+                "Microchip's Crypto Authentication Root CA 002".to_string(),
+            ),
+            file => {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read the factory root {file}"))?;
+                (coffre_pki::util::der_or_pem_cert(&bytes)?, file.to_string())
+            }
+        };
+        s.factory = Some(coffre_broker::FactoryListener {
+            listen,
+            root_pem: coffre_pki::util::to_pem("CERTIFICATE", &der),
+        });
+        println!("factory identities: listener {listen}, trusting {name}");
     }
     let conf = s.write()?;
     println!("wrote {} and {}", conf.display(), out.join("acl").display());

@@ -249,9 +249,14 @@ struct AgentCli {
     /// Device id: certificate CN, MQTT client id and username.
     #[arg(long)]
     id: String,
-    /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
+    /// Key mode: lab (slot 8 read into RAM), offload (the chip signs) or factory (slot 0
+    /// signs; the certificate chain is the chip's own, rebuilt from slots 10–12).
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
+    /// Factory mode: the root the chip's chain must lead to before connecting (default:
+    /// the emulator's factory root for emu: buses, Microchip's Root CA 002 for linux:).
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
     /// Offload: the private-key slot (0: Trust&GO factory key).
     #[arg(long, default_value = "0")]
     key_slot: u8,
@@ -305,6 +310,7 @@ impl AgentCli {
             allow_unlocked: self.allow_unlocked,
             no_preflight: self.no_preflight,
             json: self.json,
+            factory_root: self.factory_root,
         }
     }
 }
@@ -396,10 +402,14 @@ enum PkiCommand {
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
 coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
-coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n\n\
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n  \
+coffre provision --bus emu:chip.img --pki pki --mode factory\n\n\
 lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
 PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
-offload: the key is born in the chip and never leaves it; the chip signs the CSR.")]
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.\n\
+factory: a Trust&GO part's own identity: its slot 0 key and the certificate chain stored in the chip \
+are checked (chain to the trusted root, key = slot 0's) and the device is registered under its \
+certificate's CN (sn + serial number); nothing is written to the chip. Exit status 4 if refused.")]
 struct ProvisionCmd {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
     #[arg(
@@ -409,10 +419,14 @@ struct ProvisionCmd {
         required_unless_present = "fleet"
     )]
     bus: Option<BusSpec>,
-    /// Device id: certificate CN and MQTT username.
-    #[arg(long, required_unless_present = "fleet")]
+    /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
+    #[arg(long)]
     id: Option<String>,
-    /// Key mode: lab or offload.
+    /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
+    /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Key mode: lab, offload or factory.
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
     /// PKI directory (see 'coffre pki init').
@@ -484,6 +498,15 @@ enum BrokerCommand {
         /// A device that may subscribe to m5go/env.
         #[arg(long = "subscriber", value_name = "ID")]
         subscribers: Vec<String>,
+        /// Also accept devices with a factory identity (Trust&GO), on their own listener:
+        /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Crypto
+        /// Authentication Root CA 002) or a certificate file. Their id is their
+        /// certificate's CN (sn + serial number): name it with --publisher/--subscriber.
+        #[arg(long, value_name = "ROOT")]
+        factory_root: Option<String>,
+        /// The factory identities' listener (no CRL: Trust&GO signers publish none).
+        #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
+        factory_listen: std::net::SocketAddr,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -708,7 +731,16 @@ fn main() -> ExitCode {
                 listen,
                 publishers,
                 subscribers,
-            } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
+                factory_root,
+                factory_listen,
+            } => cmd_broker::config(
+                &pki,
+                &out,
+                listen,
+                &publishers,
+                &subscribers,
+                factory_root.as_deref().map(|r| (r, factory_listen)),
+            ),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {
@@ -782,6 +814,7 @@ fn main() -> ExitCode {
                     allow_unlocked: false,
                     no_preflight: false,
                     json: false,
+                    factory_root: None,
                 }),
                 _ => None,
             };
@@ -827,6 +860,7 @@ fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
         force: p.force,
         manifest: p.manifest.clone(),
         days: p.days,
+        factory_root: p.factory_root.clone(),
     };
     if let Some(count) = p.fleet {
         let f = cmd_provision::FleetArgs {

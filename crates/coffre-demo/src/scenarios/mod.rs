@@ -32,6 +32,7 @@ registry! {
     disclosure,
     clientid_takeover,
     live_revocation,
+    factory_identity,
 }
 
 /// What several scenarios share.
