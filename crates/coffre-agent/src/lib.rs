@@ -21,6 +21,8 @@
 //!   events.
 //! - [`mod@bench`]: [`bench::one_shot`], one timed connect + publish +
 //!   disconnect.
+//! - [`stats`]: the percentiles every measurement of coffre uses (the
+//!   fleet simulator and `coffre bench`).
 //!
 //! The crate prints nothing: it reports through return values, event
 //! callbacks and `tracing`. It never logs key bytes.
@@ -58,6 +60,7 @@ pub mod identity;
 pub mod mqtt;
 pub mod queue;
 mod reconnect;
+pub mod stats;
 pub mod tls;
 
 /// Readings: the device core's one [`Reading`] type, and the sensors.

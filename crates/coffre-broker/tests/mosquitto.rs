@@ -103,3 +103,32 @@ fn broker_accepts_certified_devices_only() {
     assert!(!o.status.success(), "a revoked certificate was accepted");
     m.stop();
 }
+
+// Issue 15, item 6: starting the broker again keeps the last run's log.
+#[test]
+fn a_restart_rotates_the_log_instead_of_deleting_it() {
+    if coffre_broker::find_mosquitto().is_none() {
+        panic!("mosquitto is not installed: run 'make test', which installs it");
+    }
+    let d = tempfile::tempdir().unwrap();
+    Pki::init(d.path().join("pki"), &InitOptions::default()).unwrap();
+    let mut setup = BrokerSetup::new(d.path().join("pki"), d.path().join("broker"));
+    setup.listen = free_port();
+    let log = setup.log_path();
+    let numbered = |n: u32| d.path().join(format!("broker/mosquitto.log.{n}"));
+    for run in 0..coffre_broker::LOGS_KEPT + 2 {
+        let mut m = Mosquitto::start(&setup).unwrap();
+        m.stop();
+        // Mark each run's log so its rotation can be followed.
+        let mut text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(" running"), "{text}");
+        text.push_str(&format!("marker of run {run}\n"));
+        std::fs::write(&log, text).unwrap();
+        if run > 0 {
+            let previous = std::fs::read_to_string(numbered(1)).unwrap();
+            assert!(previous.contains(&format!("marker of run {}", run - 1)));
+        }
+    }
+    assert!(numbered(coffre_broker::LOGS_KEPT).exists());
+    assert!(!numbered(coffre_broker::LOGS_KEPT + 1).exists());
+}

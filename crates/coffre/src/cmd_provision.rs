@@ -131,7 +131,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
     }
     let r = provision(&mut o.chip, &mut pki, &options(a, image), &mut ui).map_err(to_anyhow);
     finish_transcript(&o, bus_opts.transcript.as_deref())?;
-    let out = r?;
+    let out = bus::check_saved(o.board.as_ref(), r)?;
     if bus_opts.json {
         return print_json(&serde_json::to_value(&out)?);
     }
@@ -214,13 +214,13 @@ pub fn fleet(f: &FleetArgs, a: &ProvisionArgs, json: bool) -> Result<()> {
             quiet: true,
         };
         let out = provision(&mut chip, &mut pki, &options(&args, Some(image)), &mut ui)
-            .map_err(to_anyhow)
-            .with_context(|| {
-                format!(
-                    "provisioning {id} (the devices before it are done and in {})",
-                    manifest.display()
-                )
-            })?;
+            .map_err(to_anyhow);
+        let out = bus::check_saved(Some(&board), out).with_context(|| {
+            format!(
+                "provisioning {id} (the devices before it are done and in {})",
+                manifest.display()
+            )
+        })?;
         bar.set_message(id);
         bar.inc(1);
         done.push(out.entry);

@@ -33,3 +33,52 @@ pub fn err(args: &[&str], dir: &Path) -> String {
     assert!(!o.status.success(), "coffre {args:?} should fail");
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// A tmpfs of `size` (e.g. "64k") mounted on `dir`, unmounted on drop: a
+/// real small disk to fill. Mounting needs root, as the test suite has in
+/// CI; without it the test fails and says so rather than passing unseen.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            o.status.success(),
+            "this test mounts a small tmpfs to fill it and needs root (CI runs the suite as root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fill the file system: a file grows until the disk refuses a byte.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = [0u8; 512];
+        while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+        while f.write_all(&chunk[..1]).and_then(|_| f.sync_all()).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The names of the files in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
