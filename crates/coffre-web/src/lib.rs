@@ -53,7 +53,6 @@
 //!         temperature_c: 21.4,
 //!         humidity_pct: 48.0,
 //!         pressure_hpa: 1012.5,
-//!         received_at: String::new(),
 //!     });
 //!     stop.send(()).unwrap();
 //!     server.await.unwrap().unwrap();
@@ -83,7 +82,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use chip::{ChipBackend, ChipDump, ChipSource};
-pub use live::{Event, LiveHub, LiveSnapshot, Reading};
+pub use live::{Event, LiveHub, LiveSnapshot, Reading, Received};
 pub use scenarios::Scenario;
 
 /// The address the explorer listens on unless told otherwise: loopback

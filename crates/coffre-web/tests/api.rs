@@ -370,7 +370,6 @@ fn reading(device: &str, seq: u64, t: f64) -> Reading {
         temperature_c: t,
         humidity_pct: 45.5,
         pressure_hpa: 1012.8,
-        received_at: String::new(),
     }
 }
 

@@ -353,7 +353,7 @@ pub fn feed_hub(
         let _ = s.run(&stop, |ev| match ev {
             Event::Received(d) => {
                 if let Some(r) = &d.reading {
-                    hub.push_reading(web_reading(r));
+                    hub.push_reading(r.clone());
                 }
             }
             other => {
@@ -363,17 +363,4 @@ pub fn feed_hub(
             }
         });
     }))
-}
-
-/// A reading as the web explorer's live hub takes it (arrival time: now).
-pub fn web_reading(r: &coffre_agent::Reading) -> coffre_web::Reading {
-    coffre_web::Reading {
-        device: r.device.clone(),
-        seq: r.seq,
-        ts: r.ts.clone(),
-        temperature_c: r.temperature_c,
-        humidity_pct: r.humidity_pct,
-        pressure_hpa: r.pressure_hpa,
-        received_at: String::new(),
-    }
 }

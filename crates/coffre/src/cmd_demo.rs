@@ -143,7 +143,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
                             r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa,
                             d.latency.map(|l| l.as_secs_f64() * 1000.0).unwrap_or(0.0)
                         );
-                        hub.push_reading(crate::cmd_agent::web_reading(r));
+                        hub.push_reading(r.clone());
                     }
                 }
                 Event::Connected { tls_version, .. } => {
