@@ -116,7 +116,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "m" | "min" => v * 60.0,
         _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration we can wait"))
 }
 
 /// Where a run is, for a progress display.

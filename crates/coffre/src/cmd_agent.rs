@@ -90,13 +90,13 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
         .cert
         .clone()
         .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
-    let ca_pem = std::fs::read(&ca).with_context(|| {
+    let ca_pem = crate::input::read_file(&ca).with_context(|| {
         format!(
             "cannot read the CA certificate {} (--pki or --ca)",
             ca.display()
         )
     })?;
-    let cert_pem = std::fs::read(&cert).with_context(|| {
+    let cert_pem = crate::input::read_file(&cert).with_context(|| {
         format!(
             "cannot read the device certificate {}: provision the device first ('coffre provision --id {}') or give --cert",
             cert.display(),

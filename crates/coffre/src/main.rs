@@ -16,6 +16,7 @@ mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
+mod input;
 mod output;
 
 use std::path::PathBuf;
@@ -89,7 +90,7 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         cert: Option<PathBuf>,
         /// Offload mode: the slot whose key the certificate should carry.
-        #[arg(long, value_name = "SLOT")]
+        #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
         key_slot: Option<u8>,
     },
     /// Mosquitto: write its configuration from the PKI, run it.
@@ -146,10 +147,10 @@ duplicated.")]
         #[arg(long, default_value = "100")]
         rate: f64,
         /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
-        #[arg(long, default_value = "20s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "20s", value_parser = input::run_length)]
         duration: std::time::Duration,
         /// One reading per device every INTERVAL, random phase.
-        #[arg(long, default_value = "10s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// 'offload' (the chip signs) or 'lab' (key in slot 8).
         #[arg(long, default_value = "offload")]
@@ -202,8 +203,8 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
     Publish {
         #[command(flatten)]
         agent: AgentCli,
-        /// Time between readings (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = cmd_fleet::parse_duration)]
+        /// Time between readings (e.g. 2s, 500ms; 10ms to 1 day).
+        #[arg(long, default_value = "2s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// Stop after N readings are acknowledged (default: run until Ctrl-C).
         #[arg(long)]
@@ -241,7 +242,7 @@ struct AgentCli {
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
     /// Offload: the private-key slot (0: Trust&GO factory key).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
     /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
     #[arg(long, default_value = "pki")]
@@ -397,7 +398,7 @@ struct ProvisionCmd {
     )]
     bus: Option<BusSpec>,
     /// Device id: certificate CN and MQTT username.
-    #[arg(long, required_unless_present = "fleet")]
+    #[arg(long, required_unless_present = "fleet", value_parser = input::device_id)]
     id: Option<String>,
     /// Key mode: lab or offload.
     #[arg(long, default_value = "offload")]
@@ -409,7 +410,7 @@ struct ProvisionCmd {
     #[arg(long, value_name = "LAYOUT")]
     configure: Option<coffre_provision::Layout>,
     /// Offload: private-key slot to use (default 0, the factory key).
-    #[arg(long, value_name = "SLOT")]
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: Option<u8>,
     /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
     #[arg(long)]
@@ -433,10 +434,10 @@ struct ProvisionCmd {
     #[arg(long, default_value = "365")]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
-    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
     fleet: Option<u32>,
-    /// Fleet: id prefix.
-    #[arg(long, default_value = "m5go-")]
+    /// Fleet: id prefix (ids are PREFIX + number, and file names inside --dir).
+    #[arg(long, default_value = "m5go-", value_parser = input::id_prefix)]
     prefix: String,
     /// Fleet: directory for the chip images and the manifest.
     #[arg(long, default_value = "fleet")]
@@ -585,6 +586,15 @@ enum BusCommand {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout or stderr (`coffre … | head -1`) ends the program
+    // quietly, as it ends any Unix filter: SIGPIPE gets its default action
+    // back (the Rust runtime ignores it, which turns every print to a
+    // closed pipe into a panic). Sockets are unaffected: Rust sends with
+    // MSG_NOSIGNAL.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    );
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

@@ -120,3 +120,197 @@ fn a_served_image_is_refused_to_a_second_writer() {
     ok(&args, p);
     ok(&["chip", "read-slot", "8", "--bus", "emu:A.img"], p);
 }
+
+/// Exit code 2 (usage), a message naming `needle`, no panic.
+fn usage_error(args: &[&str], dir: &std::path::Path, needle: &str) {
+    let o = coffre(args, dir);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "coffre {args:?}: {stderr}");
+    assert!(stderr.contains(needle), "coffre {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "coffre {args:?}: {stderr}");
+}
+
+// Issue 15, item 11: intervals are bounded and never panic.
+#[test]
+fn publish_intervals_are_bounded() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    for bad in [
+        "0s",
+        "0ms",
+        "99999999999999999999s",
+        "1e400s",
+        "NaNs",
+        "-1s",
+        "2d",
+    ] {
+        let flag = format!("--interval={bad}");
+        let args = ["publish", "--bus", "emu:chip.img", "--id", "x", &flag];
+        usage_error(&args, p, "--interval");
+    }
+    usage_error(
+        &[
+            "fleet",
+            "--devices",
+            "2",
+            "--duration",
+            "99999999999999999999s",
+        ],
+        p,
+        "--duration",
+    );
+}
+
+// Issue 15, item 11: slot numbers are checked as usage errors.
+#[test]
+fn key_slots_out_of_range_are_usage_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["emu", "new", "--out", "chip.img"], p);
+    let prov = [
+        "provision",
+        "--bus",
+        "emu:chip.img",
+        "--id",
+        "x",
+        "--key-slot",
+        "99",
+    ];
+    usage_error(&prov, p, "--key-slot");
+    usage_error(
+        &["inspect", "--bus", "emu:chip.img", "--key-slot", "16"],
+        p,
+        "--key-slot",
+    );
+    usage_error(
+        &[
+            "publish",
+            "--bus",
+            "emu:chip.img",
+            "--id",
+            "x",
+            "--key-slot",
+            "99",
+        ],
+        p,
+        "--key-slot",
+    );
+    usage_error(
+        &["chip", "read-slot", "16", "--bus", "emu:chip.img"],
+        p,
+        "16",
+    );
+}
+
+// Issue 15, item 11: fleet ids cannot leave --dir.
+#[test]
+fn fleet_prefixes_cannot_escape_the_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("a/b")).unwrap();
+    let work = p.join("a/b");
+    ok(&["pki", "init"], &work);
+    let abs = format!("{}/abs-", p.display());
+    for prefix in ["../../escape-", abs.as_str(), "sub/x-", ".hidden-", ""] {
+        usage_error(
+            &[
+                "provision",
+                "--fleet",
+                "2",
+                "--prefix",
+                prefix,
+                "--dir",
+                "fleet",
+                "--mode",
+                "lab",
+                "--yes",
+            ],
+            &work,
+            "--prefix",
+        );
+    }
+    assert_eq!(
+        names_in(p),
+        vec!["a".to_string()],
+        "nothing written outside"
+    );
+    assert_eq!(names_in(&work), vec!["pki".to_string()]);
+    usage_error(&["provision", "--fleet", "0"], &work, "--fleet");
+    usage_error(
+        &["provision", "--bus", "emu:x.img", "--id", "../x"],
+        &work,
+        "--id",
+    );
+}
+
+// Issue 15, item 11: input files are read with a size limit.
+#[test]
+fn input_files_have_a_size_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["emu", "new", "--out", "chip.img"], p);
+    let e = err(
+        &["inspect", "--bus", "emu:chip.img", "--cert", "/dev/zero"],
+        p,
+    );
+    assert!(e.contains("limit"), "{e}");
+    std::fs::create_dir(p.join("b")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", p.join("b/mosquitto.conf")).unwrap();
+    let e = err(&["broker", "run", "--config", "b"], p);
+    assert!(e.contains("limit"), "{e}");
+}
+
+// Issue 15, item 11: a closed stdout or stderr ends the program quietly.
+#[test]
+fn closed_output_ends_the_program_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["emu", "new", "--out", "chip.img"], p);
+    // As `coffre … 2>&1 | head -0`: both outputs go to a pipe whose reader is gone.
+    let cases: [&[&str]; 3] = [
+        &["chip", "read-slot", "8", "--bus", "emu:chip.img"],
+        &["inspect", "--bus", "emu:chip.img"],
+        &[
+            "publish",
+            "--bus",
+            "emu:chip.img",
+            "--id",
+            "x",
+            "--broker",
+            "127.0.0.1:1",
+            "--count",
+            "1",
+        ],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(args)
+            .current_dir(p)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_ne!(status.code(), Some(101), "coffre {args:?} panicked");
+        assert!(
+            status.signal() == Some(13) || status.code().is_some_and(|c| c < 100),
+            "coffre {args:?}: {status:?}"
+        );
+    }
+    // Only stdout closed: no panic message on stderr either.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["chip", "read-slot", "8", "--bus", "emu:chip.img"])
+        .current_dir(p)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
