@@ -204,7 +204,7 @@ pub fn bench(runs: usize, json_out: bool) -> Result<()> {
                 "--count".into(),
                 "1".into(),
                 "--interval".into(),
-                "0".into(),
+                "10ms".into(),
             ];
             if tls13 {
                 cmd.push("--tls13".into());

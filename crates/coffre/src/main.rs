@@ -192,6 +192,10 @@ coffre web --bus emu:m5go.img --broker 127.0.0.1:8883 --subscriber-bus emu:m5sta
         /// Where to listen (loopback by default).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Another host name the browser may use to reach the explorer (repeat for several);
+        /// any other Host header is refused (DNS rebinding).
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
     #[command(
@@ -714,6 +718,7 @@ fn main() -> ExitCode {
             pki,
             scenarios,
             listen,
+            allow_hosts,
         } => (|| {
             for b in &buses {
                 match b {
@@ -749,7 +754,7 @@ fn main() -> ExitCode {
                 }),
                 _ => None,
             };
-            cmd_demo::web(&chips, scenarios, listen, live)
+            cmd_demo::web(&chips, scenarios, (listen, allow_hosts), live)
         })(),
         Command::Publish {
             agent,
