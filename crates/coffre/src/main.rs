@@ -569,6 +569,12 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         /// 'instant' or 'datasheet'.
         #[arg(long, default_value = "instant")]
         timing: Timing,
+        /// Clients served at once; more are told 'busy' and disconnected.
+        #[arg(long, default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_clients: u16,
+        /// Disconnect a client silent for this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = input::run_length)]
+        idle_timeout: std::time::Duration,
     },
     /// Measure the emulator: Read commands per second through the full I2C
     /// path, and each command's datasheet timing against the table.
@@ -621,7 +627,17 @@ fn main() -> ExitCode {
                 image,
                 listen,
                 timing,
-            } => cmd_emu::serve(&image, &listen, timing),
+                max_clients,
+                idle_timeout,
+            } => cmd_emu::serve(
+                &image,
+                &listen,
+                timing,
+                coffre_emu::kit::ServeOptions {
+                    max_clients: max_clients.into(),
+                    idle_timeout,
+                },
+            ),
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
         },
         Command::Bus(BusCommand::Scan(b)) => cmd_chip::scan(&b),
