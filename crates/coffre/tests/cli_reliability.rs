@@ -314,3 +314,81 @@ fn closed_output_ends_the_program_quietly() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+// Issue 15, item 5: two publishers cannot share one --queue directory.
+#[test]
+fn a_second_publisher_on_one_queue_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["pki", "init"], p);
+    for id in ["a", "b"] {
+        let img = format!("{id}.img");
+        ok(&["emu", "new", "--out", &img], p);
+        let bus = format!("emu:{img}");
+        ok(
+            &["provision", "--bus", &bus, "--id", id, "--mode", "offload"],
+            p,
+        );
+    }
+    // No broker listens on port 1: the first publisher waits for one,
+    // holding its queue.
+    let publish = |id: &str| {
+        let bus = format!("emu:{id}.img");
+        let args = [
+            "publish",
+            "--bus",
+            &bus,
+            "--id",
+            id,
+            "--broker",
+            "127.0.0.1:1",
+            "--queue",
+            "q",
+            "--count",
+            "1",
+        ]
+        .map(String::from);
+        Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(args)
+            .current_dir(p)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = publish("a");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !p.join("q/lock").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first publisher never opened its queue"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = publish("b").wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another publisher"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+}
+
+// Issue 15, item 10: the kit daemon's limits are options with bounds.
+#[test]
+fn kit_daemon_limits_are_bounded_options() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["emu", "new", "--out", "k.img"], p);
+    usage_error(
+        &["emu", "serve", "--image", "k.img", "--max-clients", "0"],
+        p,
+        "--max-clients",
+    );
+    usage_error(
+        &["emu", "serve", "--image", "k.img", "--idle-timeout", "0s"],
+        p,
+        "--idle-timeout",
+    );
+}
