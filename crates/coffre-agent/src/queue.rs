@@ -32,6 +32,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use coffre_device::ReadingQueue;
+
 use crate::error::{Error, Result};
 
 /// Name of the queue file inside the queue directory.
@@ -43,14 +45,7 @@ pub const LOCK_FILE: &str = "lock";
 /// Rewrite the queue file when its acknowledged prefix exceeds this size.
 const COMPACT_BYTES: u64 = 256 * 1024;
 
-/// A reading waiting for its PUBACK.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedReading {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its JSON payload (one line).
-    pub payload: String,
-}
+pub use coffre_device::QueuedReading;
 
 #[derive(Debug)]
 struct Disk {
@@ -350,6 +345,30 @@ impl DurableQueue {
             .map_err(qerr(&path))?;
         d.acked_bytes = 0;
         Ok(())
+    }
+}
+
+impl ReadingQueue for DurableQueue {
+    type Error = Error;
+
+    fn next_seq(&self) -> u64 {
+        DurableQueue::next_seq(self)
+    }
+
+    fn push(&mut self, seq: u64, payload: String) -> Result<()> {
+        DurableQueue::push(self, seq, payload)
+    }
+
+    fn front(&self) -> Option<&QueuedReading> {
+        DurableQueue::front(self)
+    }
+
+    fn ack(&mut self, seq: u64) -> Result<()> {
+        DurableQueue::ack(self, seq)
+    }
+
+    fn len(&self) -> usize {
+        DurableQueue::len(self)
     }
 }
 

@@ -11,13 +11,46 @@
 //!
 //! [`Mosquitto::start`] runs the real broker with it, waits until it
 //! listens, collects its log, and stops it cleanly.
+//!
+//! A broker for one publisher and one subscriber, from a fresh PKI, on a
+//! free port of 127.0.0.1 (it needs `mosquitto` on the PATH or in
+//! `/usr/sbin`):
+//!
+//! ```
+//! use coffre_broker::{BrokerSetup, Mosquitto, Role};
+//! use coffre_pki::{InitOptions, Pki};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! Pki::init(dir.path().join("pki"), &InitOptions::default())?;
+//!
+//! let mut setup = BrokerSetup::new(dir.path().join("pki"), dir.path().join("broker"));
+//! setup.listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+//! setup.acl.allow("m5go-1", Role::Publisher)?;
+//! setup.acl.allow("m5stack", Role::Subscriber)?;
+//! let conf = setup.render()?;
+//! assert!(conf.contains("require_certificate true"));
+//! assert!(conf.contains("crlfile "));
+//! assert!(setup.acl.render(&setup.topic).contains("user m5go-1\ntopic write m5go/env"));
+//!
+//! // A device id that would widen pattern ACLs is refused.
+//! assert!(setup.acl.allow("dev/#", Role::Subscriber).is_err());
+//!
+//! let mut broker = Mosquitto::start(&setup)?;
+//! assert_eq!(broker.addr(), setup.listen);
+//! broker.stop();
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;
+mod log;
 mod process;
 
 pub use config::{Acl, BrokerSetup, Role};
+pub use log::{LogCursor, LogFollower};
 pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 
 /// What can go wrong.
@@ -25,7 +58,7 @@ pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("file {path}")]
     Io {
         /// File concerned.
         path: std::path::PathBuf,

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use coffre_broker::{BrokerSetup, Mosquitto, Role};
+use coffre_broker::{BrokerSetup, LogFollower, Mosquitto, Role};
 use coffre_driver::Atecc;
 use coffre_emu::board::Board;
 use coffre_emu::clock::Timing;
@@ -32,6 +32,8 @@ pub struct Lab {
     pub broker: Mosquitto,
     /// Its address.
     pub broker_addr: SocketAddr,
+    /// Its log, followed as it grows (across restarts).
+    pub log: LogFollower,
 }
 
 /// Publisher in lab mode (key in slot 8).
@@ -164,6 +166,7 @@ impl Lab {
             .allow(SUB_ID, Role::Subscriber)
             .map_err(setup("ACL"))?;
         let broker = Mosquitto::start(&b).map_err(setup("starting mosquitto"))?;
+        let log = LogFollower::follow(broker.log_path());
         let ca_pem = std::fs::read(pki_dir.join("ca.crt.pem")).map_err(setup("reading the CA"))?;
         Ok(Lab {
             dir: dir.clone(),
@@ -171,6 +174,7 @@ impl Lab {
             ca_pem,
             broker_addr: b.listen,
             broker,
+            log,
         })
     }
 }
@@ -179,10 +183,11 @@ fn chip_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("chips").join(format!("{name}.img"))
 }
 
-type Chip = Atecc<coffre_emu::EmuBus, coffre_emu::clock::EmuDelay>;
+/// The driver on an emulated chip.
+pub type Chip = Atecc<coffre_emu::EmuBus, coffre_emu::clock::EmuDelay>;
 
 /// Open a chip image on a board of its own.
-pub(crate) fn open(image: &Path) -> Result<(Board, Chip)> {
+pub fn open(image: &Path) -> Result<(Board, Chip)> {
     let board = Board::open(image, Timing::Instant).map_err(setup("opening a chip image"))?;
     let addr = board.with_chip(|c| coffre_emu::device::Device::address(c));
     let chip = Atecc::new(board.bus.clone(), board.delay(), addr);

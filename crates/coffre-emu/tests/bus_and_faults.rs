@@ -414,12 +414,12 @@ fn damaged_images_are_refused_with_a_clear_error() {
         Err(ImageError::NotAnImage { .. })
     ));
 
-    let mut v2 = good.clone();
-    v2[16] = 2;
-    std::fs::write(&path, &v2).unwrap();
+    let mut v3 = good.clone();
+    v3[16] = 3;
+    std::fs::write(&path, &v3).unwrap();
     assert!(matches!(
         image::load(&path),
-        Err(ImageError::UnsupportedVersion { version: 2, .. })
+        Err(ImageError::UnsupportedVersion { version: 3, .. })
     ));
 
     std::fs::write(&path, []).unwrap();

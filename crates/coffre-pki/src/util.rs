@@ -93,17 +93,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// Parse an RFC 3339 time.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
-}
-
-/// The current time, truncated to whole seconds (X.509 times have no fraction).
-pub(crate) fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
-}
-
 /// Decode DER, or the first PEM block with one of `labels`, from `input`.
 ///
 /// Input that starts (after whitespace) with `-----BEGIN` is PEM; anything
@@ -126,13 +115,18 @@ pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<V
     }
 }
 
+/// A certificate from DER or PEM bytes.
+pub fn der_or_pem_cert(input: &[u8]) -> Result<Vec<u8>> {
+    der_or_pem(input, &["CERTIFICATE"]).map_err(Error::BadCertificate)
+}
+
 fn trim_ascii_start(b: &[u8]) -> &[u8] {
     let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
     &b[n..]
 }
 
 /// PEM text of DER bytes under `label`, LF line endings.
-pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
+pub fn to_pem(label: &str, der: &[u8]) -> String {
     use p256::pkcs8::der::pem::{encode_string, LineEnding};
     // Encoding only fails for an invalid label; ours are constants.
     encode_string(label, LineEnding::LF, der).unwrap_or_default()
@@ -140,7 +134,7 @@ pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
 
 /// Write `bytes` to `path` atomically: a temporary file in the same directory
 /// with permissions `mode` (Unix), flushed to disk, then renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -259,15 +253,6 @@ pub(crate) fn cert_facts(der: &[u8]) -> std::result::Result<CertFacts, String> {
     })
 }
 
-/// Strip the leading zero byte DER adds to keep a serial positive.
-pub(crate) fn serial_hex(raw: &[u8]) -> String {
-    let trimmed = match raw {
-        [0, rest @ ..] if !rest.is_empty() => rest,
-        other => other,
-    };
-    hex_upper(trimmed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,8 +272,6 @@ mod tests {
             let s = random_serial();
             assert!(s[0] >= 1 && s[0] <= 0x7F);
         }
-        assert_eq!(serial_hex(&[0x00, 0x80, 0x01]), "8001");
-        assert_eq!(serial_hex(&[0x00]), "00");
     }
 
     #[test]

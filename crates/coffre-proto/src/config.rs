@@ -258,6 +258,52 @@ impl ConfigZone {
         b
     }
 
+    /// The value of monotonic counter `n` (0 or 1), decoded from its 8
+    /// config bytes (52–59, 60–67) the way CryptoAuthLib encodes them in
+    /// `calib_write_config_counter()`: two 16-bit linear fields that lose
+    /// one bit per count (big-endian), then two binary fields counting
+    /// blocks of 32 (big-endian).
+    pub fn counter(&self, n: u8) -> u32 {
+        let b = self.counter_bytes(n);
+        let be = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        let (lin_a, lin_b, bin_a) = (be(0), be(2), be(4));
+        let mut v = 32 * bin_a as u32 + 16 - lin_a.count_ones();
+        if lin_a == 0 {
+            v += 16 - lin_b.count_ones();
+        }
+        v
+    }
+
+    /// Set monotonic counter `n` (0 or 1) to `value` (at most
+    /// [`crate::command::COUNTER_MAX`]), encoded as `counter()` decodes it.
+    pub fn set_counter(&mut self, n: u8, value: u32) {
+        let v = value.min(crate::command::COUNTER_MAX);
+        let lin_a: u16 = if v % 32 >= 16 { 0 } else { 0xFFFF >> (v % 32) };
+        let lin_b: u16 = if v >= 16 {
+            let k = (v - 16) % 32;
+            if k >= 16 {
+                0
+            } else {
+                0xFFFF >> k
+            }
+        } else {
+            0xFFFF
+        };
+        let bin_a = (v / 32) as u16;
+        let bin_b = if v >= 16 { ((v - 16) / 32) as u16 } else { 0 };
+        let at = if n == 0 {
+            offset::COUNTER0
+        } else {
+            offset::COUNTER1
+        };
+        let mut out = [0u8; 8];
+        out[0..2].copy_from_slice(&lin_a.to_be_bytes());
+        out[2..4].copy_from_slice(&lin_b.to_be_bytes());
+        out[4..6].copy_from_slice(&bin_a.to_be_bytes());
+        out[6..8].copy_from_slice(&bin_b.to_be_bytes());
+        self.0[at..at + 8].copy_from_slice(&out);
+    }
+
     /// What every slot is for, decoded into words.
     pub fn slot_policy(&self, slot: u8) -> SlotPolicy {
         SlotPolicy::decode(self, slot)
@@ -653,6 +699,28 @@ mod tests {
     use super::*;
     use crate::tngtls::TNGTLS_CONFIG_SAMPLE;
     use std::format;
+
+    #[test]
+    fn counters_round_trip_as_cryptoauthlib_encodes_them() {
+        // The sample part's counters: 31 and 4, in the library's encoding.
+        let c = ConfigZone(TNGTLS_CONFIG_SAMPLE);
+        assert_eq!((c.counter(0), c.counter(1)), (31, 4));
+        let mut c = c;
+        // calib_write_config_counter(1, 1048575): lin_a = 0xFFFF >> 31,
+        // lin_b = 0xFFFF >> 15, bin_a = 32767, bin_b = 32767.
+        c.set_counter(1, 1_048_575);
+        assert_eq!(
+            c.counter_bytes(1),
+            [0x00, 0x00, 0x00, 0x01, 0x7F, 0xFF, 0x7F, 0xFF]
+        );
+        assert_eq!(c.counter(1), 1_048_575);
+        for v in [0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 1000, 2_097_151] {
+            c.set_counter(0, v);
+            assert_eq!(c.counter(0), v);
+        }
+        c.set_counter(0, 0);
+        assert_eq!(c.counter_bytes(0), [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+    }
 
     #[test]
     fn tngtls_sample_decodes() {

@@ -12,11 +12,41 @@
 //!
 //! Every step is reported through [`Ui`], so a CLI can print progress and a
 //! test can record it.
+//!
+//! Provisioning an emulated Trust&GO chip in offload mode: the key is born
+//! in slot 2, the chip signs the CSR, the CA issues the certificate, and
+//! the device is recorded in the fleet manifest. The same code runs over a
+//! real chip on Linux I2C.
+//!
+//! ```
+//! use coffre_driver::Atecc;
+//! use coffre_emu::{board::Board, clock::Timing, presets::Preset};
+//! use coffre_pki::{ca::Verdict, InitOptions, Pki};
+//! use coffre_provision::{manifest::Manifest, provision, AssumeYes, Mode, Options};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let mut pki = Pki::init(dir.path().join("pki"), &InitOptions::default())?;
+//! let board = Board::new(Preset::Tngtls.build(), Timing::Instant);
+//! let mut chip = Atecc::new(board.bus.clone(), board.delay(), 0x35);
+//!
+//! let mut opts = Options::new("m5go-1", Mode::Offload);
+//! opts.manifest = Some(Manifest::at(dir.path().join("fleet.jsonl")));
+//! let out = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default())?;
+//!
+//! assert!(out.csr_pem.is_some(), "the chip signed a CSR");
+//! assert_eq!(pki.verify(out.cert_pem.as_bytes())?, Verdict::Valid);
+//! let manifest = Manifest::at(dir.path().join("fleet.jsonl")).entries()?;
+//! assert_eq!(manifest[0].id, "m5go-1");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod configure;
 mod error;
+pub mod factory;
 mod inspect;
 pub mod layout;
 pub mod manifest;

@@ -248,6 +248,7 @@ async fn scenario_table(State(st): State<AppState>) -> Json<scenarios::ScenarioT
             modified: None,
             scenarios: Vec::new(),
             message: Some(format!("internal error: {e}")),
+            registry: Vec::new(),
         });
     Json(table)
 }

@@ -244,7 +244,7 @@ impl std::fmt::Debug for AppState {
 /// | `/api/chips` | `{title, chips: [{name, kind, source}]}` |
 /// | `/api/chips/{name}` | serial, device, address, locks, config zone (bytes and every field in words), OTP zone, 16 slots (size, role, class, SlotConfig/KeyConfig raw and every bit in words, read/write/use policy in words, lock state, content hex and kind, findings), all findings |
 /// | `/api/chips/{name}/transcript[?run=boot\|inspect]` | what crosses the bus while the chip is read, private-key bytes marked per event |
-/// | `/api/scenarios` | `{source, modified, scenarios: [{name, expected, observed, evidence, pass}], message}` |
+/// | `/api/scenarios` | `{source, modified, scenarios: [{id?, name, expected, observed, evidence, pass}], message, registry: [{id, proves, cases, verdict}]}` |
 /// | `/api/live` | the [`LiveSnapshot`] |
 /// | `/api/live/stream` | server-sent events: `snapshot` first, then `reading` and `event` |
 ///

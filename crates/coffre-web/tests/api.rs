@@ -66,7 +66,7 @@ async fn lab_chip_shows_its_slot8_key_in_words_and_findings() {
     assert!(v["config_zone"]["fields"].as_array().unwrap().len() > 40);
     assert_eq!(v["otp"]["size"], 64);
     assert_eq!(v["otp"]["readable"], true);
-    assert_eq!(v["otp"]["text"], "cOFFREem");
+    assert_eq!(v["otp"]["text"], "KQp2ZkD8");
 
     let slots = v["slots"].as_array().unwrap();
     assert_eq!(slots.len(), 16);

@@ -76,7 +76,7 @@ pub fn run(reads: u32, json: bool) -> Result<()> {
             samples.push(d);
         }
         samples.sort();
-        let median = samples[1];
+        let median = coffre_agent::stats::percentile(&samples, 50.0).unwrap_or_default();
         let table = exec_time_ms(cmd.opcode, ClockDivider::M0).unwrap_or(0);
         let err = (median.as_secs_f64() * 1000.0 - table as f64) / table as f64 * 100.0;
         rows.push((name.to_string(), table, median, err));

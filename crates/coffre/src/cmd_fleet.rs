@@ -115,7 +115,7 @@ fn print_table(r: &FleetReport) {
             format!(
                 "{} ({} mode), broker {}",
                 r.devices,
-                mode_name(r.mode),
+                r.mode.name(),
                 r.broker
             ),
         ),
@@ -217,11 +217,4 @@ fn print_table(r: &FleetReport) {
             "FAILED"
         }
     );
-}
-
-fn mode_name(m: FleetMode) -> &'static str {
-    match m {
-        FleetMode::Offload => "offload",
-        FleetMode::Lab => "lab",
-    }
 }

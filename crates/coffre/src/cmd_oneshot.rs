@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use coffre_agent::stats::percentile_of;
 use coffre_broker::{BrokerSetup, Mosquitto, Role};
 use coffre_pki::{InitOptions, Pki};
 use coffre_provision::{provision, AssumeYes, Mode, Options};
@@ -94,14 +95,13 @@ fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row
     }
     let cpu = children_cpu_ms() - cpu0;
     let rss = (0..3).filter_map(|_| max_rss_kib(cmd)).max().unwrap_or(-1);
-    walls.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| walls[((walls.len() as f64 - 1.0) * p).round() as usize];
+    let mut pct = |p: f64| percentile_of(&mut walls, p).unwrap_or(f64::NAN);
     Ok(Row {
         what: what.to_string(),
         broker_nodelay: nodelay,
         runs,
-        wall_median_ms: pct(0.5),
-        wall_p90_ms: pct(0.9),
+        wall_median_ms: pct(50.0),
+        wall_p90_ms: pct(90.0),
         cpu_mean_ms: cpu / runs as f64,
         max_rss_kib: rss,
         failures,
@@ -413,13 +413,11 @@ fn handshake_rows(
             tls.push(t.tls.as_secs_f64() * 1000.0);
             c.disconnect()?;
         }
-        total.sort_by(|a, b| a.total_cmp(b));
-        tls.sort_by(|a, b| a.total_cmp(b));
         out.push(HandshakeRow {
             what: what.to_string(),
             runs: n,
-            connect_median_ms: total[total.len() / 2],
-            tls_median_ms: tls[tls.len() / 2],
+            connect_median_ms: percentile_of(&mut total, 50.0).unwrap_or(f64::NAN),
+            tls_median_ms: percentile_of(&mut tls, 50.0).unwrap_or(f64::NAN),
         });
     }
     Ok(out)
@@ -447,21 +445,15 @@ pub struct LatencyRow {
 }
 
 fn latency_row(what: &str, sent: usize, mut v: Vec<f64>) -> LatencyRow {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |p: f64| {
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v[((v.len() as f64 - 1.0) * p).round() as usize]
-        }
-    };
+    let received = v.len();
+    let mut at = |p: f64| percentile_of(&mut v, p).unwrap_or(f64::NAN);
     LatencyRow {
         what: what.to_string(),
         sent,
-        received: v.len(),
-        p50_ms: at(0.5),
-        p99_ms: at(0.99),
-        max_ms: at(1.0),
+        received,
+        p50_ms: at(50.0),
+        p99_ms: at(99.0),
+        max_ms: at(100.0),
     }
 }
 

@@ -162,7 +162,9 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
         "CRL      number {}, {} revoked, next update {}{}",
         s.crl.number,
         s.crl.revoked,
-        s.crl.next_update.as_deref().unwrap_or("?"),
+        s.crl
+            .next_update
+            .map_or_else(|| "?".to_string(), |t| t.to_string()),
         if s.crl.expired {
             " — EXPIRED: run 'coffre pki revoke' or re-init"
         } else {

@@ -12,6 +12,7 @@ mod cmd_broker;
 mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
+mod cmd_factory;
 mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
@@ -37,6 +38,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// No secure element answered at the address.
     pub const NO_CHIP: u8 = 3;
+    /// The chip's factory identity is refused: its stored certificates do
+    /// not rebuild, do not chain to the trusted root, or do not carry its
+    /// slot 0 key.
+    pub const FACTORY_REFUSED: u8 = 4;
 }
 
 #[derive(Parser, Debug)]
@@ -55,7 +60,8 @@ coffre pki init && coffre provision --bus emu:chip.img --id m5go-1 --mode offloa
 coffre inspect --bus emu:chip.img\n\n\
 On a Raspberry Pi with the chip on I2C bus 1:\n  \
 coffre chip info --bus linux:/dev/i2c-1@0x35",
-    after_help = "Exit status: 0 success, 1 error, 2 bad usage, 3 no secure element found."
+    after_help = "Exit status: 0 success, 1 error, 2 bad usage, 3 no secure element found, 4 factory \
+certificates refused (do not rebuild, do not chain to the trusted root, or not slot 0's key)."
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
@@ -119,6 +125,10 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Run only these scenarios (comma-separated ids, as in the STRIDE table).
+        #[arg(long, value_name = "ID[,ID]", value_delimiter = ',',
+              value_parser = clap::builder::PossibleValuesParser::new(coffre_demo::ids()))]
+        only: Vec<String>,
     },
     /// One device process (boot, connect, one QoS 1 publish, clean disconnect) against
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
@@ -533,6 +543,25 @@ enum ChipCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// The factory certificates of a Trust&GO chip (slots 10–12, rebuilt from their
+    /// compressed form) as PEM, checked device → signer → root and against slot 0's key.
+    #[command(
+        after_help = "Trusted root: --root FILE, else the emulator's factory root for emu: \
+buses ('coffre emu factory-root') and Microchip's Crypto Authentication Root CA 002 for linux: buses.\n\n\
+Example:\n  coffre chip certs --bus emu:chip.img --out certs/ && \
+openssl verify -CAfile certs/root.pem -untrusted certs/signer.pem certs/device.pem\n\n\
+Exit status 4 when the certificates do not rebuild, do not chain to the root, or do not carry slot 0's key."
+    )]
+    Certs {
+        #[command(flatten)]
+        bus: BusOpts,
+        /// The trusted root certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// Also write device.pem, signer.pem and root.pem into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -576,6 +605,14 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         #[arg(long, default_value = "5m", value_parser = input::run_length)]
         idle_timeout: std::time::Duration,
     },
+    /// Print (or write) the certificate of the emulated factory root, to which every
+    /// emulated Trust&GO chip's certificates chain. A public test fixture: trust it for
+    /// emulated chips only, never beside Microchip's root (the two share their names).
+    FactoryRoot {
+        /// Write the PEM to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Measure the emulator: Read commands per second through the full I2C
     /// path, and each command's datasheet timing against the table.
     Bench {
@@ -612,6 +649,9 @@ fn main() -> ExitCode {
             ChipCommand::Info(b) => cmd_chip::info(&b),
             ChipCommand::Config { bus, raw } => cmd_chip::config(&bus, raw),
             ChipCommand::Locks(b) => cmd_chip::locks(&b),
+            ChipCommand::Certs { bus, root, out } => {
+                cmd_factory::certs(&bus, root.as_deref(), out.as_deref())
+            }
             ChipCommand::ReadSlot { slot, bus, out } => {
                 cmd_chip::read_slot(&bus, slot, out.as_deref())
             }
@@ -639,6 +679,7 @@ fn main() -> ExitCode {
                 },
             ),
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
+            EmuCommand::FactoryRoot { out } => cmd_factory::factory_root(out.as_deref()),
         },
         Command::Bus(BusCommand::Scan(b)) => cmd_chip::scan(&b),
         Command::Pki(p) => match p {
@@ -702,7 +743,8 @@ fn main() -> ExitCode {
             web,
             wide,
             json,
-        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web) {
+            only,
+        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web, &only) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

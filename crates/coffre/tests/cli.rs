@@ -300,3 +300,37 @@ fn web_serves_the_chips_it_is_given() {
     let o = coffre(&["web", "--bus", "linux:/dev/i2c-1"], d.path());
     assert!(String::from_utf8_lossy(&o.stderr).contains("coffre inspect"));
 }
+
+/// Each level of an error says its own part once: the OS error of a missing
+/// image appears once, and no two consecutive parts of the chain are equal.
+#[test]
+fn errors_do_not_repeat_their_source() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("k.pem"), b"not a key").unwrap();
+    for args in [
+        vec!["chip", "info", "--bus", "emu:nonexist.img"],
+        vec!["chip", "config", "--bus", "emu:missing/dir/chip.img"],
+        vec!["pki", "show", "--dir", "no-such-pki"],
+        vec![
+            "broker",
+            "config",
+            "--pki",
+            "no-such-pki",
+            "--out",
+            "b",
+            "--publisher",
+            "d",
+        ],
+    ] {
+        let e = err(&args, d.path());
+        let parts: Vec<&str> = e.trim().split(": ").collect();
+        for w in parts.windows(2) {
+            assert_ne!(w[0], w[1], "{args:?} repeats itself: {e}");
+        }
+        if let Some(os) = e.find("(os error") {
+            let tail = &e[..os];
+            let msg = tail.rsplit(": ").next().unwrap();
+            assert_eq!(e.matches(msg).count(), 1, "{args:?} repeats '{msg}': {e}");
+        }
+    }
+}

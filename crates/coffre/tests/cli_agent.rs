@@ -235,6 +235,55 @@ fn the_demo_passes_every_scenario() {
 }
 
 #[test]
+fn demo_only_runs_the_named_scenarios() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(&["demo", "--only", "acl,pub-sub", "--json"], d.path());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: Vec<(&str, &str, bool)> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap(),
+                s["mode"].as_str().unwrap(),
+                s["pass"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // pub-sub belongs to the valid-chip family: the whole family runs, in
+    // registry order, then acl.
+    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(
+        ids,
+        [
+            "valid-chip",
+            "pub-sub",
+            "valid-chip",
+            "pub-sub",
+            "valid-chip",
+            "acl"
+        ],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.2), "{rows:?}");
+    // Threats none of the selected scenarios prove are not claimed.
+    let stride = v["stride"].as_array().unwrap();
+    let tampering = stride.iter().find(|r| r["threat"] == "Tampering").unwrap();
+    assert_eq!(tampering["holds"], false);
+
+    // An unknown id is a usage error naming the valid ones; nothing runs.
+    let o = coffre(&["demo", "--only", "acl,no-such-thing"], d.path());
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("no-such-thing"), "{e}");
+    for id in ["chip-absent", "broker-restart", "disclosure"] {
+        assert!(e.contains(id), "{id} missing from: {e}");
+    }
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
 fn bench_measures_both_tools_as_processes() {
     let d = tempfile::tempdir().unwrap();
     let out = ok(&["bench", "--runs", "3", "--json"], d.path());

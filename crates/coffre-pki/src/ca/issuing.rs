@@ -1,0 +1,241 @@
+//! Issuing device certificates, from a public key or from a CSR.
+
+use std::path::PathBuf;
+
+use p256::PublicKey;
+use rcgen::{ExtendedKeyUsagePurpose, SerialNumber};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use super::layout::CERT_MODE;
+use super::signer::leaf_params;
+use super::store::{IndexEntry, Kind, Status};
+use super::{Pki, BACKDATE_SECONDS};
+use crate::error::{Error, Result};
+use crate::types::{Serial, Timestamp};
+use crate::util::{cert_facts, random_serial, write_atomic, CertFacts};
+
+/// Options of [`Pki::issue_device`] and [`Pki::issue_from_csr`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueOptions {
+    /// Validity in days from `not_before`; capped at the CA's own notAfter
+    /// unless `not_after` is given.
+    pub validity_days: u32,
+    /// Override of notBefore (default: now minus [`BACKDATE_SECONDS`]).
+    pub not_before: Option<OffsetDateTime>,
+    /// Override of notAfter; lets tests issue expired certificates.
+    pub not_after: Option<OffsetDateTime>,
+    /// Replace an existing `devices/<id>.crt.pem`. The old certificate stays
+    /// valid until it is revoked by serial.
+    pub force: bool,
+}
+
+impl Default for IssueOptions {
+    fn default() -> Self {
+        IssueOptions {
+            validity_days: 365,
+            not_before: None,
+            not_after: None,
+            force: false,
+        }
+    }
+}
+
+/// A certificate just issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssuedCert {
+    /// Subject CN (device id).
+    pub id: String,
+    /// Serial number.
+    pub serial: Serial,
+    /// SHA-256 fingerprint.
+    pub fingerprint_sha256: String,
+    /// notBefore.
+    pub not_before: Timestamp,
+    /// notAfter.
+    pub not_after: Timestamp,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// PEM text.
+    pub pem: String,
+    /// DER bytes.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+/// Check that `id` is usable as a CN, an MQTT username and a file name.
+pub fn validate_id(id: &str) -> Result<()> {
+    let err = |reason| {
+        Err(Error::InvalidId {
+            id: id.to_owned(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return err("it is empty");
+    }
+    if id.len() > 64 {
+        return err("it is longer than 64 characters");
+    }
+    if id.starts_with('.') || id.starts_with('-') {
+        return err("it starts with '.' or '-'");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return err("it contains a character outside A-Z a-z 0-9 . _ -");
+    }
+    Ok(())
+}
+
+/// The validity `opts` asks for, capped at `ca_not_after` when given in days.
+pub(crate) fn validity(
+    opts: &IssueOptions,
+    ca_not_after: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    let start = opts
+        .not_before
+        .unwrap_or_else(|| Timestamp::now().get() - Duration::seconds(BACKDATE_SECONDS));
+    let end = match opts.not_after {
+        Some(t) => t,
+        None => {
+            if opts.validity_days == 0 {
+                return Err(Error::InvalidValidity("validity_days is 0".into()));
+            }
+            let end = start + Duration::days(i64::from(opts.validity_days));
+            end.min(ca_not_after)
+        }
+    };
+    if end <= start {
+        return Err(Error::InvalidValidity(format!(
+            "not_after {} is not later than not_before {}",
+            Timestamp::new(end),
+            Timestamp::new(start)
+        )));
+    }
+    Ok((start, end))
+}
+
+/// The index entry of a certificate just signed.
+pub(crate) fn entry(kind: Kind, id: &str, facts: &CertFacts) -> IndexEntry {
+    IndexEntry {
+        kind,
+        id: id.to_owned(),
+        serial: Serial::from_der(&facts.serial),
+        fingerprint_sha256: facts.fingerprint.clone(),
+        status: Status::Issued,
+        not_before: facts.not_before.into(),
+        not_after: facts.not_after.into(),
+        issued_at: Timestamp::now(),
+        revoked_at: None,
+    }
+}
+
+impl Pki {
+    /// Issue a device certificate: CN = `id` (the MQTT username), clientAuth,
+    /// digitalSignature, a random 16-byte serial; written to
+    /// `devices/<id>.crt.pem`, which is never replaced unless `opts.force`.
+    pub fn issue_device(
+        &mut self,
+        id: &str,
+        public_key: &PublicKey,
+        opts: &IssueOptions,
+    ) -> Result<IssuedCert> {
+        validate_id(id)?;
+        let path = self.device_cert_path(id);
+        if path.exists() && !opts.force {
+            return Err(Error::DeviceExists {
+                id: id.to_owned(),
+                path,
+            });
+        }
+        let (start, end) = validity(opts, self.ca.facts.not_after)?;
+        let mut params = leaf_params(id, start, end, public_key);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        // Unique within this CA, however unlikely a collision is.
+        while params.serial_number.as_ref().is_some_and(|s| {
+            self.store
+                .by_serial(&Serial::from_der(s.as_ref()))
+                .is_some()
+        }) {
+            params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        }
+        let der = self
+            .ca
+            .sign_leaf(&params, public_key, "device certificate")?;
+        let facts = cert_facts(&der).map_err(|d| Error::encoding("device certificate", d))?;
+        let pem = crate::util::to_pem("CERTIFICATE", &der);
+        // The index first: a certificate on disk is then always indexed, so
+        // it can always be revoked.
+        self.store.push(entry(Kind::Device, id, &facts));
+        self.store.save()?;
+        write_atomic(&path, pem.as_bytes(), CERT_MODE)?;
+        Ok(IssuedCert {
+            id: id.to_owned(),
+            serial: Serial::from_der(&facts.serial),
+            fingerprint_sha256: facts.fingerprint,
+            not_before: facts.not_before.into(),
+            not_after: facts.not_after.into(),
+            path,
+            pem,
+            der,
+        })
+    }
+
+    /// Issue a device certificate from a PKCS#10 CSR (DER or PEM). The CSR's
+    /// self-signature is verified first; CN and public key come from it.
+    pub fn issue_from_csr(&mut self, csr: &[u8], opts: &IssueOptions) -> Result<IssuedCert> {
+        let (cn, public_key) = crate::csr::verify_csr(csr)?;
+        self.issue_device(&cn, &public_key, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["m5go", "dev-1", "a.b_c", "A1"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".hidden", "-x", "a/b", "a b", "é", &"x".repeat(65)] {
+            assert!(
+                matches!(validate_id(bad), Err(Error::InvalidId { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn validity_is_capped_and_checked() {
+        let now = OffsetDateTime::now_utc();
+        let ca_end = now + Duration::days(10);
+        let (s, e) = validity(&IssueOptions::default(), ca_end).unwrap();
+        assert!(s < now && e == ca_end);
+        let opts = IssueOptions {
+            validity_days: 1,
+            ..IssueOptions::default()
+        };
+        let (s, e) = validity(&opts, ca_end).unwrap();
+        assert_eq!(e - s, Duration::days(1));
+        let zero = IssueOptions {
+            validity_days: 0,
+            ..IssueOptions::default()
+        };
+        assert!(matches!(
+            validity(&zero, ca_end),
+            Err(Error::InvalidValidity(_))
+        ));
+        let backwards = IssueOptions {
+            not_before: Some(now),
+            not_after: Some(now - Duration::days(1)),
+            ..IssueOptions::default()
+        };
+        assert!(matches!(
+            validity(&backwards, ca_end),
+            Err(Error::InvalidValidity(_))
+        ));
+    }
+}
