@@ -57,6 +57,16 @@ pub fn run_length(s: &str) -> Result<Duration, String> {
     )
 }
 
+/// A ramp rate, connections per second: above 0, at most 100 000.
+pub fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 100_000.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a rate: use a number above 0, at most 100000"
+        )),
+    }
+}
+
 /// A device id: the certificate CN, MQTT username and a file name.
 pub fn device_id(s: &str) -> Result<String, String> {
     coffre_pki::ca::validate_id(s).map_err(|e| e.to_string())?;

@@ -134,8 +134,8 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
     Bench {
         /// Runs per configuration.
-        #[arg(long, default_value = "30")]
-        runs: usize,
+        #[arg(long, default_value = "30", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        runs: u16,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -151,10 +151,10 @@ it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a mess
 duplicated.")]
     Fleet {
         /// Number of devices.
-        #[arg(long, default_value = "200")]
-        devices: usize,
+        #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        devices: u32,
         /// Ramp: new connections per second.
-        #[arg(long, default_value = "100")]
+        #[arg(long, default_value = "100", value_parser = input::rate)]
         rate: f64,
         /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
         #[arg(long, default_value = "20s", value_parser = input::run_length)]
@@ -749,7 +749,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
-        Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
         Command::Fleet {
             devices,
             rate,
@@ -759,7 +759,7 @@ fn main() -> ExitCode {
             dir,
             json,
         } => cmd_fleet::run(&cmd_fleet::FleetArgs {
-            devices,
+            devices: devices as usize,
             rate,
             duration,
             interval,

@@ -392,3 +392,17 @@ fn kit_daemon_limits_are_bounded_options() {
         "--idle-timeout",
     );
 }
+
+// Issue 15, item 11: every numeric option has a bound.
+#[test]
+fn counts_and_rates_are_bounded() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    usage_error(&["fleet", "--devices", "0"], p, "--devices");
+    usage_error(&["fleet", "--devices", "99999999999"], p, "--devices");
+    for bad in ["0", "NaN", "inf", "-5", "1e9"] {
+        let flag = format!("--rate={bad}");
+        usage_error(&["fleet", &flag], p, "--rate");
+    }
+    usage_error(&["bench", "--runs", "0"], p, "--runs");
+}
