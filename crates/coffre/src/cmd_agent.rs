@@ -110,7 +110,7 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
     )
     .map_err(agent_err)?;
     let ca = a.ca.clone().unwrap_or_else(|| a.pki.join("ca.crt.pem"));
-    let ca_pem = std::fs::read(&ca).with_context(|| {
+    let ca_pem = crate::input::read_file(&ca).with_context(|| {
         format!(
             "cannot read the CA certificate {} (--pki or --ca)",
             ca.display()
@@ -131,7 +131,7 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
         .cert
         .clone()
         .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
-    let cert_pem = std::fs::read(&cert).with_context(|| {
+    let cert_pem = crate::input::read_file(&cert).with_context(|| {
         format!(
             "cannot read the device certificate {}: provision the device first ('coffre provision --id {}') or give --cert",
             cert.display(),

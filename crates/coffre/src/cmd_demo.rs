@@ -230,7 +230,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
 pub fn web(
     images: &[String],
     scenarios: Option<PathBuf>,
-    listen: SocketAddr,
+    (listen, allowed_hosts): (SocketAddr, Vec<String>),
     live: Option<crate::cmd_agent::AgentArgs>,
 ) -> Result<()> {
     if images.is_empty() {
@@ -270,6 +270,7 @@ pub fn web(
     let cfg = WebConfig {
         chips,
         scenarios_json: scenarios,
+        allowed_hosts,
         ..WebConfig::default()
     };
     let sub = match live {

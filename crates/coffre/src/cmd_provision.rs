@@ -292,7 +292,8 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
     let mut o = bus::open(&bus_opts.bus, bus_opts.timing)?;
     let cert_bytes = cert
         .map(|p| {
-            std::fs::read(p).with_context(|| format!("cannot read the certificate {}", p.display()))
+            crate::input::read_file(p)
+                .with_context(|| format!("cannot read the certificate {}", p.display()))
         })
         .transpose()?;
     let r = inspect(&mut o.chip, cert_bytes.as_deref(), key_slot).map_err(to_anyhow)?;
