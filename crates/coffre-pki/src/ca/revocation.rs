@@ -173,7 +173,7 @@ pub(crate) fn crl_pem<'a>(
 pub(crate) fn read_crl_times(
     path: &Path,
 ) -> std::result::Result<(Option<Timestamp>, Option<Timestamp>), String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::util::read_bounded(path, MAX_PEM_BYTES).map_err(|e| e.to_string())?;
     let der = der_or_pem(&bytes, &["X509 CRL"])?;
     let (_, crl) = x509_parser::parse_x509_crl(&der).map_err(|e| e.to_string())?;
     let ts = |t: &x509_parser::time::ASN1Time| {
