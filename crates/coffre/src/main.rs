@@ -431,7 +431,7 @@ struct ProvisionCmd {
     /// Answer yes to every confirmation (locks are irreversible).
     #[arg(long)]
     yes: bool,
-    /// Replace an existing key in slot 8 or an existing certificate.
+    /// Replace an existing key in slot 8 or an existing certificate (the old certificate is revoked).
     #[arg(long)]
     force: bool,
     /// Append the result to this fleet manifest (JSON lines).

@@ -390,6 +390,29 @@ impl Store {
         Some(revoked)
     }
 
+    /// Mark, in memory, every issued device certificate of `id` revoked at
+    /// `when`, except the one with serial `keep`; the entries revoked.
+    pub(crate) fn revoke_except(
+        &mut self,
+        _lock: &Locked,
+        id: &str,
+        keep: &Serial,
+        when: Timestamp,
+    ) -> Vec<IndexEntry> {
+        let positions = self.by_id.get(id).cloned().unwrap_or_default();
+        let mut revoked = Vec::new();
+        for i in positions {
+            let e = &mut self.index.certificates[i];
+            if e.kind == Kind::Device && e.status == Status::Issued && e.serial.key() != keep.key()
+            {
+                e.status = Status::Revoked;
+                e.revoked_at = Some(when);
+                revoked.push(e.clone());
+            }
+        }
+        revoked
+    }
+
     /// Record, in memory, the number of the CRL just written.
     pub(crate) fn set_crl_number(&mut self, _lock: &Locked, n: u64) {
         self.index.crl_number = n;
