@@ -74,9 +74,11 @@ fn once(args: &[String]) {
     }
 }
 
+/// Percentile `p` (0–1) of `v`, through the project's one definition
+/// (nearest rank, [`coffre_agent::stats::percentile`]).
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    coffre_agent::stats::percentile(v, p * 100.0).unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {

@@ -9,12 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rand_core::{OsRng, RngCore};
 use rustls::ClientConfig;
 use time::OffsetDateTime;
 
+use crate::clock::{unix_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity::{ChipSigner, KeySource};
 use crate::mqtt::{
@@ -22,6 +23,7 @@ use crate::mqtt::{
 };
 use crate::queue::DurableQueue;
 use crate::reading::{Reading, SensorError, SensorSource};
+use crate::reconnect::{connect_reported, Reconnect};
 use crate::tls::{self, TlsOptions};
 
 /// The topic of the lab.
@@ -315,6 +317,7 @@ pub struct Publisher<S> {
     sensors: S,
     queue: DurableQueue,
     chip: Option<Arc<dyn ChipSigner>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<S> std::fmt::Debug for Publisher<S> {
@@ -361,7 +364,14 @@ impl<S: SensorSource> Publisher<S> {
             sensors,
             queue,
             chip: None,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Take the time (reading interval, backoff, timestamps) from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Watch this chip: before each reading it must answer (see
@@ -397,7 +407,8 @@ impl<S: SensorSource> Publisher<S> {
             Err(e) => return Err(Error::Sensor(e.to_string())),
         };
         let seq = self.queue.next_seq();
-        let reading = Reading::new(&self.opts.device_id, seq, &m);
+        let now = unix_micros(self.clock.wall());
+        let reading = Reading::at_unix_micros(&self.opts.device_id, seq, now, &m);
         self.queue.push(seq, reading.to_json())?;
         Ok(seq)
     }
@@ -415,22 +426,21 @@ impl<S: SensorSource> Publisher<S> {
         stop: &AtomicBool,
         mut on_event: impl FnMut(&Event),
     ) -> Result<PublisherSummary> {
+        let on_event: &mut dyn FnMut(&Event) = &mut on_event;
+        let clock = self.clock.clone();
         let copts = self.opts.client_options();
-        let broker = self.opts.broker.to_string();
+        let mut link = Reconnect::new(self.opts.broker.to_string(), self.opts.backoff, &*clock);
         let mut summary = PublisherSummary::default();
-        let mut client: Option<Client> = None;
-        let mut failures = 0u32;
-        let mut next_connect = Instant::now();
-        let mut next_reading = Instant::now();
+        let mut next_reading = clock.now();
 
-        let outcome: Result<()> = 'run: loop {
+        let outcome: Result<()> = loop {
             if stop.load(Ordering::SeqCst) {
                 break Ok(());
             }
             let wants_readings = !matches!(self.opts.count, Some(c) if summary.taken >= c);
 
             // 1. A reading, when one is due.
-            if wants_readings && Instant::now() >= next_reading {
+            if wants_readings && clock.now() >= next_reading {
                 match self.take_reading() {
                     Ok(seq) => {
                         summary.taken += 1;
@@ -445,7 +455,7 @@ impl<S: SensorSource> Publisher<S> {
                     Err(e) => break Err(e),
                 }
                 next_reading += self.opts.interval;
-                let now = Instant::now();
+                let now = clock.now();
                 if next_reading < now {
                     next_reading = now + self.opts.interval;
                 }
@@ -456,70 +466,15 @@ impl<S: SensorSource> Publisher<S> {
             }
 
             // 2. A session, when none is open and the backoff allows.
-            if client.is_none() && Instant::now() >= next_connect {
-                on_event(&Event::Connecting {
-                    broker: broker.clone(),
-                    attempt: failures + 1,
-                });
-                match Client::connect(&copts, self.tls.clone()) {
-                    Ok(c) => {
-                        failures = 0;
-                        summary.connections += 1;
-                        on_event(&connected_event(&c));
-                        client = Some(c);
-                    }
-                    Err(e) if e.is_retryable() => {
-                        let delay = self.opts.backoff.delay_random(failures);
-                        failures += 1;
-                        next_connect = Instant::now() + delay;
-                        on_event(&Event::Disconnected { error: Some(e) });
-                        on_event(&Event::Reconnecting {
-                            delay,
-                            attempt: failures,
-                        });
-                    }
-                    Err(e) => break Err(e),
-                }
+            let (tls, c) = (&self.tls, &clock);
+            if let Err(e) = link.ensure(on_event, |ev| connect_reported(&copts, tls, c, ev)) {
+                break Err(e);
             }
 
             // 3. Send what waits, oldest first, one PUBACK at a time.
-            if let Some(c) = client.as_mut() {
-                while let Some(r) = self.queue.front().cloned() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    match c.publish(&self.opts.topic, r.payload.as_bytes(), self.opts.qos, false) {
-                        Ok(out) => {
-                            if let Err(e) = self.queue.ack(r.seq) {
-                                break 'run Err(e);
-                            }
-                            summary.published += 1;
-                            if !out.reason.is_success() {
-                                tracing::warn!(seq = r.seq, reason = %out.reason, "the broker refused a reading");
-                            }
-                            on_event(&Event::Published {
-                                seq: r.seq,
-                                puback_reason: out.reason,
-                                rtt: out.rtt,
-                            });
-                        }
-                        Err(e) => {
-                            client = None;
-                            if !e.is_retryable() {
-                                break 'run Err(e);
-                            }
-                            let delay = self.opts.backoff.delay_random(0);
-                            failures = 1;
-                            next_connect = Instant::now() + delay;
-                            on_event(&Event::Disconnected { error: Some(e) });
-                            on_event(&Event::Reconnecting { delay, attempt: 1 });
-                            break;
-                        }
-                    }
-                    if wants_readings && Instant::now() >= next_reading {
-                        break;
-                    }
-                }
+            let due = wants_readings.then_some(next_reading);
+            if let Err(e) = self.send_pending(&mut link, stop, due, &mut summary, on_event) {
+                break Err(e);
             }
 
             // Everything asked for is taken and acknowledged: end now rather
@@ -529,56 +484,81 @@ impl<S: SensorSource> Publisher<S> {
             }
 
             // 4. Wait for the next thing to do, serving the session.
-            let mut wake = Instant::now() + STOP_CHECK;
+            let mut wake = clock.now() + STOP_CHECK;
             if wants_readings {
                 wake = wake.min(next_reading);
             }
-            if client.is_none() {
-                wake = wake.min(next_connect);
-            } else if !self.queue.is_empty() {
-                continue;
+            match link.next_attempt() {
+                Some(t) => wake = wake.min(t),
+                None if !self.queue.is_empty() => continue,
+                None => {}
             }
-            let wait = wake.saturating_duration_since(Instant::now());
-            match client.as_mut() {
-                Some(c) => match c.poll(wait) {
-                    Ok(Some(m)) => {
-                        tracing::debug!(topic = %m.topic, "message ignored by the publisher")
+            let wait = wake.saturating_duration_since(clock.now());
+            let polled = match link.client() {
+                Some(c) => c.poll(wait),
+                None => {
+                    clock.sleep(wait);
+                    Ok(None)
+                }
+            };
+            match polled {
+                Ok(Some(m)) => {
+                    tracing::debug!(topic = %m.topic, "message ignored by the publisher")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if let Err(e) = link.lost(e, on_event) {
+                        break Err(e);
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        client = None;
-                        if !e.is_retryable() {
-                            break Err(e);
-                        }
-                        let delay = self.opts.backoff.delay_random(0);
-                        failures = 1;
-                        next_connect = Instant::now() + delay;
-                        on_event(&Event::Disconnected { error: Some(e) });
-                        on_event(&Event::Reconnecting { delay, attempt: 1 });
-                    }
-                },
-                None => std::thread::sleep(wait),
+                }
             }
         };
 
-        if let Some(c) = client.take() {
-            let r = c.disconnect();
-            on_event(&Event::Disconnected { error: r.err() });
-        }
+        link.close(on_event);
+        summary.connections = link.connections;
         summary.pending = self.queue.len();
         outcome.map(|()| summary)
     }
-}
 
-fn connected_event(c: &Client) -> Event {
-    let s = c.session();
-    Event::Connected {
-        broker: c.broker().to_owned(),
-        tls_version: tls::version_name(s.tls_version),
-        mqtt: c.version(),
-        elapsed: s.timing.total(),
-        timing: s.timing,
-        session_present: s.session_present,
+    /// Publish queued readings over the open session until the queue is
+    /// empty, `stop` is raised, or a reading is `due`. A lost session is
+    /// handed to the reconnect loop; a queue that cannot record a PUBACK
+    /// is an error.
+    fn send_pending(
+        &mut self,
+        link: &mut Reconnect<'_>,
+        stop: &AtomicBool,
+        due: Option<std::time::Instant>,
+        summary: &mut PublisherSummary,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
+        while let Some(r) = self.queue.front().cloned() {
+            let Some(c) = link.client() else {
+                return Ok(());
+            };
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            match c.publish(&self.opts.topic, r.payload.as_bytes(), self.opts.qos, false) {
+                Ok(out) => {
+                    self.queue.ack(r.seq)?;
+                    summary.published += 1;
+                    if !out.reason.is_success() {
+                        tracing::warn!(seq = r.seq, reason = %out.reason, "the broker refused a reading");
+                    }
+                    on_event(&Event::Published {
+                        seq: r.seq,
+                        puback_reason: out.reason,
+                        rtt: out.rtt,
+                    });
+                }
+                Err(e) => return link.lost(e, on_event),
+            }
+            if due.is_some_and(|t| self.clock.now() >= t) {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -852,6 +832,7 @@ pub struct Subscriber {
     opts: SubscriberOptions,
     tls: Arc<ClientConfig>,
     stats: SubscriberStats,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -885,7 +866,14 @@ impl Subscriber {
             opts,
             tls,
             stats: SubscriberStats::default(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Take the time (backoff, arrival times) from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// What was received so far.
@@ -894,8 +882,7 @@ impl Subscriber {
     }
 
     fn open(&self, copts: &ClientOptions, on_event: &mut dyn FnMut(&Event)) -> Result<Client> {
-        let mut c = Client::connect(copts, self.tls.clone())?;
-        on_event(&connected_event(&c));
+        let mut c = connect_reported(copts, &self.tls, &self.clock, on_event)?;
         let reasons = c.subscribe(&[(self.opts.topic.as_str(), self.opts.qos)])?;
         let reason = reasons
             .first()
@@ -923,11 +910,10 @@ impl Subscriber {
         stop: &AtomicBool,
         mut on_event: impl FnMut(&Event),
     ) -> Result<SubscriberStats> {
+        let on_event: &mut dyn FnMut(&Event) = &mut on_event;
+        let clock = self.clock.clone();
         let copts = self.opts.client_options();
-        let broker = self.opts.broker.to_string();
-        let mut client: Option<Client> = None;
-        let mut failures = 0u32;
-        let mut next_connect = Instant::now();
+        let mut link = Reconnect::new(self.opts.broker.to_string(), self.opts.backoff, &*clock);
         let outcome: Result<()> = loop {
             if stop.load(Ordering::SeqCst) {
                 break Ok(());
@@ -939,58 +925,31 @@ impl Subscriber {
             {
                 break Ok(());
             }
-            let Some(c) = client.as_mut() else {
-                let now = Instant::now();
-                if now < next_connect {
-                    std::thread::sleep((next_connect - now).min(STOP_CHECK));
-                    continue;
+            if let Err(e) = link.ensure(on_event, |ev| self.open(&copts, ev)) {
+                break Err(e);
+            }
+            let polled = match link.client() {
+                Some(c) => c.poll(STOP_CHECK),
+                None => {
+                    let next = link.next_attempt().unwrap_or_else(|| clock.now());
+                    clock.sleep(next.saturating_duration_since(clock.now()).min(STOP_CHECK));
+                    Ok(None)
                 }
-                on_event(&Event::Connecting {
-                    broker: broker.clone(),
-                    attempt: failures + 1,
-                });
-                match self.open(&copts, &mut on_event) {
-                    Ok(c) => {
-                        failures = 0;
-                        client = Some(c);
-                    }
-                    Err(e) if e.is_retryable() => {
-                        let delay = self.opts.backoff.delay_random(failures);
-                        failures += 1;
-                        next_connect = Instant::now() + delay;
-                        on_event(&Event::Disconnected { error: Some(e) });
-                        on_event(&Event::Reconnecting {
-                            delay,
-                            attempt: failures,
-                        });
-                    }
-                    Err(e) => break Err(e),
-                }
-                continue;
             };
-            match c.poll(STOP_CHECK) {
+            match polled {
                 Ok(Some(m)) => {
                     let d = self.stats.record(m);
                     on_event(&Event::Received(d));
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    client = None;
-                    if !e.is_retryable() {
+                    if let Err(e) = link.lost(e, on_event) {
                         break Err(e);
                     }
-                    let delay = self.opts.backoff.delay_random(0);
-                    failures = 1;
-                    next_connect = Instant::now() + delay;
-                    on_event(&Event::Disconnected { error: Some(e) });
-                    on_event(&Event::Reconnecting { delay, attempt: 1 });
                 }
             }
         };
-        if let Some(c) = client.take() {
-            let r = c.disconnect();
-            on_event(&Event::Disconnected { error: r.err() });
-        }
+        link.close(on_event);
         outcome.map(|()| self.stats.clone())
     }
 }
@@ -1051,10 +1010,10 @@ mod tests {
     fn deliveries_carry_latency_and_status() {
         let mut stats = SubscriberStats::default();
         let t = OffsetDateTime::now_utc();
-        let r = Reading::at(
+        let r = Reading::at_unix_micros(
             "dev",
             1,
-            t,
+            unix_micros(SystemTime::from(t)),
             &crate::reading::Measurement {
                 temperature_c: 20.0,
                 humidity_pct: 40.0,

@@ -26,9 +26,7 @@ pub enum Error {
         reason: String,
     },
     /// A certificate cannot be parsed as X.509.
-    #[error(
-        "{what} is not a valid X.509 certificate ({source}); re-issue it (EC P-256, X.509 v3)"
-    )]
+    #[error("{what} is not a valid X.509 certificate; re-issue it (EC P-256, X.509 v3)")]
     Certificate {
         /// Which certificate.
         what: &'static str,
@@ -87,7 +85,7 @@ pub enum Error {
     #[error("invalid broker address '{0}': use host:port, e.g. 127.0.0.1:8883")]
     BrokerAddress(String),
     /// No TCP connection could be opened.
-    #[error("cannot reach broker {broker}: {source}; is mosquitto running and listening there?")]
+    #[error("cannot reach broker {broker} (is mosquitto running and listening there?)")]
     Connect {
         /// The broker, as given.
         broker: String,
@@ -96,7 +94,7 @@ pub enum Error {
     },
     /// The broker's certificate was not accepted by the device.
     #[error(
-        "broker {broker} presented a certificate the device does not trust ({source}); give the \
+        "broker {broker} presented a certificate the device does not trust; give the \
          CA that issued the broker certificate, and connect with a name or address it contains"
     )]
     BrokerCertificate {
@@ -121,7 +119,7 @@ pub enum Error {
         by_alert: bool,
     },
     /// The TLS layer failed after the session was open.
-    #[error("TLS error with broker {broker}: {source}")]
+    #[error("TLS error with broker {broker}")]
     Tls {
         /// The broker.
         broker: String,
@@ -177,7 +175,7 @@ pub enum Error {
         after: Duration,
     },
     /// A socket error on an open connection.
-    #[error("network error with broker {broker}: {source}")]
+    #[error("network error with broker {broker}")]
     Io {
         /// The broker.
         broker: String,
@@ -193,10 +191,10 @@ pub enum Error {
         detail: String,
     },
     /// A packet could not be encoded (a topic longer than 65535 bytes…).
-    #[error("cannot encode an MQTT packet: {0}")]
+    #[error("cannot encode an MQTT packet")]
     Encode(#[from] EncodeError),
     /// The durable queue's directory or files failed.
-    #[error("durable queue {path}: {source}; check that the directory exists and is writable")]
+    #[error("durable queue {path} (check that the directory exists and is writable)")]
     Queue {
         /// The file or directory.
         path: PathBuf,

@@ -8,16 +8,21 @@
 //! - [`tls`]: the rustls client configuration (ring provider, TLS 1.2 by
 //!   default, 1.3 on request) and the [`tls::preflight`] check that the
 //!   certificate carries the key that will sign.
-//! - [`mqtt`]: a small blocking MQTT 3.1.1/5 client with its own codec,
-//!   clean DISCONNECT + `close_notify`, `TCP_NODELAY` and `TCP_QUICKACK`.
+//! - [`mqtt`]: the Linux driver of the device core's MQTT session
+//!   ([`coffre_mqtt::Session`]): blocking socket + rustls, clean
+//!   DISCONNECT + `close_notify`, `TCP_NODELAY` and `TCP_QUICKACK`.
 //! - [`reading`]: readings of the ENV II unit (SHT30 + BMP280) and their
-//!   JSON form.
+//!   JSON form — the device core's types ([`coffre_device::reading`]).
+//! - [`boot`]: the five boot steps (run by the device core).
+//! - [`clock`]: the injected time ([`clock::Clock`]).
 //! - [`queue`]: the durable queue that keeps readings until the broker
 //!   acknowledges them, across outages and restarts.
 //! - [`agent`]: [`Publisher`] and [`Subscriber`], with reconnection and
 //!   events.
 //! - [`mod@bench`]: [`bench::one_shot`], one timed connect + publish +
 //!   disconnect.
+//! - [`stats`]: the percentiles every measurement of coffre uses (the
+//!   fleet simulator and `coffre bench`).
 //!
 //! The crate prints nothing: it reports through return values, event
 //! callbacks and `tracing`. It never logs key bytes.
@@ -49,12 +54,19 @@
 pub mod agent;
 pub mod bench;
 pub mod boot;
+pub mod clock;
 mod error;
 pub mod identity;
 pub mod mqtt;
 pub mod queue;
-pub mod reading;
+mod reconnect;
+pub mod stats;
 pub mod tls;
+
+/// Readings: the device core's one [`Reading`] type, and the sensors.
+pub mod reading {
+    pub use coffre_device::reading::*;
+}
 
 pub use agent::{
     Backoff, Delivery, Event, Identity, Publisher, PublisherOptions, PublisherSummary, SeqStatus,

@@ -17,12 +17,22 @@
 //! A reading acknowledged but not yet marked when the device stops is sent
 //! again: QoS 1 is "at least once", and the subscriber counts duplicates.
 //!
-//! One process per directory: nothing locks it.
+//! One process per directory: the directory is locked (`lock`, an
+//! advisory `flock` that names its holder) for as long as the queue is open;
+//! a second publisher on the same directory is refused instead of both
+//! numbering readings from the same sequence.
+//!
+//! A marker ahead of every reading in the queue file (a marker restored
+//! from another copy, a queue file put back from a backup) would mark
+//! readings as delivered that never were: they are kept and sent again
+//! (at least once), and [`DurableQueue::warnings`] says which.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use coffre_device::ReadingQueue;
 
 use crate::error::{Error, Result};
 
@@ -30,17 +40,12 @@ use crate::error::{Error, Result};
 pub const QUEUE_FILE: &str = "queue.jsonl";
 /// Name of the acknowledged-up-to marker inside the queue directory.
 pub const ACKED_FILE: &str = "acked";
+/// Name of the lock file inside the queue directory.
+pub const LOCK_FILE: &str = "lock";
 /// Rewrite the queue file when its acknowledged prefix exceeds this size.
 const COMPACT_BYTES: u64 = 256 * 1024;
 
-/// A reading waiting for its PUBACK.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedReading {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its JSON payload (one line).
-    pub payload: String,
-}
+pub use coffre_device::QueuedReading;
 
 #[derive(Debug)]
 struct Disk {
@@ -48,6 +53,8 @@ struct Disk {
     file: File,
     /// Bytes of the queue file holding acknowledged lines.
     acked_bytes: u64,
+    /// Held while the queue is open.
+    _lock: coffre_fs::LockFile,
 }
 
 /// Readings waiting for a PUBACK, on disk or in memory.
@@ -57,6 +64,7 @@ pub struct DurableQueue {
     pending: VecDeque<QueuedReading>,
     acked: u64,
     last_seq: u64,
+    warnings: Vec<String>,
 }
 
 fn qerr(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -68,15 +76,6 @@ fn qerr(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    // Directories cannot be opened as files everywhere; where they can,
-    // fsync makes the rename durable.
-    match File::open(dir) {
-        Ok(d) => d.sync_all().or(Ok(())),
-        Err(_) => Ok(()),
-    }
 }
 
 fn seq_of(line: &str) -> Option<u64> {
@@ -93,14 +92,29 @@ impl DurableQueue {
             pending: VecDeque::new(),
             acked: 0,
             last_seq: 0,
+            warnings: Vec::new(),
         }
     }
 
     /// Open (or create) the queue in `dir`.
     pub fn open(dir: &Path) -> Result<DurableQueue> {
         fs::create_dir_all(dir).map_err(qerr(dir))?;
+        let lock = coffre_fs::LockFile::try_lock(&dir.join(LOCK_FILE)).map_err(|e| match e {
+            coffre_fs::LockError::Held { holder, .. } => Error::InvalidOption(format!(
+                "the queue directory {} is in use by another publisher ({holder}); give each publisher its own --queue directory",
+                dir.display()
+            )),
+            e => Error::Queue {
+                path: dir.join(LOCK_FILE),
+                source: io::Error::other(e.to_string()),
+            },
+        })?;
+        let mut warnings = Vec::new();
         let marker = dir.join(ACKED_FILE);
-        let acked = match fs::read_to_string(&marker) {
+        // The marker is one number: anything longer is not a marker.
+        let text =
+            coffre_fs::read_limited(&marker, 64).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let acked = match text {
             Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::Queue {
                 path: marker.clone(),
                 source: invalid(format!(
@@ -123,6 +137,10 @@ impl DurableQueue {
         let mut pending = VecDeque::new();
         let mut last_seq = acked;
         let mut acked_bytes = 0u64;
+        // Lines at or below the marker, (seq, payload, bytes): the
+        // acknowledged prefix, unless the marker turns out to be ahead.
+        let mut below = Vec::new();
+        let mut highest = 0u64;
         let mut good_len = 0usize;
         let mut at = 0usize;
         while at < content.len() {
@@ -138,6 +156,7 @@ impl DurableQueue {
                 .and_then(|l| Some((l, seq_of(l)?)))
             {
                 Some((l, seq)) if seq > acked => {
+                    highest = highest.max(seq);
                     if seq > last_seq {
                         last_seq = seq;
                     }
@@ -146,14 +165,43 @@ impl DurableQueue {
                         payload: l.to_owned(),
                     });
                 }
-                Some(_) => acked_bytes += (end - at) as u64,
+                Some((l, seq)) => {
+                    highest = highest.max(seq);
+                    below.push((seq, l.to_owned(), (end - at) as u64));
+                }
                 None => {
-                    tracing::warn!(path = %path.display(), offset = at, "skipping an unreadable queue line");
+                    warnings.push(format!(
+                        "{}: skipped an unreadable line at byte {at}",
+                        path.display()
+                    ));
                     acked_bytes += (end - at) as u64;
                 }
             }
             good_len = end;
             at = end;
+        }
+        let mut acked = acked;
+        if highest < acked && !below.is_empty() {
+            // Every acknowledgement is for a reading this queue sent, so the
+            // marker cannot be above the last reading in the file: it is
+            // ahead (copied from elsewhere, or the file was restored).
+            // Dropping the readings below it would lose them; send them
+            // again instead and say so.
+            let first = below.first().map(|b| b.0).unwrap_or(0);
+            warnings.push(format!(
+                "{}: the marker says {acked} but the queue's last reading is {highest}: it is ahead of the queue; keeping the {} readings {first}–{highest} to send again",
+                marker.display(),
+                below.len()
+            ));
+            acked = first.saturating_sub(1);
+            for (seq, payload, _) in below.drain(..) {
+                pending.push_back(QueuedReading { seq, payload });
+            }
+            // Sequence numbers continue above the old marker: never reuse one.
+        }
+        acked_bytes += below.iter().map(|b| b.2).sum::<u64>();
+        for w in &warnings {
+            tracing::warn!("{w}");
         }
         let file = OpenOptions::new()
             .create(true)
@@ -170,13 +218,21 @@ impl DurableQueue {
                 dir: dir.to_owned(),
                 file,
                 acked_bytes,
+                _lock: lock,
             }),
             pending,
             acked,
             last_seq,
+            warnings,
         };
         q.maybe_compact()?;
         Ok(q)
+    }
+
+    /// What opening the queue found wrong and how it was handled (lines
+    /// skipped, a marker ahead of the queue); also logged as warnings.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The directory, for a disk queue.
@@ -251,15 +307,8 @@ impl DurableQueue {
         self.acked = seq;
         if let Some(d) = &mut self.disk {
             let marker = d.dir.join(ACKED_FILE);
-            let tmp = d.dir.join(format!("{ACKED_FILE}.tmp"));
-            (|| -> io::Result<()> {
-                let mut f = File::create(&tmp)?;
-                f.write_all(format!("{seq}\n").as_bytes())?;
-                f.sync_all()?;
-                fs::rename(&tmp, &marker)?;
-                sync_dir(&d.dir)
-            })()
-            .map_err(qerr(&marker))?;
+            coffre_fs::write_atomic(&marker, format!("{seq}\n").as_bytes(), 0o644)
+                .map_err(qerr(&marker))?;
             d.acked_bytes += freed;
         }
         self.maybe_compact()
@@ -283,18 +332,15 @@ impl DurableQueue {
         if d.acked_bytes < COMPACT_BYTES {
             return Ok(());
         }
-        let tmp = d.dir.join(format!("{QUEUE_FILE}.tmp"));
         let pending = &self.pending;
-        (|| -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
+        coffre_fs::write_atomic_with(&path, 0o644, |f| {
+            let mut w = io::BufWriter::new(f);
             for r in pending {
-                f.write_all(r.payload.as_bytes())?;
-                f.write_all(b"\n")?;
+                w.write_all(r.payload.as_bytes())?;
+                w.write_all(b"\n")?;
             }
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(&d.dir)
-        })()
+            w.flush()
+        })
         .map_err(qerr(&path))?;
         d.file = OpenOptions::new()
             .append(true)
@@ -302,6 +348,30 @@ impl DurableQueue {
             .map_err(qerr(&path))?;
         d.acked_bytes = 0;
         Ok(())
+    }
+}
+
+impl ReadingQueue for DurableQueue {
+    type Error = Error;
+
+    fn next_seq(&self) -> u64 {
+        DurableQueue::next_seq(self)
+    }
+
+    fn push(&mut self, seq: u64, payload: String) -> Result<()> {
+        DurableQueue::push(self, seq, payload)
+    }
+
+    fn front(&self) -> Option<&QueuedReading> {
+        DurableQueue::front(self)
+    }
+
+    fn ack(&mut self, seq: u64) -> Result<()> {
+        DurableQueue::ack(self, seq)
+    }
+
+    fn len(&self) -> usize {
+        DurableQueue::len(self)
     }
 }
 
@@ -384,12 +454,68 @@ mod tests {
         assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![400, 401]);
     }
 
+    // Issue 15, item 5: two publishers on one directory would both number
+    // their readings 1, 2, 3…: the second is refused.
+    #[test]
+    fn a_second_publisher_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        q.push(1, payload(1)).unwrap();
+        let e = DurableQueue::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("in use by another publisher"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(q);
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.next_seq(), 2);
+    }
+
+    // Issue 15, item 5: a marker ahead of the queue must not drop readings.
+    #[test]
+    fn a_marker_ahead_of_the_queue_keeps_the_readings_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        for s in 1..=30 {
+            q.push(s, payload(s)).unwrap();
+        }
+        drop(q);
+        fs::write(dir.path().join(ACKED_FILE), "50\n").unwrap();
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.len(), 30, "nothing dropped");
+        assert_eq!(q.front().unwrap().seq, 1);
+        let w = q.warnings().join("\n");
+        assert!(
+            w.contains("ahead of the queue") && w.contains("1–30"),
+            "{w}"
+        );
+        assert_eq!(q.next_seq(), 51, "sequence numbers are never reused");
+        q.ack(10).unwrap();
+        assert_eq!(q.front().unwrap().seq, 11);
+        q.ack(30).unwrap();
+        assert!(q.is_empty());
+        drop(q);
+        // A normal acknowledged prefix is not a warning.
+        let mut q = DurableQueue::open(dir.path()).unwrap();
+        assert!(q.warnings().is_empty(), "{:?}", q.warnings());
+        q.push(51, payload(51)).unwrap();
+        q.push(52, payload(52)).unwrap();
+        q.ack(51).unwrap();
+        drop(q);
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert!(q.warnings().is_empty(), "{:?}", q.warnings());
+        assert_eq!(q.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![52]);
+    }
+
     #[test]
     fn bad_marker_is_a_clear_error_and_order_is_enforced() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(ACKED_FILE), "twelve").unwrap();
         let e = DurableQueue::open(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("twelve"), "{e}");
+        // The marker's content is in the cause, which Display does not repeat.
+        let cause = std::error::Error::source(&e).map(|s| s.to_string());
+        assert!(
+            cause.as_deref().unwrap_or("").contains("twelve"),
+            "{e}: {cause:?}"
+        );
         let mut q = DurableQueue::in_memory();
         q.push(1, payload(1)).unwrap();
         assert!(q.push(1, payload(1)).is_err());

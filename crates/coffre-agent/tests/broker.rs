@@ -658,8 +658,9 @@ fn one_shot_over_tls12_and_tls13() {
             totals.push(t.total);
         }
         totals.sort();
-        eprintln!("one_shot tls13={tls13}: median {:?}", totals[2]);
-        assert!(totals[2] < Duration::from_secs(1), "{totals:?}");
+        let median = coffre_agent::stats::percentile(&totals, 50.0).unwrap_or_default();
+        eprintln!("one_shot tls13={tls13}: median {median:?}");
+        assert!(median < Duration::from_secs(1), "{totals:?}");
     }
     assert!(broker.wait_log_count(&format!("Client {LAB_ID} disconnected."), 10, LOG_WAIT));
 }

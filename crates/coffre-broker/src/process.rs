@@ -11,6 +11,9 @@ use crate::{BrokerSetup, Error, Result};
 pub const INSTALL_HINT: &str =
     "install it with 'sudo apt-get install -y mosquitto' (Debian/Ubuntu)";
 
+/// How many earlier logs a start keeps (`mosquitto.log.1` is the last run).
+pub const LOGS_KEPT: u32 = 5;
+
 /// Find the mosquitto binary: $PATH, then the sbin directories Debian uses
 /// (not on a normal user's PATH).
 pub fn find_mosquitto() -> Option<PathBuf> {
@@ -43,6 +46,12 @@ impl Mosquitto {
     /// Start mosquitto with an existing configuration file.
     pub fn start_conf(conf: &Path, addr: SocketAddr, log: &Path) -> Result<Mosquitto> {
         let bin = find_mosquitto().ok_or(Error::NotInstalled)?;
+        // A fresh log for this run, so readiness is judged on this run
+        // only; the earlier runs' logs are kept as LOG.1 … LOG.N.
+        coffre_fs::rotate(log, LOGS_KEPT).map_err(|source| Error::Io {
+            path: log.to_path_buf(),
+            source,
+        })?;
         let child = Command::new(&bin)
             .arg("-c")
             .arg(conf)
@@ -54,8 +63,6 @@ impl Mosquitto {
                 path: bin.clone(),
                 source,
             })?;
-        // A fresh log for this run, so readiness is judged on this run only.
-        let _ = std::fs::remove_file(log);
         let mut m = Mosquitto {
             child: Some(child),
             addr,
@@ -146,6 +153,14 @@ impl Mosquitto {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// Apply a new CRL now: reload it and cut the live sessions of `ids`
+    /// (see [`crate::revoke_live`]).
+    pub fn revoke_live(&self, ids: &[&str]) -> Result<crate::LiveRevocation> {
+        let pid = self.pid().ok_or(Error::NotRunning)?;
+        let dir = self.conf.parent().unwrap_or(Path::new("."));
+        crate::revoke_live(dir, pid, ids)
     }
 
     /// Stop and start again with the same configuration (persistence kept).

@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+use crate::scenario::Threat;
+use crate::scenarios::REGISTRY;
+
 /// One scenario's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
@@ -34,51 +37,32 @@ pub struct StrideRow {
     pub proven_by: Vec<&'static str>,
     /// All those scenarios passed.
     pub holds: bool,
+    /// At least one of them ran (`coffre demo --only` may run none).
+    #[serde(skip)]
+    pub tried: bool,
 }
 
-/// The lab's STRIDE table mapped onto scenario ids.
+/// The lab's STRIDE table: each threat with the scenarios of the registry
+/// that prove it, and whether those that ran all passed.
 pub fn stride(results: &[ScenarioResult]) -> Vec<StrideRow> {
-    let rows: [(&str, &str, &[&str]); 6] = [
-        (
-            "Spoofing",
-            "key in the secure element; broker checks the chain and the handshake signature",
-            &["valid-chip", "wrong-chip", "no-client-cert", "foreign-ca", "expired-cert", "revoked-cert"],
-        ),
-        (
-            "Tampering",
-            "TLS integrity: a modified record breaks the MAC and the broker drops the link",
-            &["tamper"],
-        ),
-        (
-            "Repudiation",
-            "only the holder of the chip's key can produce the handshake signature",
-            &["wrong-chip", "valid-chip", "bus-probe"],
-        ),
-        (
-            "Information disclosure",
-            "TLS session: payloads are opaque to network sniffers",
-            &["disclosure", "tls-1.1"],
-        ),
-        (
-            "Denial of service",
-            "mTLS rejects unauthorised clients before any MQTT processing; QoS 1 and the queue survive outages",
-            &["no-client-cert", "chip-absent", "broker-restart", "chip-pulled"],
-        ),
-        (
-            "Elevation of privilege",
-            "each identity has exactly its ACL rights; the key is not extractable from the chip (offload)",
-            &["acl", "bus-probe", "unlocked-chip"],
-        ),
-    ];
-    rows.iter()
-        .map(|(threat, mitigation, ids)| {
-            let relevant: Vec<&ScenarioResult> =
-                results.iter().filter(|r| ids.contains(&r.id)).collect();
+    Threat::ALL
+        .iter()
+        .map(|&threat| {
+            let proven_by: Vec<&'static str> = REGISTRY
+                .iter()
+                .filter(|s| s.proves.contains(&threat))
+                .map(|s| s.id)
+                .collect();
+            let relevant: Vec<&ScenarioResult> = results
+                .iter()
+                .filter(|r| proven_by.contains(&r.id))
+                .collect();
             StrideRow {
-                threat,
-                mitigation,
-                proven_by: ids.to_vec(),
+                threat: threat.name(),
+                mitigation: threat.mitigation(),
                 holds: !relevant.is_empty() && relevant.iter().all(|r| r.pass),
+                tried: !relevant.is_empty(),
+                proven_by,
             }
         })
         .collect()
@@ -171,7 +155,11 @@ pub fn stride_table(rows: &[StrideRow]) -> String {
         s.push_str(&format!(
             "  {:<23} {:<6} {}\n  {:<23}        proven by: {}\n",
             r.threat,
-            if r.holds { "holds" } else { "BROKEN" },
+            match (r.tried, r.holds) {
+                (false, _) => "not run",
+                (true, true) => "holds",
+                (true, false) => "BROKEN",
+            },
             r.mitigation,
             "",
             r.proven_by.join(", ")

@@ -22,6 +22,8 @@ pub struct Board {
     pub sht30: Arc<Mutex<Sht30>>,
     /// The BMP280 of the ENV II unit.
     pub bmp280: Arc<Mutex<Bmp280>>,
+    /// The writer's lock on the chip image, if the chip has one.
+    image_lock: Option<Arc<coffre_fs::LockFile>>,
 }
 
 impl std::fmt::Debug for Board {
@@ -53,15 +55,22 @@ impl Board {
             chip,
             sht30,
             bmp280,
+            image_lock: None,
         }
     }
 
     /// A board whose chip is loaded from, and saves every change to, the
-    /// image file at `path`.
+    /// image file at `path`. The image is locked for as long as the board
+    /// (or a clone of it) lives: another process opening it gets
+    /// [`ImageError::Busy`] naming this one. A save that fails makes the
+    /// chip command fail (execution error) and is reported by
+    /// [`Atecc608::take_persist_error`](crate::chip::Atecc608::take_persist_error).
     pub fn open(path: &Path, timing: Timing) -> Result<Board, ImageError> {
+        let held = image::lock(path)?;
         let nv = image::load(path)?;
-        let board = Board::new(nv, timing);
+        let mut board = Board::new(nv, timing);
         board.with_chip(|c| c.persist_to(path));
+        board.image_lock = Some(held);
         Ok(board)
     }
 

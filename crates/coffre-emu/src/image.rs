@@ -1,23 +1,34 @@
 //! Chip image files: the non-volatile state of one emulated chip.
 //!
-//! Format (version 1), all integers little-endian:
+//! Format (version 2), all integers little-endian:
 //!
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 16 | magic `COFFRE-ECC608\0\0\0` |
-//! | 16 | 2 | format version (1) |
+//! | 16 | 2 | format version (2) |
 //! | 18 | 2 | reserved, 0 |
 //! | 20 | 4 | payload length (1408) |
-//! | 24 | n | payload: config (128), OTP (64), data zone (1208), counter 0, counter 1 (u32 each) |
+//! | 24 | n | payload: config (128), OTP (64), data zone (1208), counter 0, counter 1 (u32 each, mirrors of config bytes 52–67) |
 //! | 24+n | 32 | SHA-256 of every byte before it |
+//!
+//! Version 2 has version 1's layout; what changed is what a `tngtls` image
+//! holds: the factory certificate chain (OTP code `KQp2ZkD8`, slots 10–12,
+//! see [`crate::factory`]). A version-1 image is migrated when loaded: a
+//! version-1 `tngtls` image (OTP starting with its old marker `cOFFREem`)
+//! gets its factory chain, dated [`crate::factory::MIGRATED_ISSUE_DATE`], and
+//! is written back as version 2 at the next save; any other version-1 image
+//! is read as is. Other versions are refused with the command that recreates
+//! the image.
 //!
 //! Every save writes a temporary file in the same directory, fsyncs it,
 //! renames it over the image and fsyncs the directory: a crash leaves the
-//! old image or the new one, never half of each. Images are test fixtures:
+//! old image or the new one, never half of each; a save that fails (full
+//! disk) leaves the old image and no temporary file. A process that opens
+//! an image to change it ([`crate::board::Board::open`]) holds [`lock`] until it
+//! is done: a second writer is refused with the holder's pid and command,
+//! instead of both saving stale copies over each other. Images are test fixtures:
 //! the keys inside are not protected and must never be real keys.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use coffre_proto::config::ConfigZone;
@@ -30,10 +41,14 @@ use crate::chip::NvState;
 /// File magic.
 pub const MAGIC: &[u8; 16] = b"COFFRE-ECC608\0\0\0";
 /// Current format version.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// The older version this build migrates on load.
+pub const MIGRATED_VERSION: u16 = 1;
+/// OTP bytes 0–7 of a version-1 `tngtls` image.
+const V1_TNGTLS_MARKER: &[u8; 8] = b"cOFFREem";
 const HEADER: usize = 24;
 const PAYLOAD: usize = CONFIG_SIZE + OTP_SIZE + DATA_SIZE + 8;
-/// Total file size of a version-1 image.
+/// Total file size of an image (versions 1 and 2).
 pub const FILE_SIZE: usize = HEADER + PAYLOAD + 32;
 
 /// Why an image could not be read or written.
@@ -41,12 +56,22 @@ pub const FILE_SIZE: usize = HEADER + PAYLOAD + 32;
 #[non_exhaustive]
 pub enum ImageError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("cannot {op} chip image {path}")]
     Io {
+        /// What was being done: "read" or "save".
+        op: &'static str,
         /// File concerned.
         path: PathBuf,
         /// Underlying error.
         source: std::io::Error,
+    },
+    /// Another process holds the image open for writing.
+    #[error("{path} is in use by another process ({holder}); stop it first, or work on a copy of the image")]
+    Busy {
+        /// File concerned.
+        path: PathBuf,
+        /// Who holds it: pid and command line.
+        holder: String,
     },
     /// The file does not start with the image magic.
     #[error("{path}: not a coffre chip image (bad magic); create one with 'coffre emu new --preset tngtls --out {path}'")]
@@ -55,7 +80,7 @@ pub enum ImageError {
         path: PathBuf,
     },
     /// The format version is not one this build reads.
-    #[error("{path}: image format version {version} is not supported (this build reads version {VERSION}); recreate it with 'coffre emu new'")]
+    #[error("{path}: image format version {version} is not supported (this build reads version {VERSION} and migrates version {MIGRATED_VERSION}); recreate it with 'coffre emu new --preset tngtls --out {path}' (or --preset blank)")]
     UnsupportedVersion {
         /// File concerned.
         path: PathBuf,
@@ -78,6 +103,15 @@ pub enum ImageError {
         /// File concerned.
         path: PathBuf,
     },
+    /// A version-1 `tngtls` image could not be given its factory
+    /// certificates (its slot 0 key or serial number is unusable).
+    #[error("{path}: this version-1 Trust&GO image cannot be migrated to version {VERSION} (its factory certificates cannot be made); recreate it with 'coffre emu new --preset tngtls --out {path}'")]
+    Migration {
+        /// File concerned.
+        path: PathBuf,
+        /// Why the certificates could not be made.
+        source: coffre_atcacert::Error,
+    },
     /// The image exists and overwriting was not asked for.
     #[error("{path} already exists; choose another --out or pass --force to replace it")]
     Exists {
@@ -86,8 +120,9 @@ pub enum ImageError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
     move |source| ImageError::Io {
+        op,
         path: path.to_path_buf(),
         source,
     }
@@ -103,8 +138,10 @@ pub fn encode(nv: &NvState) -> Zeroizing<Vec<u8>> {
     out.extend_from_slice(nv.config.as_bytes());
     out.extend_from_slice(&nv.otp);
     out.extend_from_slice(&nv.data);
-    for c in nv.counters {
-        out.extend_from_slice(&c.to_le_bytes());
+    // The counters live in config bytes 52–67; these two words mirror
+    // their values (older images kept the counters only here).
+    for n in 0..2 {
+        out.extend_from_slice(&nv.config.counter(n).to_le_bytes());
     }
     let sum = Sha256::digest(&out[..]);
     out.extend_from_slice(&sum);
@@ -125,7 +162,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NvState, ImageError> {
         return Err(ImageError::NotAnImage { path: p() });
     }
     let version = u16::from_le_bytes([bytes[16], bytes[17]]);
-    if version != VERSION {
+    if version != VERSION && version != MIGRATED_VERSION {
         return Err(ImageError::UnsupportedVersion { path: p(), version });
     }
     let len = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
@@ -152,51 +189,61 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NvState, ImageError> {
         let b = &pl[c0 + 4 * i..c0 + 4 * i + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     };
-    Ok(NvState {
-        config: ConfigZone(config),
-        otp,
-        data,
-        counters: [counter(0), counter(1)],
-    })
+    let mut config = ConfigZone(config);
+    // An image written before the counters moved into the config zone
+    // holds their values only in these words: carry them over.
+    for n in 0..2u8 {
+        if config.counter(n) != counter(n as usize) {
+            config.set_counter(n, counter(n as usize));
+        }
+    }
+    let mut nv = NvState { config, otp, data };
+    if version == MIGRATED_VERSION && &nv.otp[..8] == V1_TNGTLS_MARKER {
+        crate::factory::provision(&mut nv, crate::factory::MIGRATED_ISSUE_DATE)
+            .map_err(|source| ImageError::Migration { path: p(), source })?;
+    }
+    Ok(nv)
 }
 
-/// Load an image file.
+/// Load an image file (anything much larger than an image is refused
+/// without being read).
 pub fn load(path: &Path) -> Result<NvState, ImageError> {
-    let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
+    let bytes = Zeroizing::new(
+        coffre_fs::read_limited(path, FILE_SIZE as u64 + 4096).map_err(io("read", path))?,
+    );
     decode(path, &bytes)
 }
 
-/// Save atomically: temp file, fsync, rename, fsync the directory.
+/// Save atomically: temp file, fsync, rename, fsync the directory. On
+/// failure (a full disk…) the image is unchanged and no temporary file
+/// is left behind.
 pub fn save(path: &Path, nv: &NvState) -> Result<(), ImageError> {
     let bytes = encode(nv);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    coffre_fs::write_atomic(path, &bytes, 0o600).map_err(io("save", path))
+}
+
+/// The lock file that marks `path` as held by a writer: `.NAME.lock` in
+/// the same directory.
+pub fn lock_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "chip.img".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        set_private(&f);
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io(path)(e));
-    }
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Hold `path` for writing: an exclusive lock another process cannot take
+/// until this one drops every handle on it (or exits). Opening the same
+/// image again in this process shares the lock.
+pub fn lock(path: &Path) -> Result<std::sync::Arc<coffre_fs::LockFile>, ImageError> {
+    coffre_fs::LockFile::for_process(&lock_path(path)).map_err(|e| match e {
+        coffre_fs::LockError::Held { holder, .. } => ImageError::Busy {
+            path: path.to_path_buf(),
+            holder,
+        },
+        coffre_fs::LockError::Io { source, .. } => io("lock", path)(source),
+        e => io("lock", path)(std::io::Error::other(e.to_string())),
+    })
 }
 
 /// Create a new image; refuses to replace an existing file unless `force`.
@@ -206,14 +253,68 @@ pub fn create(path: &Path, nv: &NvState, force: bool) -> Result<(), ImageError> 
             path: path.to_path_buf(),
         });
     }
+    // Replacing an image a running process holds would be undone by its
+    // next save: refuse, naming it.
+    let _held = lock(path)?;
     save(path, nv)
 }
 
-#[cfg(unix)]
-fn set_private(f: &File) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = f.set_permissions(fs::Permissions::from_mode(0o600));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets::Preset;
 
-#[cfg(not(unix))]
-fn set_private(_f: &File) {}
+    /// The bytes of `nv` as an image of `version` (valid checksum).
+    fn with_version(nv: &NvState, version: u16) -> Vec<u8> {
+        let mut bytes = encode(nv).to_vec();
+        bytes[16..18].copy_from_slice(&version.to_le_bytes());
+        let n = bytes.len() - 32;
+        let sum = Sha256::digest(&bytes[..n]);
+        bytes[n..].copy_from_slice(&sum);
+        bytes
+    }
+
+    #[test]
+    fn a_version_1_tngtls_image_is_migrated_with_its_factory_chain() {
+        // A version-1 tngtls image: no certificates, the old OTP marker.
+        let mut old = Preset::Tngtls.build();
+        old.otp = [0; 64];
+        old.otp[..8].copy_from_slice(V1_TNGTLS_MARKER);
+        for slot in [10u8, 11, 12] {
+            old.slot_mut(slot).fill(0);
+        }
+        let path = Path::new("old.img");
+        let nv = decode(path, &with_version(&old, 1)).unwrap();
+        assert_eq!(&nv.otp[..8], crate::factory::OTP_CODE);
+        assert_eq!(nv.slot(0), old.slot(0), "keys are kept");
+        let def = &coffre_atcacert::TNGTLS_DEVICE_3;
+        let data = crate::factory::device_data(&nv, def).unwrap();
+        let signer = crate::factory::signer_public_key();
+        let cert = coffre_atcacert::rebuild(def, Some(&signer), &data).unwrap();
+        coffre_atcacert::verify_signature(&cert, &signer).unwrap();
+        // Deterministic: loading the same old image twice gives the same chip.
+        let again = decode(path, &with_version(&old, 1)).unwrap();
+        assert_eq!(again.slot(10), nv.slot(10));
+        // Saved back as version 2.
+        assert_eq!(encode(&nv)[16..18], VERSION.to_le_bytes());
+        // A version-1 blank image is read as is.
+        let blank = Preset::Blank.build();
+        let nv = decode(path, &with_version(&blank, 1)).unwrap();
+        assert_eq!(nv.otp, blank.otp);
+        assert_eq!(nv.data[..], blank.data[..]);
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_with_the_command_that_recreates_the_image() {
+        let nv = Preset::Tngtls.build();
+        for version in [0u16, 3, 0xFFFF] {
+            let e = decode(Path::new("x.img"), &with_version(&nv, version)).unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, ImageError::UnsupportedVersion { .. }), "{msg}");
+            assert!(
+                msg.contains("coffre emu new --preset tngtls --out x.img"),
+                "{msg}"
+            );
+        }
+    }
+}

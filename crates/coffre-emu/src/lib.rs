@@ -33,6 +33,7 @@ pub mod bus;
 pub mod chip;
 pub mod clock;
 pub mod device;
+pub mod factory;
 pub mod image;
 pub mod kit;
 pub mod presets;

@@ -12,7 +12,9 @@ use crate::chip::NvState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     /// ATECC608B-TNGTLS (Trust&GO) as shipped: config and data locked,
-    /// factory keys in slots 0–4, slot 8 empty, address 0x35.
+    /// factory keys in slots 0–4, slot 8 empty, address 0x35, and the
+    /// factory certificate chain in OTP and slots 10–12
+    /// (see [`crate::factory`]).
     Tngtls,
     /// A blank ATECC608B: nothing locked, address 0x60.
     Blank,
@@ -90,10 +92,13 @@ fn tngtls() -> NvState {
         sn[2], sn[3], sn[4], sn[5], sn[6], sn[7]
     );
     nv.slot_mut(5)[..12].copy_from_slice(id.as_bytes());
-    // OTP: an emulator marker where Trust&GO parts carry their
-    // certificate-definition id.
-    nv.otp[..8].copy_from_slice(b"cOFFREem");
-    nv.counters = [0, 0];
+    nv.config.set_counter(0, 0);
+    nv.config.set_counter(1, 0);
+    // The factory chain: OTP certificate-definition code, device
+    // certificate (slot 10), signer public key (11) and certificate (12),
+    // written before the data lock as Microchip's factory does.
+    crate::factory::provision(&mut nv, crate::factory::now())
+        .expect("a fresh tngtls chip has a valid slot 0 key and serial number");
     nv
 }
 
@@ -107,6 +112,8 @@ fn blank() -> NvState {
     b[85] = 0x00;
     b[88] = 0xFF;
     b[89] = 0xFF;
+    cfg.set_counter(0, 0);
+    cfg.set_counter(1, 0);
     cfg.set_config_lock_byte(UNLOCKED);
     cfg.set_data_lock_byte(UNLOCKED);
     NvState::new(cfg)

@@ -292,12 +292,103 @@ fn image_round_trip_and_persistence() {
         .unwrap();
     let again = image::load(&path).unwrap();
     assert_eq!(&again.slot(8)[..32], &[0x42; 32]);
-    // No temporary files are left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    // No temporary files are left behind (the writer's lock file stays).
+    assert_eq!(files_beside(&path), vec!["chip.img".to_string()]);
+}
+
+/// The files in `image`'s directory, except its lock file.
+fn files_beside(image: &std::path::Path) -> Vec<String> {
+    let lock = image::lock_path(image);
+    let mut names: Vec<_> = std::fs::read_dir(image.parent().unwrap())
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != lock)
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 1, "{names:?}");
+    names.sort();
+    names
+}
+
+// Issue 15, item 2: a save that fails must fail the chip command and undo
+// the change, not log a line while the host believes the write succeeded.
+#[test]
+fn a_failed_save_fails_the_command_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chip.img");
+    image::create(&path, &Preset::Tngtls.build(), false).unwrap();
+    let board = Board::open(&path, Timing::Instant).unwrap();
+    let mut h = Host::on(board);
+    h.status(&command::write(Zone::Data, 8 << 3, &[0x42; 32]).unwrap())
+        .unwrap();
+    // The directory disappears: every save from now on fails.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let e = h
+        .status(&command::write(Zone::Data, 8 << 3, &[0x99; 32]).unwrap())
+        .unwrap_err();
+    assert!(matches!(e, Error::Execution), "{e:?}");
+    let slot = h.board.with_chip(|c| c.nv().slot(8)[..32].to_vec());
+    assert_eq!(slot, [0x42; 32], "the failed write was undone");
+    let why = h.board.with_chip(|c| c.take_persist_error()).unwrap();
+    assert!(why.0.contains("chip.img"), "{}", why.0);
+    // A key born in the chip but not saved does not exist either: GenKey
+    // answers an error instead of a public key.
+    let genkey = command::genkey_create(2);
+    assert!(h.run(&genkey).is_err());
+}
+
+// Issue 15, item 2: a failed save leaves the old image and no temporary file.
+#[test]
+fn a_failed_save_leaves_the_image_and_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chip.img");
+    let nv = Preset::Tngtls.build();
+    image::create(&path, &nv, false).unwrap();
+    // A directory in the way of the rename makes the last step fail.
+    let blocked = dir.path().join("blocked.img");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("x"), b"x").unwrap();
+    let e = image::save(&blocked, &nv).unwrap_err();
+    assert!(matches!(e, ImageError::Io { op: "save", .. }), "{e}");
+    assert!(
+        !e.to_string().contains("os error"),
+        "Display does not repeat its source: {e}"
+    );
+    assert_eq!(
+        files_beside(&path),
+        vec!["blocked.img".to_string(), "chip.img".to_string()]
+    );
+}
+
+// Issue 15, item 3: a held image is refused to another writer, naming it.
+#[test]
+fn a_held_image_is_refused_to_a_second_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chip.img");
+    image::create(&path, &Preset::Tngtls.build(), false).unwrap();
+    // Another process holds it (a second open file description collides
+    // exactly as another process does).
+    let other = coffre_fs::LockFile::try_lock(&image::lock_path(&path)).unwrap();
+    match Board::open(&path, Timing::Instant) {
+        Err(e @ ImageError::Busy { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("pid {}", std::process::id())),
+                "{msg}"
+            );
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert!(matches!(
+        image::create(&path, &Preset::Blank.build(), true),
+        Err(ImageError::Busy { .. })
+    ));
+    drop(other);
+    // Free again; while this board lives, the image is held.
+    let board = Board::open(&path, Timing::Instant).unwrap();
+    let again = Board::open(&path, Timing::Instant).expect("this process may reopen it");
+    assert!(coffre_fs::LockFile::try_lock(&image::lock_path(&path)).is_err());
+    drop((board, again));
+    coffre_fs::LockFile::try_lock(&image::lock_path(&path)).unwrap();
 }
 
 #[test]
@@ -323,12 +414,12 @@ fn damaged_images_are_refused_with_a_clear_error() {
         Err(ImageError::NotAnImage { .. })
     ));
 
-    let mut v2 = good.clone();
-    v2[16] = 2;
-    std::fs::write(&path, &v2).unwrap();
+    let mut v3 = good.clone();
+    v3[16] = 3;
+    std::fs::write(&path, &v3).unwrap();
     assert!(matches!(
         image::load(&path),
-        Err(ImageError::UnsupportedVersion { version: 2, .. })
+        Err(ImageError::UnsupportedVersion { version: 3, .. })
     ));
 
     std::fs::write(&path, []).unwrap();

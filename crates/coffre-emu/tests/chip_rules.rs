@@ -151,13 +151,9 @@ fn slot_lock_freezes_slot8() {
     let mut h = Host::new(Preset::Tngtls);
     let addr = data_address(8, 0, 0).unwrap();
     write32(&mut h, Zone::Data, addr, &[7; 32]).unwrap();
-    let slot: Vec<u8> = h.board.with_chip(|c| c.nv().slot(8).to_vec());
-    // Wrong CRC: refused, slot still writable.
-    assert_eq!(
-        h.status(&command::lock(LockTarget::Slot(8), Some(crc16(&slot) ^ 1)).unwrap()),
-        Err(Error::Execution)
-    );
-    h.status(&command::lock(LockTarget::Slot(8), Some(crc16(&slot))).unwrap())
+    // The summary is ignored for slot locks: CryptoAuthLib's
+    // atcab_lock_data_slot(8) sends mode 0x22 with summary 0.
+    h.status(&command::lock(LockTarget::Slot(8), Some(0)).unwrap())
         .unwrap();
     assert!(h.board.with_chip(|c| c.config().slot_locked(8)));
     assert_eq!(
@@ -487,11 +483,64 @@ fn update_extra_once() {
         h.status(&command::update_extra(false, 0x43)),
         Err(Error::Execution)
     );
+    // On a chip whose config is still unlocked (atcab_write_config_zone
+    // ends with UpdateExtra there), once per byte.
     let mut b = Host::new(Preset::Blank);
+    b.status(&command::update_extra(false, 0)).unwrap();
+    b.status(&command::update_extra(false, 0x42)).unwrap();
     assert_eq!(
         b.status(&command::update_extra(false, 0x42)),
         Err(Error::Execution)
     );
+}
+
+#[test]
+fn slot_lock_needs_only_the_config_lock() {
+    // Before the config lock: refused.
+    let mut b = Host::new(Preset::Blank);
+    assert_eq!(
+        b.status(&command::lock(LockTarget::Slot(8), Some(0)).unwrap()),
+        Err(Error::Execution)
+    );
+    // Config locked, data unlocked: slots 2 and 8 lock (DS508 §2.4.3).
+    let mut h = blank_config_locked();
+    h.status(&command::lock(LockTarget::Slot(2), Some(0)).unwrap())
+        .unwrap();
+    h.status(&command::lock(LockTarget::Slot(8), Some(0x1234)).unwrap())
+        .unwrap();
+    let bits = h.board.with_chip(|c| c.config().slot_locked_bits());
+    assert_eq!(bits & (1 << 2 | 1 << 8), 0);
+    assert_eq!(
+        h.status(&command::lock(LockTarget::Slot(8), Some(0)).unwrap()),
+        Err(Error::Execution)
+    );
+}
+
+#[test]
+fn counters_live_in_config_bytes_52_to_67() {
+    // CryptoAuthLib's counter_write_test: write the counter's config
+    // bytes on an unlocked chip, then read it with Counter.
+    let mut b = Host::new(Preset::Blank);
+    // calib_write_config_counter(1, 1048575), encoded by hand from the C.
+    let bytes = [0x00, 0x00, 0x00, 0x01, 0x7F, 0xFF, 0x7F, 0xFF];
+    for (i, w) in bytes.chunks(4).enumerate() {
+        let addr = (60 + 4 * i as u16) / 4;
+        b.status(&command::write(Zone::Config, addr, w).unwrap())
+            .unwrap();
+    }
+    let v = b.run(&command::counter_read(1).unwrap()).unwrap();
+    assert_eq!(command::decode_counter(&v).unwrap(), 1_048_575);
+    assert_eq!(
+        command::decode_counter(&b.run(&command::counter_read(0).unwrap()).unwrap()).unwrap(),
+        0
+    );
+    // Increment on a Trust&GO part updates the config bytes.
+    let mut h = Host::new(Preset::Tngtls);
+    let v = h.run(&command::counter_increment(0).unwrap()).unwrap();
+    assert_eq!(command::decode_counter(&v).unwrap(), 1);
+    let cfg = read32(&mut h, Zone::Config, 1 << 3).unwrap();
+    // Config bytes 52–59 are bytes 20–27 of block 1: lin_a = 0x7FFF.
+    assert_eq!(&cfg[20..28], &[0x7F, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
 }
 
 #[test]

@@ -1,47 +1,10 @@
-//! Statistics of a fleet run: latency percentiles and per-device sequence
-//! accounting (loss and duplicates).
+//! Statistics of a fleet run: per-device sequence accounting (loss and
+//! duplicates). Percentiles are the project's one implementation,
+//! [`coffre_agent::stats`], re-exported here.
 
 use serde::Serialize;
 
-/// Latency percentiles, milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Number of samples.
-    pub count: usize,
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest sample.
-    pub max: f64,
-}
-
-/// The nearest-rank percentile `p` (0–100) of `sorted` (ascending).
-/// `None` for an empty slice.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let p = p.clamp(0.0, 100.0);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-impl Percentiles {
-    /// Percentiles of `samples` (any order; sorted in place).
-    pub fn of(samples: &mut [f64]) -> Percentiles {
-        samples.sort_by(|a, b| a.total_cmp(b));
-        Percentiles {
-            count: samples.len(),
-            p50: percentile(samples, 50.0).unwrap_or(0.0),
-            p95: percentile(samples, 95.0).unwrap_or(0.0),
-            p99: percentile(samples, 99.0).unwrap_or(0.0),
-            max: samples.last().copied().unwrap_or(0.0),
-        }
-    }
-}
+pub use coffre_agent::stats::{percentile, Percentiles};
 
 /// Loss and duplicate accounting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -130,29 +93,6 @@ impl SeqTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        v.reverse();
-        let p = Percentiles::of(&mut v);
-        assert_eq!(p.count, 100);
-        assert_eq!(p.p50, 50.0);
-        assert_eq!(p.p95, 95.0);
-        assert_eq!(p.p99, 99.0);
-        assert_eq!(p.max, 100.0);
-        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-        assert_eq!(percentile(&[1.0, 2.0], 0.0), Some(1.0));
-        assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(Percentiles::of(&mut []), Percentiles::default());
-    }
-
-    #[test]
-    fn small_sets() {
-        let mut v = vec![3.0, 1.0, 2.0];
-        let p = Percentiles::of(&mut v);
-        assert_eq!((p.p50, p.p95, p.p99, p.max), (2.0, 3.0, 3.0, 3.0));
-    }
 
     #[test]
     fn clean_delivery() {

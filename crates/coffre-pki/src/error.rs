@@ -41,7 +41,7 @@ pub enum Error {
 
     /// A file could not be read, written or renamed.
     #[error(
-        "cannot {action} {}: {source}; check that the path exists and that you may access it",
+        "cannot {action} {} (check that the path exists and that you may access it)",
         path.display()
     )]
     Io {
@@ -164,7 +164,7 @@ pub enum Error {
     InvalidPublicKey,
 
     /// The signer callback failed.
-    #[error("the signer refused to sign: {0}; check the chip connection and the key slot")]
+    #[error("the signer refused to sign; check the chip connection and the key slot")]
     Signer(#[source] SignerError),
 
     /// The signer returned a signature that does not verify with the public key.
@@ -190,6 +190,18 @@ pub enum Error {
         /// The encoder's message.
         detail: String,
     },
+
+    /// A factory certificate chain does not verify (names, signatures,
+    /// validity, CA flag): the text says which link fails.
+    #[error("{0}")]
+    FactoryChain(String),
+
+    /// The device certificate's key is not the chip's slot 0 public key.
+    #[error(
+        "the device certificate's public key is not slot 0's public key: the certificate stored in \
+         the chip does not belong to this chip's private key; do not trust this part"
+    )]
+    FactoryKeyMismatch,
 
     /// A certificate could not be parsed.
     #[error("cannot parse the certificate: {0}; give an X.509 certificate in DER or PEM form")]

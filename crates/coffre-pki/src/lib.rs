@@ -37,6 +37,8 @@
 //!   secure element's Sign command, so the private key never leaves the chip.
 //! - [`lab`]: the source lab's slot-8 format (length-prefixed PKCS#8 DER in
 //!   13 blocks of 32 bytes).
+//! - [`factory`]: checking a Trust&GO factory chain (device → signer →
+//!   root) and that it belongs to the chip's slot 0 key.
 //! - [`audit`]: what each slot holds and what is wrong with the chip's setup.
 //!
 //! This crate does no I2C: it takes bytes read from the chip, and a signing
@@ -49,6 +51,7 @@ pub mod audit;
 pub mod ca;
 pub mod csr;
 mod error;
+pub mod factory;
 pub mod lab;
 pub mod types;
 pub mod util;

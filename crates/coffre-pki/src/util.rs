@@ -115,13 +115,18 @@ pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<V
     }
 }
 
+/// A certificate from DER or PEM bytes.
+pub fn der_or_pem_cert(input: &[u8]) -> Result<Vec<u8>> {
+    der_or_pem(input, &["CERTIFICATE"]).map_err(Error::BadCertificate)
+}
+
 fn trim_ascii_start(b: &[u8]) -> &[u8] {
     let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
     &b[n..]
 }
 
 /// PEM text of DER bytes under `label`, LF line endings.
-pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
+pub fn to_pem(label: &str, der: &[u8]) -> String {
     use p256::pkcs8::der::pem::{encode_string, LineEnding};
     // Encoding only fails for an invalid label; ours are constants.
     encode_string(label, LineEnding::LF, der).unwrap_or_default()

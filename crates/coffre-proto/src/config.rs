@@ -1,12 +1,12 @@
 //! The 128-byte configuration zone, decoded.
 //!
 //! Byte map (CryptoAuthLib `Atecc608Config`; multi-byte fields little-endian):
-//! 0–3 SN[0:3], 4–7 RevNum, 8–12 SN[4:8], 13 AES_Enable, 14 I2C_Enable,
+//! 0–3 SN\[0:3\], 4–7 RevNum, 8–12 SN\[4:8\], 13 AES_Enable, 14 I2C_Enable,
 //! 16 I2C_Address (8-bit form), 18 CountMatch, 19 ChipMode,
-//! 20–51 SlotConfig[16], 52–67 Counter0/1, 68 UseLock,
+//! 20–51 SlotConfig\[16\], 52–67 Counter0/1, 68 UseLock,
 //! 69 VolatileKeyPermission, 70–71 SecureBoot, 72 KdfIvLoc, 73–74 KdfIvStr,
 //! 84 UserExtra, 85 UserExtraAdd, 86 LockValue (data/OTP), 87 LockConfig,
-//! 88–89 SlotLocked, 90–91 ChipOptions, 92–95 X509format, 96–127 KeyConfig[16].
+//! 88–89 SlotLocked, 90–91 ChipOptions, 92–95 X509format, 96–127 KeyConfig\[16\].
 
 use core::fmt;
 
@@ -30,7 +30,7 @@ pub mod offset {
     pub const COUNT_MATCH: usize = 18;
     /// ChipMode.
     pub const CHIP_MODE: usize = 19;
-    /// SlotConfig[0].
+    /// `SlotConfig[0]`.
     pub const SLOT_CONFIG: usize = 20;
     /// Counter0.
     pub const COUNTER0: usize = 52;
@@ -54,9 +54,9 @@ pub mod offset {
     pub const SLOT_LOCKED: usize = 88;
     /// ChipOptions.
     pub const CHIP_OPTIONS: usize = 90;
-    /// X509format[4].
+    /// `X509format[4]`.
     pub const X509_FORMAT: usize = 92;
-    /// KeyConfig[0].
+    /// `KeyConfig[0]`.
     pub const KEY_CONFIG: usize = 96;
 }
 
@@ -256,6 +256,52 @@ impl ConfigZone {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.0[at..at + 8]);
         b
+    }
+
+    /// The value of monotonic counter `n` (0 or 1), decoded from its 8
+    /// config bytes (52–59, 60–67) the way CryptoAuthLib encodes them in
+    /// `calib_write_config_counter()`: two 16-bit linear fields that lose
+    /// one bit per count (big-endian), then two binary fields counting
+    /// blocks of 32 (big-endian).
+    pub fn counter(&self, n: u8) -> u32 {
+        let b = self.counter_bytes(n);
+        let be = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        let (lin_a, lin_b, bin_a) = (be(0), be(2), be(4));
+        let mut v = 32 * bin_a as u32 + 16 - lin_a.count_ones();
+        if lin_a == 0 {
+            v += 16 - lin_b.count_ones();
+        }
+        v
+    }
+
+    /// Set monotonic counter `n` (0 or 1) to `value` (at most
+    /// [`crate::command::COUNTER_MAX`]), encoded as `counter()` decodes it.
+    pub fn set_counter(&mut self, n: u8, value: u32) {
+        let v = value.min(crate::command::COUNTER_MAX);
+        let lin_a: u16 = if v % 32 >= 16 { 0 } else { 0xFFFF >> (v % 32) };
+        let lin_b: u16 = if v >= 16 {
+            let k = (v - 16) % 32;
+            if k >= 16 {
+                0
+            } else {
+                0xFFFF >> k
+            }
+        } else {
+            0xFFFF
+        };
+        let bin_a = (v / 32) as u16;
+        let bin_b = if v >= 16 { ((v - 16) / 32) as u16 } else { 0 };
+        let at = if n == 0 {
+            offset::COUNTER0
+        } else {
+            offset::COUNTER1
+        };
+        let mut out = [0u8; 8];
+        out[0..2].copy_from_slice(&lin_a.to_be_bytes());
+        out[2..4].copy_from_slice(&lin_b.to_be_bytes());
+        out[4..6].copy_from_slice(&bin_a.to_be_bytes());
+        out[6..8].copy_from_slice(&bin_b.to_be_bytes());
+        self.0[at..at + 8].copy_from_slice(&out);
     }
 
     /// What every slot is for, decoded into words.
@@ -653,6 +699,28 @@ mod tests {
     use super::*;
     use crate::tngtls::TNGTLS_CONFIG_SAMPLE;
     use std::format;
+
+    #[test]
+    fn counters_round_trip_as_cryptoauthlib_encodes_them() {
+        // The sample part's counters: 31 and 4, in the library's encoding.
+        let c = ConfigZone(TNGTLS_CONFIG_SAMPLE);
+        assert_eq!((c.counter(0), c.counter(1)), (31, 4));
+        let mut c = c;
+        // calib_write_config_counter(1, 1048575): lin_a = 0xFFFF >> 31,
+        // lin_b = 0xFFFF >> 15, bin_a = 32767, bin_b = 32767.
+        c.set_counter(1, 1_048_575);
+        assert_eq!(
+            c.counter_bytes(1),
+            [0x00, 0x00, 0x00, 0x01, 0x7F, 0xFF, 0x7F, 0xFF]
+        );
+        assert_eq!(c.counter(1), 1_048_575);
+        for v in [0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 1000, 2_097_151] {
+            c.set_counter(0, v);
+            assert_eq!(c.counter(0), v);
+        }
+        c.set_counter(0, 0);
+        assert_eq!(c.counter_bytes(0), [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+    }
 
     #[test]
     fn tngtls_sample_decodes() {

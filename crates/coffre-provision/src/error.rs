@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The chip did not answer or refused a command.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Chip {
         /// What was being done.
         what: String,
@@ -30,8 +30,16 @@ pub enum Error {
     /// Manifest problems.
     #[error("{0}")]
     Manifest(String),
+    /// A factory certificate stored in the chip does not rebuild.
+    #[error("{what}")]
+    FactoryCerts {
+        /// Which certificate or slot.
+        what: String,
+        /// Why.
+        source: coffre_atcacert::Error,
+    },
     /// File IO.
-    #[error("{path}: {source}")]
+    #[error("file {path}")]
     Io {
         /// File concerned.
         path: std::path::PathBuf,
@@ -50,6 +58,18 @@ impl Error {
                 source: other.to_string().into(),
             },
         }
+    }
+
+    /// The chip's factory identity is refused: its certificates do not
+    /// rebuild, do not chain to the trusted root, or do not belong to its
+    /// slot 0 key.
+    pub fn is_factory_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::FactoryCerts { .. }
+                | Error::Pki(coffre_pki::Error::FactoryChain(_))
+                | Error::Pki(coffre_pki::Error::FactoryKeyMismatch)
+        )
     }
 
     /// True when the chip was not found.

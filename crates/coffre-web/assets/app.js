@@ -717,6 +717,17 @@
         h('td', { 'data-label': 'Result' }, h('span', { class: s.pass ? 'pass' : 'fail', text: s.pass ? '✓ pass' : '✗ FAIL' })));
     });
     $('tbody', table).replaceChildren(...rows);
+    const reg = (t.registry || []).map((r) => {
+      const cls = r.verdict === 'pass' ? 'pass' : (r.verdict === 'fail' ? 'fail' : 'muted');
+      const modes = [...new Set(r.cases.map((c) => c.mode))].join(', ');
+      return h('li', null,
+        h('code', { text: r.id }), ' ',
+        h('span', { class: cls, text: r.verdict }), ' — ',
+        r.cases.map((c) => c.name).filter((n, i, a) => a.indexOf(n) === i).join('; '),
+        ' (' + modes + ')',
+        r.proves.length ? h('span', { class: 'muted', text: ' · proves: ' + r.proves.join(', ') }) : '');
+    });
+    $('#scenario-registry').replaceChildren(...reg);
   }
 
   // -------------------------------------------------------------------- bus

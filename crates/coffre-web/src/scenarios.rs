@@ -1,5 +1,7 @@
 //! The scenario table written by `coffre demo --json`: an array of
-//! `{name, expected, observed, evidence, pass}`.
+//! `{name, expected, observed, evidence, pass}` (with the scenario `id` when
+//! the demo wrote it), read next to the demo's scenario registry: what each
+//! registered scenario proves and how it fared in the table.
 
 use std::path::Path;
 
@@ -8,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// One scenario's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
+    /// The scenario's id in the registry, when the table gives it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     /// What was tried ("wrong chip").
     pub name: String,
     /// What should happen.
@@ -36,6 +41,67 @@ pub struct ScenarioTable {
     pub scenarios: Vec<Scenario>,
     /// Why the list is empty, when it is.
     pub message: Option<String>,
+    /// Every scenario of the demo's registry, with its verdict in this table.
+    pub registry: Vec<Registered>,
+}
+
+/// A scenario of the demo's registry, as the explorer lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Registered {
+    /// Its id (`coffre demo --only ID`).
+    pub id: &'static str,
+    /// The STRIDE rows it proves.
+    pub proves: Vec<&'static str>,
+    /// Its rows: what is tried, in which key mode, what should happen.
+    pub cases: Vec<RegisteredCase>,
+    /// Its verdict in the table: `pass`, `fail` or `not run`.
+    pub verdict: &'static str,
+}
+
+/// One row a registered scenario produces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegisteredCase {
+    /// What is tried.
+    pub name: &'static str,
+    /// Key mode (`lab`, `offload`, `-`).
+    pub mode: &'static str,
+    /// What should happen.
+    pub expected: &'static str,
+}
+
+/// The registry, each scenario judged by the table's rows reported under
+/// its ids.
+fn registry(rows: &[Scenario]) -> Vec<Registered> {
+    coffre_demo::REGISTRY
+        .iter()
+        .map(|s| {
+            let ids: Vec<&str> = s.row_ids().collect();
+            let mine: Vec<&Scenario> = rows
+                .iter()
+                .filter(|r| ids.contains(&r.id.as_str()))
+                .collect();
+            Registered {
+                id: s.id,
+                proves: s.proves.iter().map(|t| t.name()).collect(),
+                cases: s
+                    .cases
+                    .iter()
+                    .map(|c| RegisteredCase {
+                        name: c.name,
+                        mode: c.mode.label(),
+                        expected: c.expected,
+                    })
+                    .collect(),
+                verdict: if mine.is_empty() {
+                    "not run"
+                } else if mine.iter().all(|r| r.pass) {
+                    "pass"
+                } else {
+                    "fail"
+                },
+            }
+        })
+        .collect()
 }
 
 /// Read the table at `path` (`None`: none configured). A missing or
@@ -50,6 +116,7 @@ pub fn load(path: Option<&Path>) -> ScenarioTable {
                 "no scenario table configured: run `coffre demo --json FILE` and start the explorer with that file"
                     .into(),
             ),
+            registry: registry(&[]),
         };
     };
     let source = Some(path.display().to_string());
@@ -58,8 +125,13 @@ pub fn load(path: Option<&Path>) -> ScenarioTable {
         modified: None,
         scenarios: Vec::new(),
         message: Some(message),
+        registry: registry(&[]),
     };
-    let text = match std::fs::read_to_string(path) {
+    // A scenario table is a few kilobytes; 4 MiB is far above any real one.
+    let text = match coffre_fs::read_limited(path, 4 << 20).and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    }) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return empty(format!(
@@ -95,6 +167,7 @@ pub fn load(path: Option<&Path>) -> ScenarioTable {
                 .then(|| "the scenario table is empty".to_string()),
             source,
             modified,
+            registry: registry(&scenarios),
             scenarios,
         },
         Err(e) => empty(format!(
@@ -132,5 +205,39 @@ mod tests {
         assert!(t.message.is_none() && t.modified.is_some());
         std::fs::write(&p, r#"{"scenarios":[{"name":"x","pass":false}]}"#).unwrap();
         assert_eq!(load(Some(&p)).scenarios[0].name, "x");
+    }
+
+    #[test]
+    fn the_registry_is_judged_by_the_rows_under_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let t = load(Some(&p));
+        let ids: Vec<&str> = t.registry.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            coffre_demo::REGISTRY
+                .iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        );
+        assert!(t.registry.iter().all(|r| r.verdict == "not run"));
+        // pub-sub is a row of the valid-chip family.
+        std::fs::write(
+            &p,
+            r#"{"scenarios":[
+                {"id":"acl","name":"publish outside the ACL","pass":true},
+                {"id":"valid-chip","name":"3. valid chip","pass":true},
+                {"id":"pub-sub","name":"4. publisher → subscriber","pass":false}]}"#,
+        )
+        .unwrap();
+        let t = load(Some(&p));
+        let verdict = |id: &str| t.registry.iter().find(|r| r.id == id).unwrap().verdict;
+        assert_eq!(verdict("acl"), "pass");
+        assert_eq!(verdict("valid-chip"), "fail");
+        assert_eq!(verdict("tamper"), "not run");
+        let acl = t.registry.iter().find(|r| r.id == "acl").unwrap();
+        assert_eq!(acl.proves, ["Elevation of privilege"]);
+        assert_eq!(acl.cases[0].mode, "offload");
+        assert_eq!(t.scenarios[0].id, "acl");
     }
 }

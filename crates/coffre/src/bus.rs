@@ -243,6 +243,23 @@ pub fn second_handle(o: &Opened) -> Result<(AnyI2c, AnyDelay)> {
     }
 }
 
+/// `r`, or — when the emulated chip could not save its image (full disk…)
+/// during it — an error whose cause is that failure. The chip answered an
+/// error to the command concerned and undid the change, so `r` is usually
+/// an error already; this says why.
+pub fn check_saved<T>(board: Option<&Board>, r: Result<T>) -> Result<T> {
+    match board.and_then(|b| b.with_chip(|c| c.take_persist_error())) {
+        None => r,
+        Some(p) => {
+            let err = anyhow::Error::new(p);
+            Err(match r {
+                Ok(_) => err,
+                Err(e) => err.context(e.to_string()),
+            })
+        }
+    }
+}
+
 fn resolve(a: u8) -> (u8, Option<String>) {
     let n = normalize_address(a);
     (n.seven_bit, n.note.map(|s| s.to_string()))

@@ -29,12 +29,7 @@ fn with_chip<T>(opts: &BusOpts, f: impl FnOnce(&mut Opened) -> Result<T>) -> Res
     }
     let r = f(&mut o);
     finish_transcript(&o, opts.transcript.as_deref())?;
-    if let Some(b) = &o.board {
-        if let Some(e) = b.with_chip(|c| c.take_persist_error()) {
-            bail!("the emulated chip could not save its image: {}", e.0);
-        }
-    }
-    r
+    bus::check_saved(o.board.as_ref(), r)
 }
 
 fn part_name(address: u8) -> &'static str {

@@ -11,7 +11,7 @@ use coffre_agent::boot::{boot, BootOptions, KeyMode};
 use coffre_agent::{
     EnvSensors, Event, Identity, Publisher, PublisherOptions, Subscriber, SubscriberOptions,
 };
-use coffre_demo::{run_all, stride, stride_table, table, Lab, LabOptions};
+use coffre_demo::{stride, stride_table, table, Lab, LabOptions, Selection};
 use coffre_web::{ChipSource, LiveHub, WebConfig};
 use serde_json::json;
 
@@ -22,7 +22,13 @@ pub fn demo(
     json_out: bool,
     wide: bool,
     web: Option<SocketAddr>,
+    only: &[String],
 ) -> Result<u8> {
+    let selection = if only.is_empty() {
+        Selection::all()
+    } else {
+        Selection::only(only)?
+    };
     let tmp;
     let dir: PathBuf = match dir {
         Some(d) => d.to_path_buf(),
@@ -50,7 +56,7 @@ pub fn demo(
         lab.broker.log_path().display()
     );
     eprintln!("scenarios:");
-    let results = run_all(&mut lab, &mut progress);
+    let results = coffre_demo::run(&mut lab, &selection, &mut progress);
     let rows = stride(&results);
     let report = json!({ "scenarios": results, "stride": rows });
     let scen_path = dir.join("scenarios.json");
@@ -105,6 +111,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
             &BootOptions {
                 mode: KeyMode::Offload { slot: 0 },
                 allow_unlocked: false,
+                io_key: None,
             },
             &mut |_, _| {},
         )?;
@@ -136,7 +143,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
                             r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa,
                             d.latency.map(|l| l.as_secs_f64() * 1000.0).unwrap_or(0.0)
                         );
-                        hub.push_reading(crate::cmd_agent::web_reading(r));
+                        hub.push_reading(r.clone());
                     }
                 }
                 Event::Connected { tls_version, .. } => {
@@ -200,16 +207,14 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
     eprintln!(
         "broker, publisher (m5go, offload) and subscriber (m5stack) running; Ctrl-C stops them"
     );
-    let mut printed = lab.broker.log().lines().count();
+    let mut printed = lab.log.cursor();
     while !stop.load(Ordering::Relaxed) {
-        for l in lab.broker.log().lines().skip(printed) {
-            printed += 1;
+        for l in lab.log.next_lines(&mut printed, Duration::from_millis(200)) {
             // The once-a-second persistence line would drown the rest.
             if !l.contains("Saving in-memory database") {
                 println!("broker      {l}");
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
     let _ = publ.join();
     let _ = sub.join();
@@ -225,7 +230,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
 pub fn web(
     images: &[String],
     scenarios: Option<PathBuf>,
-    listen: SocketAddr,
+    (listen, allowed_hosts): (SocketAddr, Vec<String>),
     live: Option<crate::cmd_agent::AgentArgs>,
 ) -> Result<()> {
     if images.is_empty() {
@@ -265,6 +270,7 @@ pub fn web(
     let cfg = WebConfig {
         chips,
         scenarios_json: scenarios,
+        allowed_hosts,
         ..WebConfig::default()
     };
     let sub = match live {

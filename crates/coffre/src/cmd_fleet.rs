@@ -7,11 +7,6 @@ use anyhow::{bail, Result};
 use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Parse "20s", "500ms", "2m" (seconds without a unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    coffre_fleet::parse_duration(s)
-}
-
 /// What `coffre fleet` was asked.
 #[derive(Debug, Clone)]
 pub struct FleetArgs {
@@ -120,7 +115,7 @@ fn print_table(r: &FleetReport) {
             format!(
                 "{} ({} mode), broker {}",
                 r.devices,
-                mode_name(r.mode),
+                r.mode.name(),
                 r.broker
             ),
         ),
@@ -222,11 +217,4 @@ fn print_table(r: &FleetReport) {
             "FAILED"
         }
     );
-}
-
-fn mode_name(m: FleetMode) -> &'static str {
-    match m {
-        FleetMode::Offload => "offload",
-        FleetMode::Lab => "lab",
-    }
 }

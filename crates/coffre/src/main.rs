@@ -12,10 +12,12 @@ mod cmd_broker;
 mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
+mod cmd_factory;
 mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
+mod input;
 mod output;
 
 use std::path::PathBuf;
@@ -36,6 +38,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// No secure element answered at the address.
     pub const NO_CHIP: u8 = 3;
+    /// The chip's factory identity is refused: its stored certificates do
+    /// not rebuild, do not chain to the trusted root, or do not carry its
+    /// slot 0 key.
+    pub const FACTORY_REFUSED: u8 = 4;
 }
 
 /// A validity in days: 1 to 100 years, refused as a usage error (exit 2)
@@ -62,7 +68,8 @@ coffre pki init && coffre provision --bus emu:chip.img --id m5go-1 --mode offloa
 coffre inspect --bus emu:chip.img\n\n\
 On a Raspberry Pi with the chip on I2C bus 1:\n  \
 coffre chip info --bus linux:/dev/i2c-1@0x35",
-    after_help = "Exit status: 0 success, 1 error, 2 bad usage, 3 no secure element found."
+    after_help = "Exit status: 0 success, 1 error, 2 bad usage, 3 no secure element found, 4 factory \
+certificates refused (do not rebuild, do not chain to the trusted root, or not slot 0's key)."
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
@@ -73,6 +80,7 @@ struct Cli {
     command: Command,
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read a secure element: identity, configuration, locks, slots.
@@ -97,7 +105,7 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         cert: Option<PathBuf>,
         /// Offload mode: the slot whose key the certificate should carry.
-        #[arg(long, value_name = "SLOT")]
+        #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
         key_slot: Option<u8>,
     },
     /// Mosquitto: write its configuration from the PKI, run it.
@@ -126,13 +134,17 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Run only these scenarios (comma-separated ids, as in the STRIDE table).
+        #[arg(long, value_name = "ID[,ID]", value_delimiter = ',',
+              value_parser = clap::builder::PossibleValuesParser::new(coffre_demo::ids()))]
+        only: Vec<String>,
     },
     /// One device process (boot, connect, one QoS 1 publish, clean disconnect) against
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
     Bench {
         /// Runs per configuration.
-        #[arg(long, default_value = "30")]
-        runs: usize,
+        #[arg(long, default_value = "30", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        runs: u16,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -148,16 +160,16 @@ it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a mess
 duplicated.")]
     Fleet {
         /// Number of devices.
-        #[arg(long, default_value = "200")]
-        devices: usize,
+        #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        devices: u32,
         /// Ramp: new connections per second.
-        #[arg(long, default_value = "100")]
+        #[arg(long, default_value = "100", value_parser = input::rate)]
         rate: f64,
         /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
-        #[arg(long, default_value = "20s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "20s", value_parser = input::run_length)]
         duration: std::time::Duration,
         /// One reading per device every INTERVAL, random phase.
-        #[arg(long, default_value = "10s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// 'offload' (the chip signs) or 'lab' (key in slot 8).
         #[arg(long, default_value = "offload")]
@@ -199,6 +211,10 @@ coffre web --bus emu:m5go.img --broker 127.0.0.1:8883 --subscriber-bus emu:m5sta
         /// Where to listen (loopback by default).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Another host name the browser may use to reach the explorer (repeat for several);
+        /// any other Host header is refused (DNS rebinding).
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
     #[command(
@@ -210,8 +226,8 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
     Publish {
         #[command(flatten)]
         agent: AgentCli,
-        /// Time between readings (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = cmd_fleet::parse_duration)]
+        /// Time between readings (e.g. 2s, 500ms; 10ms to 1 day).
+        #[arg(long, default_value = "2s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// Stop after N readings are acknowledged (default: run until Ctrl-C).
         #[arg(long)]
@@ -234,6 +250,7 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
 }
 
 /// Options of publish and subscribe.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 struct AgentCli {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
@@ -245,11 +262,16 @@ struct AgentCli {
     /// Device id: certificate CN, MQTT client id and username.
     #[arg(long)]
     id: String,
-    /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
+    /// Key mode: lab (slot 8 read into RAM), offload (the chip signs) or factory (slot 0
+    /// signs; the certificate chain is the chip's own, rebuilt from slots 10–12).
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
+    /// Factory mode: the root the chip's chain must lead to before connecting (default:
+    /// the emulator's factory root for emu: buses, Microchip's Root CA 002 for linux:).
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
     /// Offload: the private-key slot (0: Trust&GO factory key).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
     /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
     #[arg(long, default_value = "pki")]
@@ -301,6 +323,7 @@ impl AgentCli {
             allow_unlocked: self.allow_unlocked,
             no_preflight: self.no_preflight,
             json: self.json,
+            factory_root: self.factory_root,
         }
     }
 }
@@ -386,15 +409,20 @@ enum PkiCommand {
     },
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
 coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
-coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n\n\
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n  \
+coffre provision --bus emu:chip.img --pki pki --mode factory\n\n\
 lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
 PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
-offload: the key is born in the chip and never leaves it; the chip signs the CSR.")]
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.\n\
+factory: a Trust&GO part's own identity: its slot 0 key and the certificate chain stored in the chip \
+are checked (chain to the trusted root, key = slot 0's) and the device is registered under its \
+certificate's CN (sn + serial number); nothing is written to the chip. Exit status 4 if refused.")]
 struct ProvisionCmd {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
     #[arg(
@@ -404,10 +432,14 @@ struct ProvisionCmd {
         required_unless_present = "fleet"
     )]
     bus: Option<BusSpec>,
-    /// Device id: certificate CN and MQTT username.
-    #[arg(long, required_unless_present = "fleet")]
+    /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
+    #[arg(long, value_parser = input::device_id)]
     id: Option<String>,
-    /// Key mode: lab or offload.
+    /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
+    /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Key mode: lab, offload or factory.
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
     /// PKI directory (see 'coffre pki init').
@@ -417,7 +449,7 @@ struct ProvisionCmd {
     #[arg(long, value_name = "LAYOUT")]
     configure: Option<coffre_provision::Layout>,
     /// Offload: private-key slot to use (default 0, the factory key).
-    #[arg(long, value_name = "SLOT")]
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: Option<u8>,
     /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
     #[arg(long)]
@@ -441,10 +473,10 @@ struct ProvisionCmd {
     #[arg(long, default_value = "365", value_parser = days())]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
-    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
     fleet: Option<u32>,
-    /// Fleet: id prefix.
-    #[arg(long, default_value = "m5go-")]
+    /// Fleet: id prefix (ids are PREFIX + number, and file names inside --dir).
+    #[arg(long, default_value = "m5go-", value_parser = input::id_prefix)]
     prefix: String,
     /// Fleet: directory for the chip images and the manifest.
     #[arg(long, default_value = "fleet")]
@@ -479,6 +511,15 @@ enum BrokerCommand {
         /// A device that may subscribe to m5go/env.
         #[arg(long = "subscriber", value_name = "ID")]
         subscribers: Vec<String>,
+        /// Also accept devices with a factory identity (Trust&GO), on their own listener:
+        /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Crypto
+        /// Authentication Root CA 002) or a certificate file. Their id is their
+        /// certificate's CN (sn + serial number): name it with --publisher/--subscriber.
+        #[arg(long, value_name = "ROOT")]
+        factory_root: Option<String>,
+        /// The factory identities' listener (no CRL: Trust&GO signers publish none).
+        #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
+        factory_listen: std::net::SocketAddr,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -489,6 +530,7 @@ enum BrokerCommand {
 }
 
 /// Options shared by every command that talks to a chip.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug, Clone)]
 pub struct BusOpts {
     /// Where the chip is: emu:IMAGE[@ADDR] (an emulated chip, see 'coffre emu new') or
@@ -536,6 +578,25 @@ enum ChipCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// The factory certificates of a Trust&GO chip (slots 10–12, rebuilt from their
+    /// compressed form) as PEM, checked device → signer → root and against slot 0's key.
+    #[command(
+        after_help = "Trusted root: --root FILE, else the emulator's factory root for emu: \
+buses ('coffre emu factory-root') and Microchip's Crypto Authentication Root CA 002 for linux: buses.\n\n\
+Example:\n  coffre chip certs --bus emu:chip.img --out certs/ && \
+openssl verify -CAfile certs/root.pem -untrusted certs/signer.pem certs/device.pem\n\n\
+Exit status 4 when the certificates do not rebuild, do not chain to the root, or do not carry slot 0's key."
+    )]
+    Certs {
+        #[command(flatten)]
+        bus: BusOpts,
+        /// The trusted root certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// Also write device.pem, signer.pem and root.pem into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -572,6 +633,20 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         /// 'instant' or 'datasheet'.
         #[arg(long, default_value = "instant")]
         timing: Timing,
+        /// Clients served at once; more are told 'busy' and disconnected.
+        #[arg(long, default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_clients: u16,
+        /// Disconnect a client silent for this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = input::run_length)]
+        idle_timeout: std::time::Duration,
+    },
+    /// Print (or write) the certificate of the emulated factory root, to which every
+    /// emulated Trust&GO chip's certificates chain. A public test fixture: trust it for
+    /// emulated chips only, never beside Microchip's root (the two share their names).
+    FactoryRoot {
+        /// Write the PEM to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Measure the emulator: Read commands per second through the full I2C
     /// path, and each command's datasheet timing against the table.
@@ -593,6 +668,15 @@ enum BusCommand {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout or stderr (`coffre … | head -1`) ends the program
+    // quietly, as it ends any Unix filter: SIGPIPE gets its default action
+    // back (the Rust runtime ignores it, which turns every print to a
+    // closed pipe into a panic). Sockets are unaffected: Rust sends with
+    // MSG_NOSIGNAL.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    );
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -600,6 +684,9 @@ fn main() -> ExitCode {
             ChipCommand::Info(b) => cmd_chip::info(&b),
             ChipCommand::Config { bus, raw } => cmd_chip::config(&bus, raw),
             ChipCommand::Locks(b) => cmd_chip::locks(&b),
+            ChipCommand::Certs { bus, root, out } => {
+                cmd_factory::certs(&bus, root.as_deref(), out.as_deref())
+            }
             ChipCommand::ReadSlot { slot, bus, out } => {
                 cmd_chip::read_slot(&bus, slot, out.as_deref())
             }
@@ -615,8 +702,19 @@ fn main() -> ExitCode {
                 image,
                 listen,
                 timing,
-            } => cmd_emu::serve(&image, &listen, timing),
+                max_clients,
+                idle_timeout,
+            } => cmd_emu::serve(
+                &image,
+                &listen,
+                timing,
+                coffre_emu::kit::ServeOptions {
+                    max_clients: max_clients.into(),
+                    idle_timeout,
+                },
+            ),
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
+            EmuCommand::FactoryRoot { out } => cmd_factory::factory_root(out.as_deref()),
         },
         Command::Bus(BusCommand::Scan(b)) => cmd_chip::scan(&b),
         Command::Pki(p) => match p {
@@ -671,7 +769,16 @@ fn main() -> ExitCode {
                 listen,
                 publishers,
                 subscribers,
-            } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
+                factory_root,
+                factory_listen,
+            } => cmd_broker::config(
+                &pki,
+                &out,
+                listen,
+                &publishers,
+                &subscribers,
+                factory_root.as_deref().map(|r| (r, factory_listen)),
+            ),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {
@@ -680,12 +787,13 @@ fn main() -> ExitCode {
             web,
             wide,
             json,
-        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web) {
+            only,
+        } => match cmd_demo::demo(dir.as_deref(), keep, json, wide, web, &only) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
-        Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
         Command::Fleet {
             devices,
             rate,
@@ -695,7 +803,7 @@ fn main() -> ExitCode {
             dir,
             json,
         } => cmd_fleet::run(&cmd_fleet::FleetArgs {
-            devices,
+            devices: devices as usize,
             rate,
             duration,
             interval,
@@ -712,6 +820,7 @@ fn main() -> ExitCode {
             pki,
             scenarios,
             listen,
+            allow_hosts,
         } => (|| {
             for b in &buses {
                 match b {
@@ -744,10 +853,11 @@ fn main() -> ExitCode {
                     allow_unlocked: false,
                     no_preflight: false,
                     json: false,
+                    factory_root: None,
                 }),
                 _ => None,
             };
-            cmd_demo::web(&chips, scenarios, listen, live)
+            cmd_demo::web(&chips, scenarios, (listen, allow_hosts), live)
         })(),
         Command::Publish {
             agent,
@@ -789,6 +899,7 @@ fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
         force: p.force,
         manifest: p.manifest.clone(),
         days: p.days,
+        factory_root: p.factory_root.clone(),
     };
     if let Some(count) = p.fleet {
         let f = cmd_provision::FleetArgs {

@@ -24,6 +24,15 @@ impl std::error::Error for NoChip {}
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.is::<NoChip>()) {
         exit::NO_CHIP
+    } else if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<coffre_pki::Error>(),
+            Some(coffre_pki::Error::FactoryChain(_) | coffre_pki::Error::FactoryKeyMismatch)
+        ) || c
+            .downcast_ref::<coffre_provision::Error>()
+            .is_some_and(coffre_provision::Error::is_factory_refusal)
+    }) {
+        exit::FACTORY_REFUSED
     } else {
         exit::ERROR
     }

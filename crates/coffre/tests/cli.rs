@@ -253,6 +253,8 @@ fn web_serves_the_chips_it_is_given() {
             "emu:chip.img",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--allow-host",
+            "lab.example",
         ])
         .current_dir(d.path())
         .stdout(Stdio::piped())
@@ -265,7 +267,7 @@ fn web_serves_the_chips_it_is_given() {
         .unwrap();
     assert!(line.contains("web explorer: http://127.0.0.1"), "{line}");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /api/chips/chip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /api/chips/chip HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
@@ -278,8 +280,57 @@ fn web_serves_the_chips_it_is_given() {
         body.contains("general data") && body.contains("anyone on the bus"),
         "slot 8 policy in the API"
     );
+    // Issue 15, item 9: names other than ours are refused (DNS rebinding).
+    for (host, status) in [("lab.example", "200"), ("evil.example", "403")] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /api/chips HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(
+            body.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {body}"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let o = coffre(&["web", "--bus", "linux:/dev/i2c-1"], d.path());
     assert!(String::from_utf8_lossy(&o.stderr).contains("coffre inspect"));
+}
+
+/// Each level of an error says its own part once: the OS error of a missing
+/// image appears once, and no two consecutive parts of the chain are equal.
+#[test]
+fn errors_do_not_repeat_their_source() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("k.pem"), b"not a key").unwrap();
+    for args in [
+        vec!["chip", "info", "--bus", "emu:nonexist.img"],
+        vec!["chip", "config", "--bus", "emu:missing/dir/chip.img"],
+        vec!["pki", "show", "--dir", "no-such-pki"],
+        vec![
+            "broker",
+            "config",
+            "--pki",
+            "no-such-pki",
+            "--out",
+            "b",
+            "--publisher",
+            "d",
+        ],
+    ] {
+        let e = err(&args, d.path());
+        let parts: Vec<&str> = e.trim().split(": ").collect();
+        for w in parts.windows(2) {
+            assert_ne!(w[0], w[1], "{args:?} repeats itself: {e}");
+        }
+        if let Some(os) = e.find("(os error") {
+            let tail = &e[..os];
+            let msg = tail.rsplit(": ").next().unwrap();
+            assert_eq!(e.matches(msg).count(), 1, "{args:?} repeats '{msg}': {e}");
+        }
+    }
 }

@@ -1,91 +1,23 @@
-//! One MQTT session over TLS over TCP, blocking.
+//! One MQTT session over TLS over TCP, blocking: the Linux driver of the
+//! device core's [`Connection`]. The session's state and timing decisions
+//! are the core's ([`coffre_mqtt::Session`]); the bytes move through
+//! [`TlsLink`]; this file opens both and words the errors.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::str::FromStr;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use coffre_device::{Connection, LinkError, OpenFailed};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, ProtocolVersion, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
-use super::codec::{
-    self, ConnAck, Connect, Disconnect, MqttVersion, Packet, Properties, PubAck, Publish, QoS,
-    ReasonCode, SubAck, Subscribe,
-};
-use super::net::{self, Socket};
+use super::addr::BrokerAddr;
+use super::codec::{MqttVersion, Properties, QoS, ReasonCode};
+use super::net::{self, is_closed, is_timeout, tls_error_of, Socket, TlsLink};
+use crate::clock::{Clock, Millis, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity::chip_error_in;
-
-/// Where the broker is: a host name or IP address and a port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BrokerAddr {
-    /// Host name or IP address (no brackets around IPv6).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl BrokerAddr {
-    /// The MQTT-over-TLS port, used when none is given.
-    pub const DEFAULT_PORT: u16 = 8883;
-
-    /// A broker address.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
-        BrokerAddr {
-            host: host.into(),
-            port,
-        }
-    }
-}
-
-impl FromStr for BrokerAddr {
-    type Err = Error;
-
-    /// `host:port`, `host` (port 8883), `[v6]:port` or `[v6]`.
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::BrokerAddress(s.to_owned());
-        if let Ok(sa) = s.parse::<SocketAddr>() {
-            return Ok(sa.into());
-        }
-        if let Some(rest) = s.strip_prefix('[') {
-            let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
-            let port = match tail {
-                "" => Self::DEFAULT_PORT,
-                t => t
-                    .strip_prefix(':')
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(bad)?,
-            };
-            return Ok(BrokerAddr::new(host, port));
-        }
-        match s.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && !host.contains(':') => {
-                Ok(BrokerAddr::new(host, port.parse().map_err(|_| bad())?))
-            }
-            None if !s.is_empty() => Ok(BrokerAddr::new(s, Self::DEFAULT_PORT)),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl From<SocketAddr> for BrokerAddr {
-    fn from(sa: SocketAddr) -> Self {
-        BrokerAddr::new(sa.ip().to_string(), sa.port())
-    }
-}
-
-impl fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// Settings of one MQTT connection.
 #[derive(Debug, Clone)]
@@ -200,7 +132,7 @@ pub struct Message {
     pub retain: bool,
     /// Redelivery flag.
     pub dup: bool,
-    /// When it was read from the socket.
+    /// When it was read from the socket (wall clock).
     pub received: SystemTime,
 }
 
@@ -210,17 +142,12 @@ pub struct Message {
 /// (DISCONNECT, `close_notify`, TCP half-close). Dropping it closes the
 /// socket without any of that, as a crash would.
 pub struct Client {
-    stream: StreamOwned<ClientConnection, Socket>,
+    conn: Connection<TlsLink>,
+    clock: Arc<dyn Clock>,
+    origin: Instant,
     broker: String,
     version: MqttVersion,
     timeout: Duration,
-    max_packet: usize,
-    rbuf: Vec<u8>,
-    next_id: u16,
-    keep_alive: Duration,
-    last_sent: Instant,
-    ping_sent: Option<Instant>,
-    incoming: VecDeque<Message>,
     session: Session,
 }
 
@@ -232,35 +159,6 @@ impl fmt::Debug for Client {
             .field("session", &self.session)
             .finish_non_exhaustive()
     }
-}
-
-/// What an incoming packet turned out to be.
-enum Incoming {
-    PubAck(PubAck),
-    SubAck(SubAck),
-    PingResp,
-    Message,
-}
-
-fn tls_error_of(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref()?.downcast_ref::<rustls::Error>()
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn is_closed(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
 }
 
 /// Sort a rustls error from the handshake phase into what the user must fix.
@@ -349,22 +247,96 @@ fn handshake_error(broker: &str, e: io::Error, after: Duration) -> Error {
     }
 }
 
-/// After a write failed because the broker closed the socket: read what it
-/// sent before closing. A broker that refuses the device sends an alert,
-/// then closes; the alert may still wait in the receive queue.
-fn salvage_alert(conn: &mut ClientConnection, sock: &mut Socket) -> Option<rustls::Error> {
-    let _ = sock.tcp.set_read_timeout(Some(Duration::from_millis(200)));
-    for _ in 0..64 {
-        match conn.read_tls(sock) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {
-                if let Err(e) = conn.process_new_packets() {
-                    return Some(e);
-                }
-            }
-        }
+/// What to do about a CONNACK refusal.
+fn connack_hint(reason: ReasonCode) -> &'static str {
+    match reason.0 {
+        0x85 => "use the device id as client id",
+        0x86 | 0x87 => "check the broker's ACL and that the certificate CN is the device id (use_identity_as_username)",
+        0x84 => "try the other MQTT version (3.1.1 or 5)",
+        0x88 | 0x89 | 0x8B | 0x9F => "the broker is busy or restarting; try again later",
+        0x8A => "the broker has banned this client",
+        _ => "see the broker log",
     }
-    None
+}
+
+/// An IO error on an open session, worded for the user.
+fn io_error(broker: &str, e: io::Error, what: &'static str, after: Duration) -> Error {
+    let broker = broker.to_owned();
+    if let Some(te) = tls_error_of(&e) {
+        return Error::Tls {
+            broker,
+            source: te.clone(),
+        };
+    }
+    if is_closed(&e) {
+        Error::ConnectionClosed {
+            broker,
+            clean: false,
+        }
+    } else if is_timeout(&e) {
+        Error::Timeout {
+            what,
+            broker,
+            after,
+        }
+    } else {
+        Error::Io { broker, source: e }
+    }
+}
+
+/// A failure of the core's connection, worded for the user.
+fn link_error(broker: &str, e: LinkError<io::Error>, what: &'static str, after: Duration) -> Error {
+    use coffre_mqtt::Error as S;
+    let broker_s = broker.to_owned();
+    match e {
+        LinkError::Link(e) => io_error(broker, e, what, after),
+        LinkError::Closed => Error::ConnectionClosed {
+            broker: broker_s,
+            clean: true,
+        },
+        LinkError::Deadline => Error::Timeout {
+            what,
+            broker: broker_s,
+            after,
+        },
+        LinkError::Session(s) => match s {
+            S::Timeout {
+                waiting_for,
+                after_ms,
+            } => Error::Timeout {
+                what: waiting_for.name(),
+                broker: broker_s,
+                after: Duration::from_millis(after_ms),
+            },
+            S::ConnectRefused {
+                reason,
+                reason_string,
+            } => Error::ConnectRefused {
+                broker: broker_s,
+                reason,
+                reason_string,
+                hint: connack_hint(reason),
+            },
+            S::ServerDisconnect {
+                reason,
+                reason_string,
+            } => Error::ServerDisconnect {
+                broker: broker_s,
+                reason,
+                reason_string,
+            },
+            S::Decode(d) => Error::decode(broker, d),
+            S::Protocol(detail) => Error::Protocol {
+                broker: broker_s,
+                detail,
+            },
+            S::Encode(e) => Error::Encode(e),
+            S::QoS2 => {
+                Error::InvalidOption("QoS 2 is not supported by this client; use QoS 1".into())
+            }
+            other => Error::InvalidOption(other.to_string()),
+        },
+    }
 }
 
 impl Client {
@@ -377,20 +349,28 @@ impl Client {
     /// answer when asked to sign), [`Error::ConnectRefused`] (CONNACK
     /// reason code).
     pub fn connect(opts: &ClientOptions, tls: Arc<ClientConfig>) -> Result<Client> {
+        Self::connect_with_clock(opts, tls, Arc::new(SystemClock))
+    }
+
+    /// [`Client::connect`] with the time taken from `clock`.
+    pub fn connect_with_clock(
+        opts: &ClientOptions,
+        tls: Arc<ClientConfig>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Client> {
         let broker = opts.broker.to_string();
-        let t0 = Instant::now();
-        let deadline = t0 + opts.connect_timeout;
+        let t0 = clock.now();
+        let elapsed = || clock.now().saturating_duration_since(t0);
         let connect_err = |source| Error::Connect {
             broker: broker.clone(),
             source,
         };
         let tcp = net::connect(&opts.broker.host, opts.broker.port, opts.connect_timeout)
             .map_err(connect_err)?;
-        tcp.set_read_timeout(Some(opts.connect_timeout))
-            .and_then(|_| tcp.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1)))))
+        tcp.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1))))
             .map_err(connect_err)?;
         let sock = Socket::new(tcp, opts.quickack).map_err(connect_err)?;
-        let t_tcp = t0.elapsed();
+        let t_tcp = elapsed();
 
         let name = opts
             .server_name
@@ -402,127 +382,89 @@ impl Client {
             ))
         })?;
         let conn = ClientConnection::new(tls, server_name).map_err(Error::TlsConfig)?;
-        let mut stream = StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: "TLS handshake",
-                    broker,
-                    after: opts.connect_timeout,
-                });
+        let link = TlsLink::handshake(sock, conn, opts.connect_timeout, elapsed).map_err(|f| {
+            match f.alert {
+                Some(te) => classify_tls(&broker, &te),
+                None => handshake_error(&broker, f.error, opts.connect_timeout),
             }
-            if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                if tls_error_of(&e).is_none() && is_closed(&e) {
-                    if let Some(te) = salvage_alert(&mut stream.conn, &mut stream.sock) {
-                        return Err(classify_tls(&broker, &te));
-                    }
-                }
-                return Err(handshake_error(&broker, e, opts.connect_timeout));
-            }
-        }
-        let t_tls = t0.elapsed() - t_tcp;
-        let tls_version = stream
+        })?;
+        let t_tls = elapsed() - t_tcp;
+        let tls_version = link
+            .stream
             .conn
             .protocol_version()
             .unwrap_or(ProtocolVersion::Unknown(0));
-        let cipher_suite = stream.conn.negotiated_cipher_suite().map(|s| s.suite());
+        let cipher_suite = link
+            .stream
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| s.suite());
 
-        let mut client = Client {
-            stream,
+        let mut config = coffre_mqtt::Config::new(opts.client_id.clone(), opts.version);
+        config.keep_alive_secs = u16::try_from(opts.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        config.clean_start = opts.clean_start;
+        config.session_expiry = opts.session_expiry;
+        config.response_timeout_ms = millis(opts.timeout);
+        config.max_packet_size = opts.max_packet_size;
+        let origin = t0;
+        let ms = Millis::new(&*clock, origin);
+        let t_connect = elapsed();
+        let (conn, opened) = match Connection::open(link, coffre_mqtt::Session::new(config), &ms) {
+            Ok(x) => x,
+            Err(failed) => {
+                let OpenFailed {
+                    error, mut link, ..
+                } = *failed;
+                return Err(match error {
+                    // Over TLS 1.3 the client's Finished goes out before the
+                    // broker has checked the client certificate: a refusal
+                    // arrives as an alert while CONNACK is awaited.
+                    LinkError::Link(io) if tls_error_of(&io).is_some() => {
+                        let te = tls_error_of(&io).cloned();
+                        match te.map(|te| classify_tls(&broker, &te)) {
+                            Some(Error::Tls { broker, source }) => Error::Tls { broker, source },
+                            Some(refused) => refused,
+                            None => io_error(&broker, io, "CONNACK", opts.connect_timeout),
+                        }
+                    }
+                    LinkError::Link(io) => match link.salvage_alert() {
+                        Some(te) => classify_tls(&broker, &te),
+                        None => io_error(&broker, io, "CONNACK", opts.connect_timeout),
+                    },
+                    LinkError::Closed => match link.salvage_alert() {
+                        Some(te) => classify_tls(&broker, &te),
+                        None => Error::ConnectionClosed {
+                            broker: broker.clone(),
+                            clean: true,
+                        },
+                    },
+                    other => link_error(&broker, other, "CONNACK", opts.connect_timeout),
+                });
+            }
+        };
+        let t_connack = elapsed() - t_connect;
+        let session = Session {
+            tls_version,
+            cipher_suite,
+            session_present: opened.session_present,
+            properties: opened.properties,
+            keep_alive: Duration::from_secs(opened.keep_alive_secs.into()),
+            timing: ConnectTiming {
+                tcp: t_tcp,
+                tls: t_tls,
+                connack: t_connack,
+            },
+        };
+        tracing::debug!(broker = %broker, tls = ?session.tls_version, "MQTT session open");
+        Ok(Client {
+            conn,
+            clock,
+            origin,
             broker,
             version: opts.version,
             timeout: opts.timeout,
-            max_packet: opts.max_packet_size,
-            rbuf: Vec::with_capacity(4096),
-            next_id: 0,
-            keep_alive: opts.keep_alive,
-            last_sent: Instant::now(),
-            ping_sent: None,
-            incoming: VecDeque::new(),
-            session: Session {
-                tls_version,
-                cipher_suite,
-                session_present: false,
-                properties: Properties::default(),
-                keep_alive: opts.keep_alive,
-                timing: ConnectTiming::default(),
-            },
-        };
-        let keep_alive = u16::try_from(opts.keep_alive.as_secs()).unwrap_or(u16::MAX);
-        let t_connect = Instant::now();
-        let connack = client
-            .send(&Packet::Connect(Connect {
-                client_id: opts.client_id.clone(),
-                keep_alive,
-                clean_start: opts.clean_start,
-                properties: Properties {
-                    session_expiry_interval: opts.session_expiry,
-                    ..Properties::default()
-                },
-            }))
-            .and_then(|_| client.wait_connack(deadline, opts.connect_timeout))
-            .map_err(|e| match e {
-                // Over TLS 1.3 the client's Finished goes out before the
-                // broker has checked the client certificate: a refusal
-                // arrives as an alert while CONNACK is awaited.
-                Error::Tls { broker, source } => match classify_tls(&broker, &source) {
-                    Error::Tls { broker, source } => Error::Tls { broker, source },
-                    refused => refused,
-                },
-                Error::ConnectionClosed { clean: false, .. } | Error::Io { .. } => {
-                    match salvage_alert(&mut client.stream.conn, &mut client.stream.sock) {
-                        Some(te) => classify_tls(&client.broker, &te),
-                        None => e,
-                    }
-                }
-                other => other,
-            })?;
-        let t_connack = t_connect.elapsed();
-        if !connack.reason.is_success() {
-            let hint = match connack.reason.0 {
-                0x85 => "use the device id as client id",
-                0x86 | 0x87 => "check the broker's ACL and that the certificate CN is the device id (use_identity_as_username)",
-                0x84 => "try the other MQTT version (3.1.1 or 5)",
-                0x88 | 0x89 | 0x8B | 0x9F => "the broker is busy or restarting; try again later",
-                0x8A => "the broker has banned this client",
-                _ => "see the broker log",
-            };
-            return Err(Error::ConnectRefused {
-                broker: client.broker.clone(),
-                reason: connack.reason,
-                reason_string: connack.properties.reason_string.clone(),
-                hint,
-            });
-        }
-        if let Some(k) = connack.properties.server_keep_alive {
-            client.keep_alive = Duration::from_secs(k.into());
-        }
-        client.session.keep_alive = client.keep_alive;
-        client.session.session_present = connack.session_present;
-        client.session.properties = connack.properties;
-        client.session.timing = ConnectTiming {
-            tcp: t_tcp,
-            tls: t_tls,
-            connack: t_connack,
-        };
-        tracing::debug!(broker = %client.broker, tls = ?client.session.tls_version, "MQTT session open");
-        // From now on reads wait as long as each call asks.
-        Ok(client)
-    }
-
-    fn wait_connack(&mut self, deadline: Instant, budget: Duration) -> Result<ConnAck> {
-        match self.read_packet(deadline)? {
-            Some(Packet::ConnAck(c)) => Ok(c),
-            Some(other) => Err(Error::Protocol {
-                broker: self.broker.clone(),
-                detail: format!("expected CONNACK, got {}", other.name()),
-            }),
-            None => Err(Error::Timeout {
-                what: "CONNACK",
-                broker: self.broker.clone(),
-                after: budget,
-            }),
-        }
+            session,
+        })
     }
 
     /// What the broker agreed to.
@@ -540,192 +482,8 @@ impl Client {
         self.version
     }
 
-    fn next_packet_id(&mut self) -> u16 {
-        self.next_id = self.next_id.wrapping_add(1);
-        if self.next_id == 0 {
-            self.next_id = 1;
-        }
-        self.next_id
-    }
-
-    fn send(&mut self, p: &Packet) -> Result<()> {
-        let mut buf = Vec::with_capacity(64);
-        codec::encode(p, self.version, &mut buf)?;
-        let r = self
-            .stream
-            .write_all(&buf)
-            .and_then(|_| self.stream.flush());
-        r.map_err(|e| self.io_error(e, "write"))?;
-        self.last_sent = Instant::now();
-        Ok(())
-    }
-
-    fn io_error(&self, e: io::Error, what: &'static str) -> Error {
-        let broker = self.broker.clone();
-        if let Some(te) = tls_error_of(&e) {
-            return Error::Tls {
-                broker,
-                source: te.clone(),
-            };
-        }
-        if is_closed(&e) {
-            Error::ConnectionClosed {
-                broker,
-                clean: false,
-            }
-        } else if is_timeout(&e) {
-            Error::Timeout {
-                what,
-                broker,
-                after: self.timeout,
-            }
-        } else {
-            Error::Io { broker, source: e }
-        }
-    }
-
-    /// The next packet, or `None` once `deadline` has passed.
-    fn read_packet(&mut self, deadline: Instant) -> Result<Option<Packet>> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match codec::decode(&self.rbuf, self.version, self.max_packet) {
-                Ok(Some((p, n))) => {
-                    self.rbuf.drain(..n);
-                    return Ok(Some(p));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::decode(&self.broker, e)),
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            let wait = (deadline - now).max(Duration::from_millis(1));
-            self.stream
-                .sock
-                .tcp
-                .set_read_timeout(Some(wait))
-                .map_err(|e| self.io_error(e, "read"))?;
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(Error::ConnectionClosed {
-                        broker: self.broker.clone(),
-                        clean: true,
-                    })
-                }
-                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if is_timeout(&e) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_error(e, "read")),
-            }
-        }
-    }
-
-    fn handle_incoming(&mut self, p: Packet) -> Result<Incoming> {
-        match p {
-            Packet::Publish(pb) => {
-                match (pb.qos, pb.packet_id) {
-                    (QoS::AtMostOnce, _) => {}
-                    (QoS::AtLeastOnce, Some(id)) => {
-                        self.send(&Packet::PubAck(PubAck {
-                            packet_id: id,
-                            reason: ReasonCode::SUCCESS,
-                            properties: Properties::default(),
-                        }))?;
-                    }
-                    _ => {
-                        return Err(Error::Protocol {
-                            broker: self.broker.clone(),
-                            detail: "QoS 2 PUBLISH, but only QoS 0 and 1 were subscribed".into(),
-                        })
-                    }
-                }
-                self.incoming.push_back(Message {
-                    topic: pb.topic,
-                    payload: pb.payload,
-                    qos: pb.qos,
-                    retain: pb.retain,
-                    dup: pb.dup,
-                    received: SystemTime::now(),
-                });
-                Ok(Incoming::Message)
-            }
-            Packet::PubAck(a) => Ok(Incoming::PubAck(a)),
-            Packet::SubAck(a) => Ok(Incoming::SubAck(a)),
-            Packet::PingResp => {
-                self.ping_sent = None;
-                Ok(Incoming::PingResp)
-            }
-            Packet::Disconnect(d) => Err(Error::ServerDisconnect {
-                broker: self.broker.clone(),
-                reason: d.reason,
-                reason_string: d.properties.reason_string,
-            }),
-            other => Err(Error::Protocol {
-                broker: self.broker.clone(),
-                detail: format!("unexpected {} from the broker", other.name()),
-            }),
-        }
-    }
-
-    fn next_keepalive_due(&self) -> Option<Instant> {
-        if self.keep_alive.is_zero() {
-            return None;
-        }
-        Some(match self.ping_sent {
-            Some(sent) => sent + self.timeout.max(self.keep_alive),
-            None => self.last_sent + self.keep_alive * 3 / 4,
-        })
-    }
-
-    fn keepalive_tick(&mut self) -> Result<()> {
-        let Some(due) = self.next_keepalive_due() else {
-            return Ok(());
-        };
-        if Instant::now() < due {
-            return Ok(());
-        }
-        if self.ping_sent.is_some() {
-            return Err(Error::Timeout {
-                what: "PINGRESP",
-                broker: self.broker.clone(),
-                after: self.timeout.max(self.keep_alive),
-            });
-        }
-        self.send(&Packet::PingReq)?;
-        self.ping_sent = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Read and handle packets until `pick` accepts one, or time runs out.
-    fn wait_for<T>(
-        &mut self,
-        what: &'static str,
-        mut pick: impl FnMut(Incoming) -> Option<T>,
-    ) -> Result<T> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            self.keepalive_tick()?;
-            let wake = self
-                .next_keepalive_due()
-                .map_or(deadline, |d| d.min(deadline));
-            match self.read_packet(wake)? {
-                Some(p) => {
-                    let inc = self.handle_incoming(p)?;
-                    if let Some(t) = pick(inc) {
-                        return Ok(t);
-                    }
-                }
-                None if Instant::now() >= deadline => {
-                    return Err(Error::Timeout {
-                        what,
-                        broker: self.broker.clone(),
-                        after: self.timeout,
-                    })
-                }
-                None => {}
-            }
-        }
+    fn err(&self, e: LinkError<io::Error>, what: &'static str) -> Error {
+        link_error(&self.broker, e, what, self.timeout)
     }
 
     /// Publish one message. QoS 1 waits for the PUBACK and returns its
@@ -738,160 +496,73 @@ impl Client {
         qos: QoS,
         retain: bool,
     ) -> Result<PublishOutcome> {
-        let packet_id = match qos {
-            QoS::AtMostOnce => None,
-            QoS::AtLeastOnce => Some(self.next_packet_id()),
-            QoS::ExactlyOnce => {
-                return Err(Error::InvalidOption(
-                    "QoS 2 is not supported by this client; use QoS 1".into(),
-                ))
-            }
-        };
-        let sent = Instant::now();
-        self.send(&Packet::Publish(Publish {
-            dup: false,
-            qos,
-            retain,
-            topic: topic.to_owned(),
-            packet_id,
-            properties: Properties::default(),
-            payload: payload.to_vec(),
-        }))?;
-        let Some(id) = packet_id else {
-            return Ok(PublishOutcome {
-                packet_id: None,
-                reason: ReasonCode::SUCCESS,
-                reason_string: None,
-                rtt: Duration::ZERO,
-            });
-        };
-        let ack = self.wait_for("PUBACK", |inc| match inc {
-            Incoming::PubAck(a) if a.packet_id == id => Some(a),
-            Incoming::PubAck(a) => {
-                tracing::debug!(
-                    packet_id = a.packet_id,
-                    "PUBACK for an unknown packet id ignored"
-                );
-                None
-            }
-            _ => None,
-        })?;
-        Ok(PublishOutcome {
-            packet_id,
-            reason: ack.reason,
-            reason_string: ack.properties.reason_string,
-            rtt: sent.elapsed(),
-        })
+        let ms = Millis::new(&*self.clock, self.origin);
+        let sent = self.clock.now();
+        match self.conn.publish(&ms, topic, payload, qos, retain) {
+            Ok(a) => Ok(PublishOutcome {
+                packet_id: a.packet_id,
+                reason: a.reason,
+                reason_string: a.reason_string,
+                rtt: if a.packet_id.is_some() {
+                    self.clock.now().saturating_duration_since(sent)
+                } else {
+                    Duration::ZERO
+                },
+            }),
+            Err(e) => Err(self.err(e, "PUBACK")),
+        }
     }
 
     /// Subscribe to topic filters; returns one reason code per filter
     /// (granted QoS 0x00–0x01, or a failure such as 0x87 Not authorized;
     /// MQTT 3.1.1 reports every failure as 0x80).
     pub fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Result<Vec<ReasonCode>> {
-        let id = self.next_packet_id();
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id: id,
-            filters: filters.iter().map(|(f, q)| ((*f).to_owned(), *q)).collect(),
-        }))?;
-        let ack = self.wait_for("SUBACK", |inc| match inc {
-            Incoming::SubAck(a) if a.packet_id == id => Some(a),
-            _ => None,
-        })?;
-        Ok(ack.reasons)
+        let ms = Millis::new(&*self.clock, self.origin);
+        self.conn
+            .subscribe(&ms, filters)
+            .map_err(|e| self.err(e, "SUBACK"))
     }
 
     /// Send PINGREQ and wait for PINGRESP; returns the round trip.
     pub fn ping(&mut self) -> Result<Duration> {
-        let sent = Instant::now();
-        self.send(&Packet::PingReq)?;
-        self.ping_sent = Some(sent);
-        self.wait_for("PINGRESP", |inc| match inc {
-            Incoming::PingResp => Some(()),
-            _ => None,
-        })?;
-        Ok(sent.elapsed())
+        let ms = Millis::new(&*self.clock, self.origin);
+        let sent = self.clock.now();
+        self.conn.ping(&ms).map_err(|e| self.err(e, "PINGRESP"))?;
+        Ok(self.clock.now().saturating_duration_since(sent))
     }
 
     /// Wait up to `timeout` for a message, keeping the session alive
     /// (PINGREQ when idle) and acknowledging QoS 1 deliveries. `Ok(None)`
     /// when nothing arrived in time.
     pub fn poll(&mut self, timeout: Duration) -> Result<Option<Message>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(m) = self.incoming.pop_front() {
-                return Ok(Some(m));
-            }
-            self.keepalive_tick()?;
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            let wake = self
-                .next_keepalive_due()
-                .map_or(deadline, |d| d.min(deadline));
-            if let Some(p) = self.read_packet(wake)? {
-                match self.handle_incoming(p)? {
-                    Incoming::PubAck(a) => {
-                        tracing::debug!(packet_id = a.packet_id, "late PUBACK ignored")
-                    }
-                    Incoming::SubAck(_) | Incoming::PingResp | Incoming::Message => {}
-                }
-            }
+        let ms = Millis::new(&*self.clock, self.origin);
+        let deadline = coffre_device::Clock::now_ms(&ms) + millis(timeout);
+        match self.conn.poll(&ms, deadline) {
+            Ok(Some(p)) => Ok(Some(Message {
+                topic: p.topic,
+                payload: p.payload,
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                received: self.clock.wall(),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err(e, "read")),
         }
     }
 
     /// End the session cleanly: DISCONNECT (reason 0x00), TLS
     /// `close_notify`, TCP half-close, then wait briefly for the broker to
     /// close its side so the socket ends with FIN, not RST.
-    pub fn disconnect(mut self) -> Result<()> {
-        let sent = self.send(&Packet::Disconnect(Disconnect::default()));
-        self.stream.conn.send_close_notify();
-        let mut flushed = Ok(());
-        while self.stream.conn.wants_write() {
-            if let Err(e) = self.stream.conn.write_tls(&mut self.stream.sock) {
-                flushed = Err(self.io_error(e, "close_notify"));
-                break;
-            }
-        }
-        let tcp = &mut self.stream.sock.tcp;
-        let _ = tcp.shutdown(Shutdown::Write);
-        let until = Instant::now() + Duration::from_millis(500);
-        let mut sink = [0u8; 1024];
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            if tcp
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .is_err()
-            {
-                break;
-            }
-            match tcp.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        let _ = tcp.shutdown(Shutdown::Both);
-        sent.and(flushed)
+    pub fn disconnect(self) -> Result<()> {
+        let ms = Millis::new(&*self.clock, self.origin);
+        let (broker, timeout) = (self.broker.clone(), self.timeout);
+        self.conn
+            .disconnect(&ms, ReasonCode::SUCCESS)
+            .map_err(|e| link_error(&broker, e, "close_notify", timeout))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broker_addresses() {
-        let a: BrokerAddr = "127.0.0.1:1883".parse().unwrap();
-        assert_eq!(a, BrokerAddr::new("127.0.0.1", 1883));
-        let a: BrokerAddr = "broker.lan".parse().unwrap();
-        assert_eq!(a.port, 8883);
-        assert_eq!(a.to_string(), "broker.lan:8883");
-        let a: BrokerAddr = "[::1]:9000".parse().unwrap();
-        assert_eq!(a, BrokerAddr::new("::1", 9000));
-        assert_eq!(a.to_string(), "[::1]:9000");
-        let a: BrokerAddr = "[::1]".parse().unwrap();
-        assert_eq!(a.port, 8883);
-        for bad in ["", "host:", "host:port", "[::1", ":80", "a:b:c"] {
-            let e = bad.parse::<BrokerAddr>().unwrap_err();
-            assert!(e.to_string().contains("host:port"), "{bad}: {e}");
-        }
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

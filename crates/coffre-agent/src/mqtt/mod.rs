@@ -1,9 +1,11 @@
-//! A small blocking MQTT client over rustls.
+//! A small blocking MQTT client over rustls: the Linux driver of the
+//! device core.
 //!
-//! [`codec`] encodes and decodes the packets (no IO); [`Client`] runs one
-//! session over a [`rustls::StreamOwned`] on a TCP socket. The client is
-//! deliberately small: one session, QoS 0/1, one outstanding QoS 1 PUBLISH
-//! at a time. Two things a general-purpose client does not give:
+//! The session itself (packets, packet ids, keep alive, timeouts) is the
+//! sans-IO [`coffre_mqtt::Session`], run by [`coffre_device::Connection`];
+//! the codec is [`coffre_mqtt::codec`]. Here: `net` moves bytes
+//! (socket + rustls, no MQTT), [`Client`] opens both and words the errors.
+//! Two things a general-purpose client does not give:
 //!
 //! - a clean end: DISCONNECT, then TLS `close_notify`, then a TCP
 //!   half-close, so the broker logs a clean disconnection;
@@ -13,11 +15,11 @@
 //!   the client's delayed ACK. Over TLS 1.3 that is the CONNACK that
 //!   follows the session tickets: about 40 ms without quick ACK.
 
+mod addr;
 mod client;
-pub mod codec;
 mod net;
 
-pub use client::{
-    BrokerAddr, Client, ClientOptions, ConnectTiming, Message, PublishOutcome, Session,
-};
+pub use addr::BrokerAddr;
+pub use client::{Client, ClientOptions, ConnectTiming, Message, PublishOutcome, Session};
 pub use codec::{MqttVersion, QoS, ReasonCode};
+pub use coffre_mqtt::codec;

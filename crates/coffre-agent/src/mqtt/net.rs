@@ -1,9 +1,13 @@
-//! The TCP socket under TLS: connect with a timeout, `TCP_NODELAY`, and
-//! `TCP_QUICKACK` re-armed after each read on Linux.
+//! The IO under the MQTT session: a TCP socket (`TCP_NODELAY`, and
+//! `TCP_QUICKACK` re-armed after each read on Linux) under rustls, as a
+//! [`coffre_device::Link`]. No MQTT here, no session state.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use coffre_device::{Link, Recv};
+use rustls::{ClientConnection, StreamOwned};
 
 /// A TCP stream that keeps quick ACK mode on.
 ///
@@ -71,4 +75,148 @@ pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<Tc
         }
     }
     Err(last)
+}
+
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+pub(crate) fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// The rustls error inside an IO error, if that is what it is.
+pub(crate) fn tls_error_of(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// A rustls client stream over a [`Socket`]: the Linux [`Link`].
+#[derive(Debug)]
+pub(crate) struct TlsLink {
+    pub(crate) stream: StreamOwned<ClientConnection, Socket>,
+}
+
+/// How a handshake failed: the IO error, and the TLS alert the broker sent
+/// before it closed, when one could still be read.
+pub(crate) struct HandshakeFailure {
+    pub(crate) error: io::Error,
+    pub(crate) alert: Option<rustls::Error>,
+}
+
+impl TlsLink {
+    /// Run the TLS handshake over `sock` until it completes, fails, or
+    /// `budget` passes (each read waits at most what is left).
+    pub(crate) fn handshake(
+        sock: Socket,
+        conn: ClientConnection,
+        budget: Duration,
+        elapsed: impl Fn() -> Duration,
+    ) -> Result<TlsLink, HandshakeFailure> {
+        let fail = |error| HandshakeFailure { error, alert: None };
+        let mut link = TlsLink {
+            stream: StreamOwned::new(conn, sock),
+        };
+        while link.stream.conn.is_handshaking() {
+            let left = budget.saturating_sub(elapsed());
+            if left.is_zero() {
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake",
+                )));
+            }
+            let _ = link.stream.sock.tcp.set_read_timeout(Some(left));
+            if let Err(e) = link.stream.conn.complete_io(&mut link.stream.sock) {
+                let alert = if tls_error_of(&e).is_none() && is_closed(&e) {
+                    link.salvage_alert()
+                } else {
+                    None
+                };
+                return Err(HandshakeFailure { error: e, alert });
+            }
+        }
+        Ok(link)
+    }
+
+    /// After the broker closed the socket: read what it sent before
+    /// closing. A broker that refuses the device sends an alert, then
+    /// closes; the alert may still wait in the receive queue.
+    pub(crate) fn salvage_alert(&mut self) -> Option<rustls::Error> {
+        let (conn, sock) = (&mut self.stream.conn, &mut self.stream.sock);
+        let _ = sock.tcp.set_read_timeout(Some(Duration::from_millis(200)));
+        for _ in 0..64 {
+            match conn.read_tls(sock) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        return Some(e);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Link for TlsLink {
+    type Error = io::Error;
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout_ms: u64) -> io::Result<Recv> {
+        self.stream
+            .sock
+            .tcp
+            .set_read_timeout(Some(Duration::from_millis(timeout_ms.max(1))))?;
+        match self.stream.read(buf) {
+            Ok(0) => Ok(Recv::Closed),
+            Ok(n) => Ok(Recv::Data(n)),
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                Ok(Recv::TimedOut)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// TLS `close_notify`, TCP half-close, then wait briefly for the broker
+    /// to close its side so the socket ends with FIN, not RST.
+    fn close(&mut self) -> io::Result<()> {
+        self.stream.conn.send_close_notify();
+        let mut flushed = Ok(());
+        while self.stream.conn.wants_write() {
+            if let Err(e) = self.stream.conn.write_tls(&mut self.stream.sock) {
+                flushed = Err(e);
+                break;
+            }
+        }
+        let tcp = &mut self.stream.sock.tcp;
+        let _ = tcp.shutdown(Shutdown::Write);
+        let until = std::time::Instant::now() + Duration::from_millis(500);
+        let mut sink = [0u8; 1024];
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if tcp
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .is_err()
+            {
+                break;
+            }
+            match tcp.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = tcp.shutdown(Shutdown::Both);
+        flushed
+    }
 }

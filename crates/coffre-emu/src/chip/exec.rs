@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use coffre_proto::command::opcode;
-use coffre_proto::config::{offset, KeyType, WritePolicy, LOCKED};
+use coffre_proto::config::{offset, WritePolicy, LOCKED};
 use coffre_proto::crc::crc16;
 use coffre_proto::packet::{encode_response, parse_command, status_packet, CommandRef};
 use coffre_proto::timing::{exec_time_ms, ClockDivider};
@@ -19,13 +19,13 @@ use zeroize::Zeroizing;
 use super::{silicon, Atecc608, Register};
 
 /// The result of one command: response data, or a status.
-type Outcome = Result<Vec<u8>, Status>;
+pub(crate) type Outcome = Result<Vec<u8>, Status>;
 
-fn status(s: Status) -> Outcome {
+pub(crate) fn status(s: Status) -> Outcome {
     Err(s)
 }
 
-const OK: Outcome = Ok(Vec::new());
+pub(crate) const OK: Outcome = Ok(Vec::new());
 
 impl Atecc608 {
     /// Execute one command body (count … CRC). Returns the response packet
@@ -64,7 +64,16 @@ impl Atecc608 {
         if self.failure_mode && !matches!(op, opcode::SELFTEST | opcode::INFO | opcode::READ) {
             return (status_packet(Status::SelfTest).to_vec(), Some(op));
         }
-        let outcome = match op {
+        self.vol.tempkey_written = false;
+        // A command that changes non-volatile state commits only once the
+        // image holds it: when the save fails, the change is undone and the
+        // host gets an execution error, as if the EEPROM write had failed.
+        // Every command is covered (any of them may save: Write, Lock,
+        // GenKey, PrivWrite, DeriveKey, ECDH and KDF to a slot, SHA to a
+        // slot, counters…); the copy is small next to the command itself.
+        let before = self.image.is_some().then(|| self.nv.clone());
+        self.save_failed = false;
+        let mut outcome = match op {
             opcode::INFO => self.cmd_info(&cmd),
             opcode::READ => self.cmd_read(&cmd),
             opcode::WRITE => self.cmd_write(&cmd),
@@ -78,6 +87,14 @@ impl Atecc608 {
             opcode::COUNTER => self.cmd_counter(&cmd),
             opcode::SHA => self.cmd_sha(&cmd),
             opcode::UPDATE_EXTRA => self.cmd_update_extra(&cmd),
+            opcode::GENDIG => self.cmd_gendig(&cmd),
+            opcode::MAC => self.cmd_mac(&cmd),
+            opcode::CHECKMAC => self.cmd_checkmac(&cmd),
+            opcode::DERIVE_KEY => self.cmd_derive_key(&cmd),
+            opcode::PRIVWRITE => self.cmd_privwrite(&cmd),
+            opcode::ECDH => self.cmd_ecdh(&cmd),
+            opcode::AES => self.cmd_aes(&cmd),
+            opcode::KDF => self.cmd_kdf(&cmd),
             other => {
                 tracing::debug!(
                     "emulated chip: {} (0x{other:02X}) is not emulated; answering parse error",
@@ -86,12 +103,33 @@ impl Atecc608 {
                 status(Status::Parse)
             }
         };
-        // TempKey is cleared by every command but the few that build on it.
-        if !matches!(
-            op,
-            opcode::NONCE | opcode::GENDIG | opcode::GENKEY | opcode::INFO | opcode::CHECKMAC
-        ) {
+        if self.save_failed {
+            if let Some(before) = before {
+                self.nv = before;
+            }
+            if let Ok(data) = &mut outcome {
+                zeroize::Zeroize::zeroize(data);
+            }
+            outcome = status(Status::Execution);
+        }
+        // TempKey is cleared by every command but Info and, when they
+        // succeed, the few that build on it (DS508 §2.5.1); a command that
+        // wrote a new TempKey keeps it. The 608's AES leaves it alone
+        // (`silicon::AES_KEEPS_TEMPKEY`).
+        let keeps = op == opcode::INFO
+            || (op == opcode::AES && silicon::AES_KEEPS_TEMPKEY)
+            || (outcome.is_ok()
+                && matches!(
+                    op,
+                    opcode::NONCE | opcode::GENDIG | opcode::GENKEY | opcode::CHECKMAC
+                ));
+        if !keeps && !self.vol.tempkey_written {
             self.vol.tempkey = None;
+        }
+        // Any command other than SHA, or any SHA error, ends the SHA
+        // context (DS508 §9.17).
+        if op != opcode::SHA || outcome.is_err() {
+            self.vol.sha = None;
         }
         let packet = match outcome {
             Ok(data) if data.is_empty() => status_packet(Status::Success).to_vec(),
@@ -107,11 +145,11 @@ impl Atecc608 {
         (packet, Some(op))
     }
 
-    fn config_locked(&self) -> bool {
+    pub(crate) fn config_locked(&self) -> bool {
         self.nv.config.config_locked()
     }
 
-    fn data_locked(&self) -> bool {
+    pub(crate) fn data_locked(&self) -> bool {
         self.nv.config.data_locked()
     }
 
@@ -128,13 +166,17 @@ impl Atecc608 {
                 Ok(vec![self.key_valid(slot) as u8, 0, 0, 0])
             }
             0x02 => {
-                // State: bit 7 of byte 0 = TempKey valid, bit 6 = source
-                // flag, byte 1 bit 0 = message digest buffer valid.
+                // State, in the DS508 Table 9-26 layout: byte 0 = TempKey
+                // flags (NoMac, GenKeyData, GenDigData, SourceFlag, KeyID),
+                // byte 1 = Valid (b7), AuthKeyID (b6–3), AuthValid (b2), RNG
+                // seed flags (b1–0, never set here).
                 let tk = self.vol.tempkey.as_ref();
-                let b0 = (tk.is_some() as u8) << 7 | (tk.is_some_and(|t| t.from_input) as u8) << 6;
-                Ok(vec![b0, self.vol.msg_digest.is_some() as u8, 0, 0])
+                let b0 = tk.map_or(0, Register::flags);
+                let auth = self.vol.auth.map_or(0, |k| (k & 0x0F) << 3 | 0x04);
+                let b1 = (tk.is_some() as u8) << 7 | auth;
+                Ok(vec![b0, b1, 0, 0])
             }
-            0x03 => Ok(vec![0, 0, 0, 0]),
+            0x03 => status(silicon::INFO_GPIO_IN_I2C_MODE),
             0x04 => {
                 if c.param2 & 0x0002 != 0 {
                     self.vol.volatile_key_permit = c.param2 & 0x0001 != 0;
@@ -143,16 +185,6 @@ impl Atecc608 {
             }
             _ => status(Status::Parse),
         }
-    }
-
-    fn key_valid(&self, slot: u8) -> bool {
-        let kc = self.nv.config.key_config(slot);
-        kc.private() && kc.key_type() == KeyType::P256 && self.private_key(slot).is_some()
-    }
-
-    fn private_key(&self, slot: u8) -> Option<SigningKey> {
-        let bytes = self.nv.slot(slot);
-        SigningKey::from_slice(&bytes[4..36]).ok()
     }
 
     // ------------------------------------------------------------ Read
@@ -182,16 +214,29 @@ impl Atecc608 {
                     return status(Status::Execution);
                 }
                 let policy = self.nv.config.slot_policy(slot);
-                if policy.private_key || self.nv.config.slot_config(slot).is_secret() {
-                    // Secret slots are never read in clear; encrypted reads
-                    // need a GenDig-prepared TempKey, which this emulator
-                    // does not provide (see docs/chip-facts.md).
+                let sc = self.nv.config.slot_config(slot);
+                if policy.private_key {
                     return status(Status::Execution);
                 }
+                let encrypted = match (sc.is_secret(), sc.encrypt_read()) {
+                    (false, false) => false,
+                    (true, true) if len == BLOCK_SIZE => true,
+                    // IsSecret without EncryptRead: never; EncryptRead
+                    // without IsSecret: prohibited; 4-byte encrypted: no.
+                    _ => return status(Status::Execution),
+                };
                 let bytes = self.nv.slot(slot);
                 let mut out = vec![silicon::PAST_SLOT_END_FILL; len];
                 let end = (loc.offset + len).min(bytes.len());
                 out[..end - loc.offset].copy_from_slice(&bytes[loc.offset..end]);
+                if encrypted {
+                    // XOR with a TempKey that GenDig made from ReadKey over a
+                    // random nonce (CAL `atcah_decrypt`).
+                    let tk = self.gendig_tempkey(sc.read_key())?;
+                    for (o, k) in out.iter_mut().zip(tk.iter()) {
+                        *o ^= k;
+                    }
+                }
                 Ok(out)
             }
         }
@@ -215,7 +260,7 @@ impl Atecc608 {
             return status(Status::Parse);
         }
         let loc = decode_address(zone, c.param2, len).map_err(|_| silicon::BAD_ADDRESS)?;
-        let data = &c.data[..len];
+        let mut data = Zeroizing::new(c.data[..len].to_vec());
         match zone {
             Zone::Config => {
                 if self.config_locked() {
@@ -230,7 +275,7 @@ impl Atecc608 {
                 if (loc.offset..loc.offset + len).any(protected) {
                     return status(Status::Execution);
                 }
-                self.nv.config.0[loc.offset..loc.offset + len].copy_from_slice(data);
+                self.nv.config.0[loc.offset..loc.offset + len].copy_from_slice(&data);
                 self.save();
                 OK
             }
@@ -241,7 +286,7 @@ impl Atecc608 {
                 if self.data_locked() || encrypted || len != BLOCK_SIZE {
                     return status(Status::Execution);
                 }
-                self.nv.otp[loc.offset..loc.offset + len].copy_from_slice(data);
+                self.nv.otp[loc.offset..loc.offset + len].copy_from_slice(&data);
                 self.save();
                 OK
             }
@@ -256,9 +301,13 @@ impl Atecc608 {
                     return status(Status::Execution);
                 }
                 if !self.data_locked() {
-                    // Before the data lock: any non-key slot, 32 bytes at a time.
-                    if len != BLOCK_SIZE || encrypted {
+                    // Before the data lock: any non-key slot, 32 bytes at a
+                    // time, in clear or encrypted with any valid TempKey.
+                    if len != BLOCK_SIZE {
                         return status(Status::Execution);
+                    }
+                    if encrypted {
+                        self.decrypt_write(c, &mut data, None)?;
                     }
                 } else {
                     if policy.slot_locked {
@@ -270,14 +319,16 @@ impl Atecc608 {
                                 return status(Status::Execution);
                             }
                         }
-                        // Encrypted writes need a GenDig-prepared TempKey,
-                        // which this emulator does not provide.
+                        WritePolicy::Encrypted { write_key } if encrypted => {
+                            self.decrypt_write(c, &mut data, Some(write_key))?;
+                        }
                         _ => return status(Status::Execution),
                     }
                 }
                 let bytes = self.nv.slot_mut(slot);
                 let end = (loc.offset + len).min(bytes.len());
                 bytes[loc.offset..end].copy_from_slice(&data[..end - loc.offset]);
+                self.invalidate_written_public_key(slot);
                 self.save();
                 OK
             }
@@ -333,15 +384,17 @@ impl Atecc608 {
                 self.nv.config.set_data_lock_byte(LOCKED);
             }
             2 => {
+                // The summary is ignored for slot locks (DS508 §9.10; CAL
+                // `calib_lock_data_slot` sends 0).
                 let slot = (c.param1 >> 2) & 0x0F;
-                if !self.data_locked() || !self.nv.config.key_config(slot).lockable() {
+                if !self.config_locked()
+                    || (silicon::SLOT_LOCK_NEEDS_DATA_LOCK && !self.data_locked())
+                    || !self.nv.config.key_config(slot).lockable()
+                {
                     return status(Status::Execution);
                 }
                 if self.nv.config.slot_locked(slot) {
                     return status(silicon::RELOCK);
-                }
-                if check_crc && crc16(self.nv.slot(slot)) != c.param2 {
-                    return status(silicon::LOCK_CRC_MISMATCH);
                 }
                 self.nv.config.set_slot_locked(slot);
             }
@@ -351,61 +404,9 @@ impl Atecc608 {
         OK
     }
 
-    // ------------------------------------------------------------ GenKey
-
-    fn cmd_genkey(&mut self, c: &CommandRef<'_>) -> Outcome {
-        let create = match c.param1 {
-            0x04 => true,
-            0x00 => false,
-            // Digest and MAC modes are not emulated.
-            _ => return status(Status::Parse),
-        };
-        if !c.data.is_empty() && c.data.len() != 3 {
-            return status(Status::Parse);
-        }
-        if c.param2 == 0xFFFF && create {
-            // Private key into TempKey: returns the public key, nothing stored.
-            let key = SigningKey::random(&mut OsRng);
-            return Ok(public_key_bytes(key.verifying_key()).to_vec());
-        }
-        let slot = slot_param(c.param2)?;
-        let kc = self.nv.config.key_config(slot);
-        if !kc.private() || kc.key_type() != KeyType::P256 {
-            return status(Status::Execution);
-        }
-        if create && !self.nv.config.slot_config(slot).is_secret() {
-            return status(Status::Execution);
-        }
-        if create {
-            if silicon::GENKEY_NEEDS_CONFIG_LOCK && !self.config_locked() {
-                return status(Status::Execution);
-            }
-            if self.data_locked() {
-                let sc = self.nv.config.slot_config(slot);
-                if !sc.genkey_allowed() || self.nv.config.slot_locked(slot) {
-                    return status(Status::Execution);
-                }
-            }
-            let key = SigningKey::random(&mut OsRng);
-            let scalar = Zeroizing::new(key.to_bytes());
-            let bytes = self.nv.slot_mut(slot);
-            bytes[..4].fill(0);
-            bytes[4..36].copy_from_slice(&scalar);
-            let pk = public_key_bytes(key.verifying_key());
-            self.save();
-            Ok(pk.to_vec())
-        } else {
-            if self.data_locked() && !kc.pub_info() {
-                return status(Status::Execution);
-            }
-            let key = self.private_key(slot).ok_or(Status::Execution)?;
-            Ok(public_key_bytes(key.verifying_key()).to_vec())
-        }
-    }
-
     // ------------------------------------------------------------ Nonce / Random
 
-    fn random_bytes(&self) -> [u8; 32] {
+    pub(crate) fn random_bytes(&self) -> [u8; 32] {
         if !self.config_locked() {
             return silicon::UNLOCKED_RANDOM_PATTERN;
         }
@@ -427,7 +428,7 @@ impl Atecc608 {
                 h.update(c.data);
                 h.update([opcode::NONCE, mode, 0x00]);
                 let tk: [u8; 32] = h.finalize().into();
-                self.vol.tempkey = Some(Register::new(&tk, false));
+                self.set_tempkey(Register::new(&tk, false));
                 Ok(rand_out.to_vec())
             }
             0x03 => {
@@ -440,7 +441,7 @@ impl Atecc608 {
                 }
                 let reg = Register::new(c.data, true);
                 match mode & 0xC0 {
-                    0x00 => self.vol.tempkey = Some(reg),
+                    0x00 => self.set_tempkey(reg),
                     0x40 => {
                         self.vol.msg_digest = Some(reg);
                         self.vol.tempkey = None;
@@ -462,78 +463,6 @@ impl Atecc608 {
             return status(Status::Parse);
         }
         Ok(self.random_bytes().to_vec())
-    }
-
-    // ------------------------------------------------------------ Sign / Verify
-
-    fn take_source(&mut self, msg_digest: bool) -> Option<[u8; 32]> {
-        let reg = if msg_digest {
-            &mut self.vol.msg_digest
-        } else {
-            &mut self.vol.tempkey
-        };
-        let d = reg.as_ref().map(Register::digest);
-        if d.is_some() && silicon::SIGN_INVALIDATES_SOURCE {
-            *reg = None;
-        }
-        d
-    }
-
-    fn cmd_sign(&mut self, c: &CommandRef<'_>) -> Outcome {
-        let mode = c.param1;
-        if !c.data.is_empty() || mode & 0x1E != 0 {
-            return status(Status::Parse);
-        }
-        let slot = slot_param(c.param2)?;
-        if mode & 0x80 == 0 {
-            // Internal-message Sign needs a TempKey made by GenDig/GenKey
-            // digest modes, which this emulator does not produce.
-            return status(Status::Execution);
-        }
-        if silicon::SIGN_NEEDS_DATA_LOCK && !self.data_locked() {
-            return status(Status::Execution);
-        }
-        let policy = self.nv.config.slot_policy(slot);
-        if !policy.private_key || !policy.ext_sign {
-            return status(Status::Execution);
-        }
-        let key = self.private_key(slot).ok_or(Status::Execution)?;
-        let digest = self
-            .take_source(mode & 0x20 != 0)
-            .ok_or(Status::Execution)?;
-        let sig: Signature = key.sign_prehash(&digest).map_err(|_| Status::EccFault)?;
-        Ok(sig.to_bytes().to_vec())
-    }
-
-    fn cmd_verify(&mut self, c: &CommandRef<'_>) -> Outcome {
-        let mode = c.param1;
-        if mode & 0x07 != 0x02 || mode & 0x58 != 0 {
-            // Stored, validate and invalidate modes are not emulated.
-            return status(Status::Parse);
-        }
-        if mode & 0x80 != 0 {
-            // MAC output needs the IO protection key flow; not emulated.
-            return status(Status::Parse);
-        }
-        if c.param2 != coffre_proto::command::VERIFY_KEY_P256 || c.data.len() != 128 {
-            return status(Status::Parse);
-        }
-        let digest = self
-            .take_source(mode & 0x20 != 0)
-            .ok_or(Status::Execution)?;
-        let mut sec1 = [0u8; 65];
-        sec1[0] = 0x04;
-        sec1[1..].copy_from_slice(&c.data[64..]);
-        let Ok(vk) = VerifyingKey::from_sec1_bytes(&sec1) else {
-            return status(Status::Execution);
-        };
-        let Ok(sig) = Signature::from_slice(&c.data[..64]) else {
-            return status(Status::Miscompare);
-        };
-        match vk.verify_prehash(&digest, &sig) {
-            Ok(()) => OK,
-            Err(_) => status(Status::Miscompare),
-        }
     }
 
     // ------------------------------------------------------------ SelfTest / Counter / SHA
@@ -567,48 +496,20 @@ impl Atecc608 {
         if c.param2 > 1 || !c.data.is_empty() {
             return status(Status::Parse);
         }
-        let n = c.param2 as usize;
+        let n = c.param2 as u8;
+        let value = self.nv.config.counter(n);
         match c.param1 {
-            0x00 => Ok(self.nv.counters[n].to_le_bytes().to_vec()),
+            0x00 => Ok(value.to_le_bytes().to_vec()),
             0x01 => {
                 if !self.config_locked() {
                     return status(Status::Execution);
                 }
-                if self.nv.counters[n] >= coffre_proto::command::COUNTER_MAX {
+                if value >= coffre_proto::command::COUNTER_MAX {
                     return status(Status::Execution);
                 }
-                self.nv.counters[n] += 1;
+                self.nv.config.set_counter(n, value + 1);
                 self.save();
-                Ok(self.nv.counters[n].to_le_bytes().to_vec())
-            }
-            _ => status(Status::Parse),
-        }
-    }
-
-    fn cmd_sha(&mut self, c: &CommandRef<'_>) -> Outcome {
-        match c.param1 & 0x07 {
-            0x00 => {
-                if !c.data.is_empty() {
-                    return status(Status::Parse);
-                }
-                self.vol.sha = Some(Sha256::new());
-                OK
-            }
-            0x01 => {
-                if c.data.len() != 64 {
-                    return status(Status::Parse);
-                }
-                let h = self.vol.sha.as_mut().ok_or(Status::Execution)?;
-                h.update(c.data);
-                OK
-            }
-            0x02 => {
-                if c.data.len() > 63 || c.param2 as usize != c.data.len() {
-                    return status(Status::Parse);
-                }
-                let mut h = self.vol.sha.take().ok_or(Status::Execution)?;
-                h.update(c.data);
-                Ok(h.finalize().to_vec())
+                Ok((value + 1).to_le_bytes().to_vec())
             }
             _ => status(Status::Parse),
         }
@@ -636,7 +537,7 @@ impl Atecc608 {
     }
 }
 
-fn slot_param(p2: u16) -> Result<u8, Status> {
+pub(crate) fn slot_param(p2: u16) -> Result<u8, Status> {
     if p2 > 15 {
         Err(Status::Parse)
     } else {

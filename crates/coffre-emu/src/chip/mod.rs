@@ -1,13 +1,17 @@
 //! The emulated ATECC608B, at I2C-transaction level.
 //!
-//! State is split as on the silicon: non-volatile ([`NvState`]: config, OTP,
-//! data zone, counters) survives sleep and power loss and is what the image
+//! State is split as on the silicon: non-volatile ([`NvState`]: config with
+//! its monotonic counters, OTP, data zone) survives sleep and power loss and is what the image
 //! file stores; volatile state (TempKey, message digest buffer, alternate
 //! key buffer, SHA context, I/O buffer) survives idle but not sleep,
 //! watchdog expiry or power loss.
 
+mod ecc;
 mod exec;
+mod keys;
+mod sha;
 pub mod silicon;
+mod symmetric;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,15 +35,14 @@ pub struct NvState {
     pub otp: [u8; OTP_SIZE],
     /// The data zone, slots back to back (see `coffre_proto::zone::slot_offset`).
     pub data: Zeroizing<Vec<u8>>,
-    /// Monotonic counters 0 and 1.
-    pub counters: [u32; 2],
 }
 
 impl std::fmt::Debug for NvState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NvState")
             .field("config", &self.config)
-            .field("counters", &self.counters)
+            .field("counter0", &self.config.counter(0))
+            .field("counter1", &self.config.counter(1))
             .finish_non_exhaustive()
     }
 }
@@ -51,7 +54,6 @@ impl NvState {
             config,
             otp: [0; OTP_SIZE],
             data: Zeroizing::new(vec![0; DATA_SIZE]),
-            counters: [0; 2],
         }
     }
 
@@ -84,26 +86,43 @@ pub enum Power {
     Awake,
 }
 
-/// A 32- or 64-byte volatile register (TempKey, message digest buffer…).
+/// A 32- or 64-byte volatile register (TempKey, message digest buffer…)
+/// with TempKey's flags (DS508 §2.5.1; CryptoAuthLib `atca_temp_key_t`).
 #[derive(Clone)]
 pub(crate) struct Register {
     pub value: Zeroizing<[u8; 64]>,
-    /// 32 or 64 (reported by Info State; 64-byte loads feed SHA/HMAC modes).
-    #[allow(dead_code, reason = "kept to model the register's 32/64-byte flag")]
+    /// 32 or 64 (64-byte loads feed the KDF and AES modes that read the
+    /// upper half).
     pub len: usize,
     /// TempKey.SourceFlag: true when loaded from the host (pass-through),
     /// false when it includes an internal random number.
     pub from_input: bool,
+    /// TempKey.GenDigData: made by GenDig over a data slot (`key_id`).
+    pub gen_dig_data: bool,
+    /// TempKey.GenKeyData: made by a GenKey digest of slot `key_id`.
+    pub gen_key_data: bool,
+    /// TempKey.NoMacFlag: made from a key whose SlotConfig.NoMac is set.
+    pub no_mac: bool,
+    /// TempKey.KeyID: the slot of the last GenDig/GenKey digest.
+    pub key_id: u8,
+    /// Holds a P-256 private key (GenKey with key id 0xFFFF), for ECDH.
+    pub ecc_private: bool,
 }
 
 impl Register {
     pub fn new(bytes: &[u8], from_input: bool) -> Register {
         let mut value = Zeroizing::new([0u8; 64]);
-        value[..bytes.len()].copy_from_slice(bytes);
+        let n = bytes.len().min(64);
+        value[..n].copy_from_slice(&bytes[..n]);
         Register {
             value,
-            len: bytes.len(),
+            len: n,
             from_input,
+            gen_dig_data: false,
+            gen_key_data: false,
+            no_mac: false,
+            key_id: 0,
+            ecc_private: false,
         }
     }
 
@@ -112,6 +131,22 @@ impl Register {
         d.copy_from_slice(&self.value[..32]);
         d
     }
+
+    /// The flags byte of Info State and of the Sign(Internal) message:
+    /// b0–3 KeyID, b4 SourceFlag, b5 GenDigData, b6 GenKeyData, b7 NoMacFlag.
+    pub fn flags(&self) -> u8 {
+        (self.key_id & 0x0F)
+            | (self.from_input as u8) << 4
+            | (self.gen_dig_data as u8) << 5
+            | (self.gen_key_data as u8) << 6
+            | (self.no_mac as u8) << 7
+    }
+}
+
+/// The SHA engine's context between SHA commands.
+pub(crate) enum ShaContext {
+    Plain(sha2::Sha256),
+    Hmac(Box<hmac::Hmac<sha2::Sha256>>),
 }
 
 #[derive(Default)]
@@ -119,13 +154,45 @@ pub(crate) struct Volatile {
     pub tempkey: Option<Register>,
     pub msg_digest: Option<Register>,
     pub alt_key: Option<Register>,
-    pub sha: Option<sha2::Sha256>,
+    pub sha: Option<ShaContext>,
     pub volatile_key_permit: bool,
+    /// AuthValid with AuthKeyID: set by a matching CheckMac.
+    pub auth: Option<u8>,
+    /// Set by a command that wrote TempKey (so the end-of-command rule
+    /// that clears TempKey leaves the new value alone).
+    pub tempkey_written: bool,
 }
 
-/// Something the chip could not save to its image file.
+/// Something the chip could not save to its image file: the command that
+/// made the change answered an execution error and the change was undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistError(pub String);
+
+impl PersistError {
+    fn new(e: &crate::image::ImageError) -> PersistError {
+        // The whole chain, e.g. "chip.img: cannot write: No space left on device".
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        PersistError(msg)
+    }
+}
+
+impl std::fmt::Display for PersistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the emulated chip could not save its image ({}); the change was not made",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PersistError {}
 
 /// Counters of what the chip has done (for tests and benchmarks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -153,6 +220,7 @@ pub struct Atecc608 {
     watchdog_deadline: Option<Duration>,
     image: Option<PathBuf>,
     persist_error: Option<PersistError>,
+    save_failed: bool,
     failure_mode: bool,
     fail_self_test: bool,
     stats: Stats,
@@ -186,6 +254,7 @@ impl Atecc608 {
             watchdog_deadline: None,
             image: None,
             persist_error: None,
+            save_failed: false,
             failure_mode: false,
             fail_self_test: false,
             stats: Stats::default(),
@@ -303,11 +372,15 @@ impl Atecc608 {
         self.out_pos = 0;
     }
 
+    /// Save the non-volatile state to the image, if any. A failure is kept
+    /// for [`Atecc608::take_persist_error`] and makes the running command
+    /// fail (see `execute`): the chip never reports success for a change
+    /// its image does not hold.
     pub(crate) fn save(&mut self) {
         if let Some(path) = self.image.clone() {
             if let Err(e) = crate::image::save(&path, &self.nv) {
-                tracing::error!("emulated chip: could not save {}: {e}", path.display());
-                self.persist_error = Some(PersistError(e.to_string()));
+                self.save_failed = true;
+                self.persist_error = Some(PersistError::new(&e));
             }
         }
     }

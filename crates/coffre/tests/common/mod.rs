@@ -4,6 +4,25 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// A child process stopped with SIGTERM (then SIGKILL after 5 s) when dropped.
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+    }
+}
+
 /// Run `coffre args…` in `dir`, no standard input.
 pub fn coffre(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_coffre"))
@@ -32,4 +51,53 @@ pub fn err(args: &[&str], dir: &Path) -> String {
     let o = coffre(args, dir);
     assert!(!o.status.success(), "coffre {args:?} should fail");
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A tmpfs of `size` (e.g. "64k") mounted on `dir`, unmounted on drop: a
+/// real small disk to fill. Mounting needs root, as the test suite has in
+/// CI; without it the test fails and says so rather than passing unseen.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            o.status.success(),
+            "this test mounts a small tmpfs to fill it and needs root (CI runs the suite as root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fill the file system: a file grows until the disk refuses a byte.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = [0u8; 512];
+        while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+        while f.write_all(&chunk[..1]).and_then(|_| f.sync_all()).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The names of the files in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

@@ -1,0 +1,148 @@
+//! One simulated device: its thread connects, waits for the publishing
+//! phase, publishes its readings at its own phase, disconnects, and says
+//! how it went.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use coffre_agent::mqtt::{BrokerAddr, Client, ClientOptions, MqttVersion, QoS};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::options::TOPIC;
+use crate::stage::provision::Device;
+
+/// The payload of a fleet reading.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FleetReading {
+    pub device: String,
+    pub seq: u64,
+    /// Microseconds since the simulator's clock origin, at publish time.
+    pub sent_us: u64,
+    pub temperature_c: f64,
+    pub humidity_pct: f64,
+    pub pressure_hpa: f64,
+}
+
+/// What a device thread reports.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceResult {
+    pub connect: Option<Duration>,
+    pub connected_at: Option<Instant>,
+    pub connect_error: Option<String>,
+    pub published: u64,
+    pub publish_failures: u64,
+    pub publish_error: Option<String>,
+}
+
+/// The shared "start publishing" signal.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    start: Mutex<Option<Instant>>,
+    cv: Condvar,
+}
+
+impl Gate {
+    pub fn open(&self, at: Instant) {
+        *self.start.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) -> Instant {
+        let mut g = self.start.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(t) = *g {
+                return t;
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// MQTT options of a fleet client (devices and subscriber).
+pub(crate) fn client_options(broker: SocketAddr, id: &str, interval: Duration) -> ClientOptions {
+    let mut o = ClientOptions::new(BrokerAddr::from(broker), id);
+    o.version = MqttVersion::V5;
+    o.keep_alive = (interval * 3).max(Duration::from_secs(60));
+    o.connect_timeout = Duration::from_secs(60);
+    o.timeout = Duration::from_secs(30);
+    o
+}
+
+/// What every device thread shares.
+#[derive(Debug)]
+pub(crate) struct DeviceCtx {
+    pub broker: SocketAddr,
+    pub interval: Duration,
+    pub duration: Duration,
+    pub origin: Instant,
+    pub gate: Arc<Gate>,
+    pub connected: Arc<AtomicUsize>,
+    pub failed: Arc<AtomicUsize>,
+}
+
+/// The body of a device thread.
+pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
+    let mut r = DeviceResult::default();
+    let opts = client_options(ctx.broker, d.id(), ctx.interval);
+    let t = Instant::now();
+    let mut client = match Client::connect(&opts, d.tls()) {
+        Ok(c) => c,
+        Err(e) => {
+            r.connect_error = Some(format!("{}: {e}", d.id()));
+            ctx.failed.fetch_add(1, Ordering::Relaxed);
+            return r;
+        }
+    };
+    r.connect = Some(t.elapsed());
+    r.connected_at = Some(Instant::now());
+    ctx.connected.fetch_add(1, Ordering::Relaxed);
+    let start = ctx.gate.wait();
+    let phase = ctx
+        .interval
+        .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
+    let end = start + ctx.duration;
+    let mut seq = 0u64;
+    loop {
+        let due = start + phase + ctx.interval * seq as u32;
+        if due >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        seq += 1;
+        let reading = FleetReading {
+            device: d.id().to_owned(),
+            seq,
+            sent_us: ctx.origin.elapsed().as_micros() as u64,
+            temperature_c: 21.5 + (d.index() % 50) as f64 / 10.0,
+            humidity_pct: 45.0,
+            pressure_hpa: 1013.25,
+        };
+        let payload = serde_json::to_vec(&reading).unwrap_or_default();
+        match client.publish(TOPIC, &payload, QoS::AtLeastOnce, false) {
+            Ok(o) if o.reason.0 == 0 => r.published += 1,
+            Ok(o) => {
+                r.publish_failures += 1;
+                r.publish_error.get_or_insert_with(|| {
+                    format!("{}: PUBACK reason 0x{:02X}", d.id(), o.reason.0)
+                });
+                // The seq was used but not accepted: stop, so the
+                // subscriber's accounting stays exact.
+                break;
+            }
+            Err(e) => {
+                r.publish_failures += 1;
+                r.publish_error
+                    .get_or_insert_with(|| format!("{}: {e}", d.id()));
+                return r;
+            }
+        }
+    }
+    let _ = client.disconnect();
+    r
+}

@@ -1,0 +1,129 @@
+//! [`run`]: the stages of [`crate::stage`], chained.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::options::{device_id, FleetOptions, Progress, SUB_ID};
+use crate::stage::{self, BrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs};
+use crate::util;
+
+/// Build the lab, run the fleet, measure. `progress` is called from the
+/// calling thread.
+///
+/// A temporary working directory (no [`FleetOptions::dir`]) is removed at
+/// the end unless the run is not clean or failed in a way its broker log
+/// explains; it is then kept for that log.
+pub fn run(opts: &FleetOptions, progress: &mut dyn FnMut(Progress)) -> Result<FleetReport> {
+    opts.validate()?;
+    // Every device holds a socket in this process and in the broker; keep
+    // headroom for files, pipes and the subscriber.
+    let nofile_limit = util::raise_nofile(opts.devices as u64 + 1024)?;
+    let (dir, tmp) = work_dir(opts.dir.as_deref())?;
+    let result = stages(opts, &dir, nofile_limit, progress);
+    let keep = match &result {
+        Ok(r) => !r.ok(),
+        Err(e) => e.has_broker_log(),
+    };
+    if let (Some(t), true) = (tmp, keep) {
+        let _ = t.keep();
+    }
+    result
+}
+
+/// The working directory: the one given (created if needed) or a fresh
+/// temporary one, on /dev/shm when present.
+fn work_dir(given: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(d) = given {
+        std::fs::create_dir_all(d).map_err(|source| Error::Io {
+            what: "creating",
+            path: d.to_path_buf(),
+            source,
+        })?;
+        return Ok((d.to_path_buf(), None));
+    }
+    let mut b = tempfile::Builder::new();
+    b.prefix("coffre-fleet-");
+    let shm = Path::new("/dev/shm");
+    let t = if shm.is_dir() {
+        b.tempdir_in(shm)
+    } else {
+        b.tempdir()
+    }
+    .map_err(Error::TempDir)?;
+    Ok((t.path().to_path_buf(), Some(t)))
+}
+
+fn stages(
+    opts: &FleetOptions,
+    dir: &Path,
+    nofile_limit: u64,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FleetReport> {
+    let n = opts.devices;
+    let base_rss_kib = util::self_rss_kib();
+
+    let provisioned = stage::provision(
+        &ProvisionPlan {
+            dir: dir.to_path_buf(),
+            devices: n,
+            mode: opts.mode,
+        },
+        progress,
+    )?;
+
+    let broker = stage::broker(
+        &BrokerPlan {
+            pki_dir: provisioned.pki_dir.clone(),
+            out_dir: dir.join("broker"),
+            publishers: (1..=n).map(device_id).collect(),
+            subscriber: SUB_ID.into(),
+        },
+        progress,
+    )?;
+
+    let origin = Instant::now();
+    let listener = stage::listen(&broker, provisioned.subscriber, n, opts.interval, origin)?;
+
+    let ramped = stage::ramp(
+        &broker,
+        provisioned.devices,
+        &RampPlan {
+            rate: opts.rate,
+            stack_size: opts.stack_size,
+            interval: opts.interval,
+            duration: opts.duration,
+            origin,
+        },
+        progress,
+    );
+
+    let published = stage::publish(
+        ramped.fleet,
+        &broker,
+        opts.duration,
+        &ramped.figures.spawn_errors,
+        progress,
+    );
+
+    let collected = stage::collect(listener, &published)?;
+    let publish_cpu = published.cpu.read();
+    let addr = broker.addr();
+    broker.stop();
+
+    Ok(stage::report(ReportInputs {
+        devices: n,
+        mode: opts.mode,
+        rate: opts.rate,
+        duration: opts.duration,
+        dir: dir.to_path_buf(),
+        broker: addr.to_string(),
+        nofile_limit,
+        base_rss_kib,
+        provisioning: provisioned.elapsed,
+        ramp: ramped.figures,
+        published,
+        publish_cpu,
+        collected,
+    }))
+}

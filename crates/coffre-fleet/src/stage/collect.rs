@@ -1,0 +1,175 @@
+//! Stage 5, collect: one subscriber, with its own chip and certificate,
+//! receives every reading and accounts for it per device (loss,
+//! duplicates) and in time (end-to-end latency on the process clock).
+//!
+//! It is started with [`listen`] before the ramp and finished with
+//! [`collect`] once the devices are done.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use coffre_agent::mqtt::{Client, QoS};
+
+use crate::device::{client_options, FleetReading};
+use crate::error::{Error, Result};
+use crate::options::{device_index, TOPIC};
+use crate::stage::broker::Broker;
+use crate::stage::provision::Device;
+use crate::stage::publish::Published;
+use crate::stats::{Delivery, SeqTracker};
+
+/// The subscriber, connected and subscribed, receiving on its own thread.
+#[derive(Debug)]
+pub struct Listener {
+    handle: JoinHandle<SubResult>,
+    stop: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+    log: PathBuf,
+}
+
+/// What the collect stage produces.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// Loss and duplicate accounting against what the devices published.
+    pub delivery: Delivery,
+    /// End-to-end latency of every reading received, ms.
+    pub latency_ms: Vec<f64>,
+}
+
+/// What the subscriber thread collected.
+#[derive(Debug)]
+struct SubResult {
+    tracker: SeqTracker,
+    latencies_ms: Vec<f64>,
+    error: Option<coffre_agent::Error>,
+}
+
+/// Connect `subscriber` to `broker`, subscribe to [`TOPIC`] and start
+/// receiving. `origin` is the clock the devices stamp their readings
+/// with.
+pub fn listen(
+    broker: &Broker,
+    subscriber: Device,
+    devices: usize,
+    interval: Duration,
+    origin: Instant,
+) -> Result<Listener> {
+    let mut client = Client::connect(
+        &client_options(broker.addr(), subscriber.id(), interval),
+        subscriber.tls(),
+    )
+    .map_err(|source| Error::Subscriber {
+        what: "connecting the subscriber",
+        source,
+    })?;
+    let granted = client
+        .subscribe(&[(TOPIC, QoS::AtLeastOnce)])
+        .map_err(|source| Error::Subscriber {
+            what: "subscribing",
+            source,
+        })?;
+    if granted.first().map(|r| r.0) != Some(1) {
+        return Err(Error::SubscriptionRefused {
+            topic: TOPIC,
+            granted: format!("{granted:?}"),
+            log: broker.log_path().to_path_buf(),
+        });
+    }
+    let stop = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let handle = {
+        let stop = stop.clone();
+        let received = received.clone();
+        std::thread::Builder::new()
+            .name("fleet-sub".into())
+            .spawn(move || receive(client, devices, origin, &stop, &received))
+            .map_err(|e| Error::Spawn("subscriber", e))?
+    };
+    Ok(Listener {
+        handle,
+        stop,
+        received,
+        log: broker.log_path().to_path_buf(),
+    })
+}
+
+/// Wait (up to 10 s) for the subscriber to receive every reading the
+/// devices published, then 300 ms more for duplicates to show; stop it and
+/// account.
+pub fn collect(listener: Listener, published: &Published) -> Result<Collected> {
+    let expected = published.total();
+    listener.stop.store(expected + 1, Ordering::Release);
+    let drain = Instant::now();
+    while listener.received.load(Ordering::Relaxed) < expected
+        && drain.elapsed() < Duration::from_secs(10)
+    {
+        if listener.handle.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    listener.stop.store(u64::MAX, Ordering::Release);
+    let sub = listener
+        .handle
+        .join()
+        .map_err(|_| Error::Panicked("subscriber"))?;
+    if let Some(source) = sub.error {
+        return Err(Error::SubscriberFailed {
+            log: listener.log,
+            source,
+        });
+    }
+    Ok(Collected {
+        delivery: sub.tracker.delivery(&published.per_device),
+        latency_ms: sub.latencies_ms,
+    })
+}
+
+/// The subscriber thread: account for each message until told to stop.
+fn receive(
+    mut client: Client,
+    devices: usize,
+    origin: Instant,
+    stop: &AtomicU64,
+    received: &AtomicU64,
+) -> SubResult {
+    let mut tracker = SeqTracker::new(devices + 1);
+    let mut latencies_ms = Vec::new();
+    let mut error = None;
+    loop {
+        // stop: 0 = run; otherwise the number of messages to wait for
+        // (+1), or u64::MAX to stop at once.
+        let target = stop.load(Ordering::Acquire);
+        if target != 0 && (target == u64::MAX || tracker.received() + 1 >= target) {
+            break;
+        }
+        match client.poll(Duration::from_millis(100)) {
+            Ok(Some(m)) => {
+                let now_us = origin.elapsed().as_micros() as u64;
+                match serde_json::from_slice::<FleetReading>(&m.payload) {
+                    Ok(r) => {
+                        tracker.record(device_index(&r.device).unwrap_or(0), r.seq);
+                        latencies_ms.push(now_us.saturating_sub(r.sent_us) as f64 / 1000.0);
+                    }
+                    Err(_) => tracker.record(0, 0),
+                }
+                received.store(tracker.received(), Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = client.disconnect();
+    SubResult {
+        tracker,
+        latencies_ms,
+        error,
+    }
+}

@@ -1,0 +1,27 @@
+//! The stages of a fleet run, in order. Each is a function from what it
+//! needs to what it produces; [`run`](crate::run) chains them, and a test
+//! or a tool can run them one by one.
+//!
+//! | stage | function | needs | produces |
+//! |---|---|---|---|
+//! | provision | [`provision()`] | [`ProvisionPlan`] | [`Provisioned`]: PKI, one chip and identity per [`Device`], the manifest |
+//! | broker | [`broker()`] | [`BrokerPlan`] | a running [`Broker`] |
+//! | collect (start) | [`listen`] | the broker, the subscriber's [`Device`] | a [`Listener`] |
+//! | ramp | [`ramp()`] | the broker, the devices, a [`RampPlan`] | [`Ramped`]: [`Connected`] devices and [`RampFigures`] |
+//! | publish | [`publish()`] | the [`Connected`] devices | [`Published`] |
+//! | collect | [`collect()`] | the [`Listener`], [`Published`] | [`Collected`] |
+//! | report | [`report()`] | [`ReportInputs`] | a [`FleetReport`] |
+
+pub mod broker;
+pub mod collect;
+pub mod provision;
+pub mod publish;
+pub mod ramp;
+pub mod report;
+
+pub use broker::{broker, Broker, BrokerPlan};
+pub use collect::{collect, listen, Collected, Listener};
+pub use provision::{provision, Device, ProvisionPlan, Provisioned};
+pub use publish::{publish, Published};
+pub use ramp::{ramp, Connected, RampFigures, RampPlan, Ramped};
+pub use report::{report, CpuFigures, FleetReport, MemoryFigures, ReportInputs};

@@ -1,0 +1,384 @@
+//! Files coffre owns, handled one way everywhere:
+//!
+//! - [`write_atomic`]: temporary file in the same directory, `fsync`,
+//!   rename over the target, `fsync` of the directory. A crash leaves the
+//!   old file or the new one; a failed write (full disk, quota) is returned
+//!   and leaves no temporary file behind.
+//! - [`LockFile`]: an exclusive advisory lock (`flock`) that records who
+//!   holds it (pid and command line), so a second writer is told whom it
+//!   collides with. The lock goes with the process: a crash releases it.
+//! - [`read_limited`]: read a whole file, refusing one larger than a bound
+//!   (a device such as `/dev/zero` is refused instead of read forever).
+//! - [`rotate`]: keep the previous versions of a log (`log.1` … `log.N`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// `path` made absolute with its directory resolved (the file itself may
+/// not exist yet), so two spellings of one file compare equal.
+fn absolute(path: &Path) -> PathBuf {
+    let dir = parent_dir(path);
+    let dir = fs::canonicalize(&dir).unwrap_or(dir);
+    match path.file_name() {
+        Some(n) => dir.join(n),
+        None => dir,
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Make a rename or creation in `dir` durable. Not every platform can open
+/// a directory to sync it; where it cannot, there is nothing more to do.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir) {
+        Ok(d) => match d.sync_all() {
+            Ok(()) => Ok(()),
+            // Some file systems refuse fsync on a directory handle.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+static TMP_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Replace `path` with `bytes` atomically, the new file getting permission
+/// bits `mode` (Unix). On any error the target is unchanged and the
+/// temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, mode, |f| f.write_all(bytes))
+}
+
+/// As [`write_atomic`], with the content produced by `fill` (which writes
+/// into the temporary file).
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts.open(&tmp)?;
+    let result = (|| {
+        fill(&mut f)?;
+        f.flush()?;
+        f.sync_all()?;
+        // The umask may have narrowed the mode: set it exactly.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        fs::rename(&tmp, path)
+    })();
+    drop(f);
+    match result {
+        Ok(()) => sync_dir(&dir),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Read all of `path`, refusing a file (or device) longer than `limit`
+/// bytes with an [`io::ErrorKind::InvalidData`] error that says so.
+pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut out = Vec::new();
+    f.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit}-byte limit for this file"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Move `path` to `path.1`, `path.1` to `path.2`, … keeping `keep`
+/// previous versions (the oldest is deleted). Nothing happens when `path`
+/// does not exist. `keep == 0` deletes `path`.
+pub fn rotate(path: &Path, keep: u32) -> io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let numbered = |n: u32| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    };
+    if keep == 0 {
+        return fs::remove_file(path);
+    }
+    match fs::remove_file(numbered(keep)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for n in (1..keep).rev() {
+        match fs::rename(numbered(n), numbered(n + 1)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    fs::rename(path, numbered(1))?;
+    sync_dir(&parent_dir(path))
+}
+
+/// Why a lock could not be taken.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LockError {
+    /// Another process holds the lock.
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder recorded: `pid N: command line`.
+        holder: String,
+    },
+    /// The lock file could not be created or locked.
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { path, holder } => {
+                write!(
+                    f,
+                    "{} is held by another process ({holder})",
+                    path.display()
+                )
+            }
+            LockError::Io { path, .. } => write!(f, "cannot lock {}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Held { .. } => None,
+            LockError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+/// An exclusive advisory lock on a lock file, held until dropped (or the
+/// process ends). The file records the holder; it is left in place when the
+/// lock is released (removing it would race with the next locker).
+#[derive(Debug)]
+pub struct LockFile {
+    path: PathBuf,
+    _file: File,
+}
+
+/// `pid N: command line` of this process (the command line cut to 200
+/// characters).
+pub fn this_process() -> String {
+    let mut cmd = std::env::args().collect::<Vec<_>>().join(" ");
+    if cmd.chars().count() > 200 {
+        cmd = cmd.chars().take(200).collect::<String>() + "…";
+    }
+    format!("pid {}: {cmd}", std::process::id())
+}
+
+impl LockFile {
+    /// Take the lock on `path` (created if missing) without waiting.
+    pub fn try_lock(path: &Path) -> Result<LockFile, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                let mut text = String::new();
+                let _ = (&file).take(512).read_to_string(&mut text);
+                let holder = match text.trim() {
+                    "" => "holder unknown".to_string(),
+                    t => t.to_string(),
+                };
+                return Err(LockError::Held {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(e) => return Err(io_err(e.into())),
+        }
+        // Record the holder for whoever collides with us. A failure here
+        // does not weaken the lock itself.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "{}", this_process());
+        Ok(LockFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
+    }
+
+    /// Take the lock on `path` for this process: a second call for the same
+    /// path while the first lock is alive returns the same lock instead of
+    /// colliding with it. Other processes are refused as with
+    /// [`LockFile::try_lock`].
+    pub fn for_process(path: &Path) -> Result<Arc<LockFile>, LockError> {
+        static HELD: Mutex<Vec<(PathBuf, Weak<LockFile>)>> = Mutex::new(Vec::new());
+        let key = absolute(path);
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(l) = held
+            .iter()
+            .find(|(p, _)| *p == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Ok(l);
+        }
+        let l = Arc::new(LockFile::try_lock(path)?);
+        held.push((key, Arc::downgrade(&l)));
+        Ok(l)
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o644
+            );
+        }
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_file_and_removes_the_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"old", 0o600).unwrap();
+        let err = write_atomic_with(&p, 0o600, |f| {
+            f.write_all(b"half")?;
+            Err(io::Error::from_raw_os_error(28)) // ENOSPC
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn read_limited_refuses_endless_devices() {
+        let e = read_limited(Path::new("/dev/zero"), 4096).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        fs::write(&p, [7u8; 10]).unwrap();
+        assert_eq!(read_limited(&p, 10).unwrap().len(), 10);
+        assert!(read_limited(&p, 9).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_n_previous_versions() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        for i in 0..5 {
+            fs::write(&p, format!("run {i}")).unwrap();
+            rotate(&p, 3).unwrap();
+        }
+        assert!(!p.exists());
+        let r = |n| fs::read_to_string(d.path().join(format!("log.{n}"))).unwrap();
+        assert_eq!(r(1), "run 4");
+        assert_eq!(r(2), "run 3");
+        assert_eq!(r(3), "run 2");
+        assert!(!d.path().join("log.4").exists());
+        rotate(&p, 3).unwrap(); // nothing to rotate
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder_and_a_released_lock_is_free() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.lock");
+        let held = LockFile::try_lock(&p).unwrap();
+        // flock locks belong to the open file description: a second open,
+        // even in this process, collides like another process would.
+        match LockFile::try_lock(&p).unwrap_err() {
+            LockError::Held { holder, .. } => {
+                assert!(
+                    holder.contains(&format!("pid {}", std::process::id())),
+                    "{holder}"
+                )
+            }
+            e => panic!("unexpected {e}"),
+        }
+        drop(held);
+        LockFile::try_lock(&p).unwrap();
+    }
+
+    #[test]
+    fn the_process_lock_is_shared_within_the_process() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("y.lock");
+        let a = LockFile::for_process(&p).unwrap();
+        let b = LockFile::for_process(&d.path().join(".").join("y.lock")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(LockFile::try_lock(&p).is_err());
+        drop((a, b));
+        LockFile::try_lock(&p).unwrap();
+    }
+}

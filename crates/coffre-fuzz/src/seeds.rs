@@ -1,0 +1,101 @@
+//! Seed inputs for every target: well-formed examples the fuzzer mutates
+//! (written into `fuzz/corpus/<target>/` by `coffre-fuzz-seed`).
+
+use coffre_emu::image;
+use coffre_emu::presets::Preset;
+use coffre_proto::command::{self, AccessSize, InfoMode, MessageSource, NonceTarget};
+use coffre_proto::packet::{self, Command};
+use coffre_proto::zone::Zone;
+
+fn body(c: &Command) -> Vec<u8> {
+    let mut b = [0u8; packet::MAX_PACKET];
+    let n = c.encode_body(&mut b).expect("fits");
+    b[..n].to_vec()
+}
+
+fn commands() -> Vec<Command> {
+    let mut v = vec![
+        command::info(InfoMode::Revision),
+        command::read(Zone::Config, AccessSize::Block, 0),
+        command::read(Zone::Data, AccessSize::Block, 8 << 3),
+        command::read(Zone::Otp, AccessSize::Word, 0),
+        command::genkey_public(0),
+        command::genkey_create(2),
+        command::random(),
+        command::nonce_random(&[7; 20], false),
+        command::sign_external(0, MessageSource::TempKey),
+        command::self_test(0x3B),
+        command::sha_start(),
+        command::update_extra(false, 0),
+    ];
+    v.extend(command::nonce_passthrough(
+        NonceTarget::TempKey,
+        &[0x11; 32],
+    ));
+    v.extend(command::write(Zone::Data, 8 << 3, &[0x22; 32]));
+    v.extend(command::counter_read(0));
+    v
+}
+
+/// A chip program (see [`crate::chip::transactions`]) running `cmds`:
+/// wake, then for each command write it and read its answer.
+fn program(preset: u8, cmds: &[Command]) -> Vec<u8> {
+    let mut p = vec![preset, 0];
+    for c in cmds {
+        let d = c.data();
+        p.push(1);
+        p.push(c.opcode);
+        p.push(c.param1);
+        p.extend_from_slice(&c.param2.to_le_bytes());
+        p.push(d.len() as u8);
+        p.extend_from_slice(d);
+        p.extend_from_slice(&[4, 95]);
+    }
+    p
+}
+
+/// Seeds of the target `name`.
+pub fn seeds(name: &str) -> Vec<Vec<u8>> {
+    match name {
+        "proto_response" => {
+            let mut v: Vec<Vec<u8>> = [0x00u8, 0x01, 0x03, 0x0F, 0x11, 0xEE, 0xFF]
+                .iter()
+                .map(|s| packet::status_packet(coffre_proto::Status::from_byte(*s)).to_vec())
+                .collect();
+            for data in [&[0u8, 0, 0x60, 0x03][..], &[0x5A; 32], &[0xA5; 64]] {
+                let mut b = [0u8; 256];
+                let n = packet::encode_response(data, &mut b).expect("fits");
+                v.push(b[..n].to_vec());
+            }
+            v
+        }
+        "proto_command" => commands().iter().map(body).collect(),
+        "proto_config" => [Preset::Tngtls, Preset::Blank]
+            .iter()
+            .map(|p| p.build().config.as_bytes().to_vec())
+            .collect(),
+        "driver_bus" | "sensors_bus" => {
+            // Acknowledged transactions answering a woken chip, then
+            // plausible responses.
+            let mut awake = vec![0x10, 0x04, 0x11, 0x33, 0x43];
+            for _ in 0..8 {
+                awake.extend_from_slice(&[0x10, 0x07, 0x00, 0x00, 0x60, 0x03, 0x00, 0x00]);
+            }
+            vec![awake, vec![0x10; 64], vec![0x00; 16]]
+        }
+        "emu_chip" => {
+            let cmds = commands();
+            vec![program(0, &cmds), program(1, &cmds), program(0, &cmds[..3])]
+        }
+        "emu_image" => [Preset::Tngtls, Preset::Blank]
+            .iter()
+            .map(|p| image::encode(&p.build()).to_vec())
+            .collect(),
+        "kit_session" => vec![
+            b"\x00b:d(0)\ne:physical:select(6a)\ne:t(0730000000035D)\n".to_vec(),
+            b"\x01b:d(0)\ne:physical:select(c0)\ne:w()\ne:t(0730000000035D)\ne:i()\ne:s()\n"
+                .to_vec(),
+        ],
+        _ => Vec::new(),
+    }
+}
