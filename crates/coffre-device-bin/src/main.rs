@@ -106,6 +106,9 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
+            // This binary has no IO protection key (a hardened chip in lab
+            // mode needs `coffre publish`, which reads <pki>/devices/<id>.iokey).
+            io_key: None,
         },
         &mut |step, msg| out.boot_step(step, msg),
     )?;
