@@ -472,3 +472,23 @@ fn out_of_range_validity_is_refused_before_anything_is_written() {
     assert!(matches!(err, Error::InvalidValidity(_)), "{err}");
     assert!(!d.join("devices/dev.crt.pem").exists());
 }
+
+/// Temporary files of a process killed in the middle of a write are
+/// removed when the PKI is next opened; those of a live process are not.
+#[cfg(target_os = "linux")]
+#[test]
+fn temporaries_of_killed_writers_are_removed_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    Pki::init(d, &InitOptions::default()).unwrap();
+    // No process has pid 4194304 or more (the kernel's pid_max limit).
+    let dead = d.join("devices/.k-1.crt.pem.4194304-0.tmp");
+    let live = d.join(format!("devices/.k-2.crt.pem.{}-0.tmp", std::process::id()));
+    let other = d.join("devices/.notes.tmp");
+    for f in [&dead, &live, &other] {
+        fs::write(f, b"x").unwrap();
+    }
+    Pki::open(d).unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists() && other.exists());
+}

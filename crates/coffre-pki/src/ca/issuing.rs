@@ -13,7 +13,7 @@ use super::store::{IndexEntry, Kind, Status};
 use super::{Pki, BACKDATE_SECONDS};
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
-use crate::util::{cert_facts, random_serial, write_atomic, write_files_synced_once, CertFacts};
+use crate::util::{cert_facts, random_serial, write_atomic, CertFacts};
 
 /// Options of [`Pki::issue_device`] and [`Pki::issue_from_csr`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +285,8 @@ impl Pki {
                 .iter()
                 .map(|c| (c.path.clone(), c.pem.clone().into_bytes()))
                 .collect();
-            write_files_synced_once(&files, CERT_MODE)?;
+            coffre_fs::write_atomic_batch(&files, CERT_MODE)
+                .map_err(|e| Error::io("write", self.layout.devices(), e))?;
         } else {
             for c in &issued {
                 write_atomic(&c.path, c.pem.as_bytes(), CERT_MODE)?;

@@ -47,7 +47,6 @@ use crate::util::{
 
 pub mod issuing;
 pub mod layout;
-mod lock;
 pub mod report;
 pub mod revocation;
 mod signer;
@@ -257,6 +256,9 @@ impl Pki {
         }
         let layout = Layout::new(dir.clone());
         let store = Store::open(layout.clone())?;
+        for d in [layout.dir().to_path_buf(), layout.devices()] {
+            remove_stale_temporaries(&d);
+        }
 
         let key_path = layout.ca_key();
         let key_bytes = Zeroizing::new(read_file(&dir, &key_path, MAX_PEM_BYTES)?);
@@ -374,6 +376,33 @@ impl Pki {
     /// `devices/<id>.crt.pem` (the id is not checked here).
     pub fn device_cert_path(&self, id: &str) -> PathBuf {
         self.layout.device_cert(id)
+    }
+}
+
+/// Remove the temporary files (`.<name>.<pid>-<n>.tmp`) that processes
+/// killed in the middle of an atomic write left in `dir`. Files of a
+/// process still running are left alone. Best effort: a failure here
+/// changes nothing that matters.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, tail)| tail.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let Some(pid) = pid else {
+            continue;
+        };
+        let running =
+            pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        if cfg!(target_os = "linux") && !running {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -24,7 +24,6 @@ pub(crate) use records::{parse_lines, Record};
 pub use records::{Index, IndexEntry, Kind, Status};
 
 use super::layout::{Layout, CERT_MODE};
-use super::lock::PkiLock;
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
 use crate::util::{read_file, write_atomic};
@@ -79,7 +78,18 @@ pub struct Store {
 /// Proof that the PKI lock is held, for the store's writing methods.
 #[derive(Debug)]
 pub struct Locked {
-    _lock: PkiLock,
+    _lock: coffre_fs::LockFile,
+}
+
+impl Locked {
+    /// Wait for `index.lock`, then hold it.
+    fn take(path: &std::path::Path) -> Result<Locked> {
+        let lock = coffre_fs::LockFile::lock(path).map_err(|e| match e {
+            coffre_fs::LockError::Io { path, source } => Error::io("lock", path, source),
+            other => Error::io("lock", path, std::io::Error::other(other.to_string())),
+        })?;
+        Ok(Locked { _lock: lock })
+    }
 }
 
 impl Store {
@@ -123,9 +133,7 @@ impl Store {
     /// Take the PKI lock for a journal that is about to be written whole
     /// ([`Pki::init`](super::Pki::init)): nothing is read.
     pub(crate) fn lock_new(&mut self) -> Result<Locked> {
-        Ok(Locked {
-            _lock: PkiLock::acquire(&self.layout.lock())?,
-        })
+        Locked::take(&self.layout.lock())
     }
 
     /// Forget what was read: the next [`Store::lock`] reads the journal
@@ -137,9 +145,7 @@ impl Store {
     /// Take the PKI lock (waiting for other processes), then catch up with
     /// what they wrote.
     pub fn lock(&mut self) -> Result<Locked> {
-        let lock = Locked {
-            _lock: PkiLock::acquire(&self.layout.lock())?,
-        };
+        let lock = Locked::take(&self.layout.lock())?;
         if !self.layout.journal().exists() && self.layout.index().exists() {
             self.migrate(&lock)?;
         }
