@@ -86,7 +86,8 @@ pub fn issue(
     };
     let issued = match input {
         KeyInput::Csr(p) => {
-            let bytes = read_input(p)?;
+            let bytes = crate::input::read_file(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             if id.is_some() {
                 bail!("--id is taken from the CSR's CN; leave it out with --csr");
             }
@@ -96,8 +97,8 @@ pub fn issue(
             let Some(id) = id else {
                 bail!("--id is required with --public-key");
             };
-            let text = String::from_utf8(read_input(p)?)
-                .with_context(|| format!("{} is not a PEM text file", p.display()))?;
+            let text = crate::input::read_text(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             let pk = parse_public_key_pem(&text).with_context(|| {
                 format!("{} holds no P-256 public or private key PEM", p.display())
             })?;
@@ -114,13 +115,6 @@ pub fn issue(
         issued.not_after
     );
     Ok(())
-}
-
-/// A key or CSR file, at most [`coffre_pki::util::MAX_PEM_BYTES`] long (so
-/// `/dev/zero` or a wrong file is refused instead of read forever).
-fn read_input(p: &Path) -> Result<Vec<u8>> {
-    coffre_pki::util::read_bounded(p, coffre_pki::util::MAX_PEM_BYTES)
-        .with_context(|| format!("cannot read {}", p.display()))
 }
 
 fn parse_public_key_pem(text: &str) -> Result<p256::PublicKey> {

@@ -44,14 +44,6 @@ pub mod exit {
     pub const FACTORY_REFUSED: u8 = 4;
 }
 
-/// A validity in days: 1 to 100 years, refused as a usage error (exit 2)
-/// before anything is written.
-fn days() -> clap::builder::ValueParser {
-    clap::builder::ValueParser::new(
-        clap::value_parser!(u32).range(1..=i64::from(coffre_pki::ca::MAX_VALIDITY_DAYS)),
-    )
-}
-
 #[derive(Parser, Debug)]
 #[command(
     name = "coffre",
@@ -342,7 +334,7 @@ enum PkiCommand {
         #[arg(long = "broker-name", value_name = "NAME")]
         broker_names: Vec<String>,
         /// Validity of the CA and broker certificates, days.
-        #[arg(long, default_value = "3650", value_parser = days())]
+        #[arg(long, default_value = "3650", value_parser = input::days)]
         days: u32,
         /// Replace an existing PKI (every certificate issued from it stops being trusted).
         #[arg(long)]
@@ -366,7 +358,7 @@ enum PkiCommand {
         #[arg(long, value_name = "PEM", required_unless_present = "csr")]
         public_key: Option<PathBuf>,
         /// Validity, days.
-        #[arg(long, default_value = "365", value_parser = days())]
+        #[arg(long, default_value = "365", value_parser = input::days)]
         days: u32,
         /// Explicit notBefore (RFC 3339).
         #[arg(long, value_name = "TIME")]
@@ -470,7 +462,7 @@ struct ProvisionCmd {
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Certificate validity, days.
-    #[arg(long, default_value = "365", value_parser = days())]
+    #[arg(long, default_value = "365", value_parser = input::days)]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
     #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
