@@ -202,6 +202,32 @@ impl Pki {
     /// existing certificate without `opts.force`, fails the batch before
     /// anything is written. A write error afterwards leaves every
     /// certificate of the batch in the index (so each can be revoked).
+    ///
+    /// A fleet reads each chip's public key (GenKey mode 0x00, or the key
+    /// of a chip-signed CSR), then issues them all at once:
+    ///
+    /// ```
+    /// use coffre_pki::ca::{IssueRequest, Verdict};
+    /// use coffre_pki::{InitOptions, IssueOptions, Pki};
+    ///
+    /// # fn main() -> Result<(), coffre_pki::Error> {
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let mut pki = Pki::init(dir.path(), &InitOptions::default())?;
+    /// let fleet: Vec<IssueRequest> = (1..=100)
+    ///     .map(|i| IssueRequest {
+    ///         id: format!("m5go-{i:03}"),
+    ///         public_key: coffre_pki::lab::generate_lab_key().1,
+    ///     })
+    ///     .collect();
+    /// let issued = pki.issue_batch(&fleet, &IssueOptions::default())?;
+    /// assert_eq!(issued.len(), 100);
+    /// assert!(issued[41].path.ends_with("devices/m5go-042.crt.pem"));
+    /// // Every device is in the index, so the main PKI can revoke any of them.
+    /// pki.revoke("m5go-042")?;
+    /// assert!(matches!(pki.verify(&issued[41].der)?, Verdict::Revoked { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn issue_batch(
         &mut self,
         requests: &[IssueRequest],
