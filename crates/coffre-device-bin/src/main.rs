@@ -106,8 +106,8 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
-            // This binary has no IO protection key (a hardened chip in lab
-            // mode needs `coffre publish`, which reads <pki>/devices/<id>.iokey).
+            // Encrypted reads of a hardened chip's slot 8 are `coffre
+            // publish`'s; this binary reads slot 8 in clear.
             io_key: None,
         },
         &mut |step, msg| out.boot_step(step, msg),
