@@ -228,8 +228,10 @@ fn provision_lab_and_offload_then_inspect() {
         t.contains("readable in clear by anyone on the I2C bus"),
         "{t}"
     );
-    // Existing certificate: refused without --force.
-    assert!(err(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p).contains("--force"));
+    // The same chip and id again: the run is finished, not repeated (issue 15.4).
+    ok(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p);
+    // Another chip under an id already issued: refused without --force.
+    assert!(err(&["provision", "--bus", "emu:pub.img", "--id", "m5stack"], p).contains("--force"));
     // Wrong mode value.
     assert!(err(
         &[
