@@ -245,7 +245,7 @@ fn provision_lab_and_offload_then_inspect() {
         ],
         p
     )
-    .contains("lab or offload"));
+    .contains("lab, offload or factory"));
 }
 
 #[test]
@@ -297,7 +297,8 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
     ));
     assert_eq!(info["config_locked"], true);
     assert_eq!(info["data_locked"], true);
-    // A lab key cannot go into a hardened chip.
+    // A lab key goes into a hardened chip only with the device's copy of
+    // the IO protection key (written by --configure hardened for b-1).
     let e = err(
         &[
             "provision",
@@ -310,7 +311,7 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
         ],
         p,
     );
-    assert!(e.contains("offload"), "{e}");
+    assert!(e.contains("IO protection key") && e.contains("b-2.iokey"), "{e}");
 }
 
 #[test]
