@@ -25,6 +25,9 @@ pub enum Mode {
     Lab,
     /// The key is born in the chip and never leaves it; the chip signs.
     Offload,
+    /// A Trust&GO part's own identity: the factory key in slot 0 and the
+    /// certificate chain stored in the chip. Nothing is written to the chip.
+    Factory,
 }
 
 impl Mode {
@@ -33,6 +36,7 @@ impl Mode {
         match self {
             Mode::Lab => "lab",
             Mode::Offload => "offload",
+            Mode::Factory => "factory",
         }
     }
 }
@@ -43,7 +47,8 @@ impl std::str::FromStr for Mode {
         match s {
             "lab" => Ok(Mode::Lab),
             "offload" => Ok(Mode::Offload),
-            o => Err(format!("unknown mode '{o}': use lab or offload")),
+            "factory" => Ok(Mode::Factory),
+            o => Err(format!("unknown mode '{o}': use lab, offload or factory")),
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct Options {
     /// Lab mode on a hardened chip: the device's IO protection key, with
     /// which slot 8 is written and read back encrypted.
     pub io_key: Option<IoKey>,
+    /// Factory mode: the trusted root (DER) the chip's chain must lead to.
+    pub factory_root: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -89,6 +96,7 @@ impl Options {
             manifest: None,
             image: None,
             io_key: None,
+            factory_root: None,
         }
     }
 }
@@ -155,6 +163,9 @@ pub fn provision<I2C: I2c, D: DelayNs>(
     opts: &Options,
     ui: &mut dyn Ui,
 ) -> Result<Outcome> {
+    if opts.mode == Mode::Factory {
+        return factory(chip, pki, opts, ui);
+    }
     coffre_pki::ca::validate_id(&opts.id)?;
     let cfg = chip
         .read_config_zone()
@@ -164,7 +175,7 @@ pub fn provision<I2C: I2c, D: DelayNs>(
         s => {
             let hint = match opts.mode {
                 Mode::Lab => "--configure trustngo",
-                Mode::Offload => "--configure hardened (or trustngo)",
+                Mode::Offload | Mode::Factory => "--configure hardened (or trustngo)",
             };
             return Err(Error::State(format!(
                 "the chip is not locked ({}): {} provisioning needs a configured chip; run again with {hint} to write a configuration and lock it",
@@ -183,6 +194,7 @@ pub fn provision<I2C: I2c, D: DelayNs>(
     let (pk, cert_pem, key_slot, slot8_locked, resumed, csr_pem) = match opts.mode {
         Mode::Lab => lab(chip, pki, &cfg, opts, ui)?,
         Mode::Offload => offload(chip, pki, &cfg, opts, ui)?,
+        Mode::Factory => unreachable!("factory mode returned above"),
     };
     let fingerprint = coffre_pki::util::fingerprint_sha256(
         &x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
@@ -210,6 +222,96 @@ pub fn provision<I2C: I2c, D: DelayNs>(
         slot8_locked,
         resumed,
         csr_pem,
+    })
+}
+
+/// Factory mode: read the chip's factory chain, check it leads to the
+/// trusted root and carries slot 0's key, and register the device under its
+/// certificate's CN: the chain is written to the PKI's devices directory
+/// and the manifest. Nothing is written to the chip.
+fn factory<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    pki: &mut Pki,
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<Outcome> {
+    let root = opts
+        .factory_root
+        .as_deref()
+        .ok_or_else(|| Error::State("factory mode needs the trusted root certificate".into()))?;
+    let chain = crate::factory::read_chain(chip)?;
+    ui.step(&format!(
+        "read the factory certificates ({}, OTP code {})",
+        chain.definition,
+        String::from_utf8_lossy(&chain.otp_code)
+    ));
+    let v = coffre_pki::factory::verify_chain(
+        &chain.device,
+        &chain.signer,
+        root,
+        &chain.slot0_public_key,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    ui.step(&format!(
+        "chain verified: '{}' → '{}' → '{}'; the device certificate carries slot 0's key",
+        v.device_cn, v.signer_cn, v.root_cn
+    ));
+    if !opts.id.is_empty() && opts.id != v.device_cn {
+        return Err(Error::State(format!(
+            "--id {} differs from the chip's factory identity '{}': a factory device is known by \
+             its certificate's CN; drop --id or pass --id {}",
+            opts.id, v.device_cn, v.device_cn
+        )));
+    }
+    coffre_pki::ca::validate_id(&v.device_cn)?;
+    let cert_pem = format!(
+        "{}{}",
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.device),
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.signer)
+    );
+    let cert_path = pki.device_cert_path(&v.device_cn);
+    if let Ok(existing) = std::fs::read(&cert_path) {
+        if existing != cert_pem.as_bytes() && !opts.force {
+            return Err(Error::State(format!(
+                "{} already holds another certificate for '{}'; pass --force to replace it",
+                cert_path.display(),
+                v.device_cn
+            )));
+        }
+    }
+    if let Some(dir) = cert_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    coffre_pki::util::write_atomic(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    ui.step(&format!(
+        "registered {} ({})",
+        v.device_cn,
+        cert_path.display()
+    ));
+    let entry = Entry {
+        id: v.device_cn.clone(),
+        chip_serial: hex(&chain.serial_number),
+        mode: Mode::Factory.name().into(),
+        key_slot: 0,
+        public_key: hex(&chain.slot0_public_key),
+        cert_fingerprint: v.device_fingerprint.clone(),
+        cert_path,
+        time: rfc3339(time::OffsetDateTime::now_utc()),
+        image: opts.image.clone(),
+    };
+    if let Some(m) = &opts.manifest {
+        m.append(&entry)?;
+        ui.step(&format!("recorded in {}", m.path().display()));
+    }
+    Ok(Outcome {
+        entry,
+        cert_pem,
+        slot8_locked: false,
+        resumed: false,
+        csr_pem: None,
     })
 }
 

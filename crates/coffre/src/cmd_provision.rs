@@ -82,6 +82,8 @@ pub struct ProvisionArgs {
     pub manifest: Option<PathBuf>,
     /// Certificate validity.
     pub days: u32,
+    /// Factory mode: trusted root file.
+    pub factory_root: Option<PathBuf>,
 }
 
 fn to_anyhow(e: coffre_provision::Error) -> anyhow::Error {
@@ -109,6 +111,9 @@ fn options(a: &ProvisionArgs, image: Option<PathBuf>) -> Options {
 
 /// `coffre provision --bus …`.
 pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
+    if a.id.is_empty() && a.mode != Mode::Factory {
+        bail!("--id is required: the device id, its certificate CN and MQTT username (only --mode factory takes it from the chip)");
+    }
     let mut pki = Pki::open(&a.pki)?;
     let mut o: Opened = bus::open(&bus_opts.bus, bus_opts.timing)?;
     if let (Some(_), Some(b)) = (&bus_opts.transcript, &o.board) {
@@ -124,7 +129,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
     };
     eprintln!(
         "provisioning {} on {} ({} mode)",
-        a.id,
+        if a.id.is_empty() { "the chip" } else { &a.id },
         bus_opts.bus,
         a.mode.name()
     );
@@ -138,6 +143,15 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
     }
     let mut opts = options(a, image);
     opts.io_key = iokey::load(&a.pki, &a.id).map_err(to_anyhow)?;
+    if a.mode == Mode::Factory {
+        if a.configure.is_some() {
+            bail!("--configure writes a configuration: factory mode writes nothing to the chip; drop --configure");
+        }
+        let root =
+            crate::cmd_factory::TrustedRoot::for_bus(&bus_opts.bus, a.factory_root.as_deref())?;
+        eprintln!("  trusted root: {}", root.name);
+        opts.factory_root = Some(root.der);
+    }
     let r = provision(&mut o.chip, &mut pki, &opts, &mut ui).map_err(to_anyhow);
     finish_transcript(&o, bus_opts.transcript.as_deref())?;
     let out = bus::check_saved(o.board.as_ref(), r)?;
@@ -176,6 +190,9 @@ pub struct FleetArgs {
 pub fn fleet(f: &FleetArgs, a: &ProvisionArgs, json: bool) -> Result<()> {
     if f.count == 0 {
         bail!("--fleet needs at least 1 device");
+    }
+    if a.mode == Mode::Factory {
+        bail!("--fleet makes new chips and gives them identities from the PKI; factory identities come with the chips: create them with 'coffre emu new --preset tngtls' and register each with 'coffre provision --bus emu:IMAGE --mode factory'");
     }
     std::fs::create_dir_all(&f.dir)
         .with_context(|| format!("cannot create {}", f.dir.display()))?;
@@ -266,6 +283,7 @@ fn clone_args(a: &ProvisionArgs) -> ProvisionArgs {
         force: a.force,
         manifest: a.manifest.clone(),
         days: a.days,
+        factory_root: a.factory_root.clone(),
     }
 }
 
@@ -274,7 +292,8 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
     let mut o = bus::open(&bus_opts.bus, bus_opts.timing)?;
     let cert_bytes = cert
         .map(|p| {
-            std::fs::read(p).with_context(|| format!("cannot read the certificate {}", p.display()))
+            crate::input::read_file(p)
+                .with_context(|| format!("cannot read the certificate {}", p.display()))
         })
         .transpose()?;
     let r = inspect(&mut o.chip, cert_bytes.as_deref(), key_slot).map_err(to_anyhow)?;

@@ -30,6 +30,9 @@ registry! {
     encrypted_bus,
     tamper,
     disclosure,
+    clientid_takeover,
+    live_revocation,
+    factory_identity,
 }
 
 /// What several scenarios share.
