@@ -54,8 +54,6 @@ fn lab_boot_reads_slot8_encrypted() {
 fn lab_boot_without_the_io_key_stops() {
     let (board, _, _) = hardened();
     let drv = Atecc::new(board.bus.clone(), board.delay(), 0x35);
-    let e = boot(drv, &opts(None), &mut |_, _| {})
-        .err()
-        .expect("refused");
+    let e = boot(drv, &opts(None), &mut |_, _| {}).expect_err("refused");
     assert!(e.to_string().contains("encrypted Read"), "{e}");
 }
