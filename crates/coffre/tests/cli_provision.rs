@@ -297,8 +297,11 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
     ));
     assert_eq!(info["config_locked"], true);
     assert_eq!(info["data_locked"], true);
-    // A lab key goes into a hardened chip only with the device's copy of
-    // the IO protection key (written by --configure hardened for b-1).
+    // The hardened chip's IO protection key is kept for the device.
+    let iokey = p.join("pki/devices/b-1.iokey");
+    assert_eq!(std::fs::read(&iokey).unwrap().len(), 33);
+    // A lab key goes into a hardened chip only with that key: another
+    // device id has none.
     let e = err(
         &[
             "provision",
@@ -311,7 +314,23 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
         ],
         p,
     );
-    assert!(e.contains("IO protection key") && e.contains("b-2.iokey"), "{e}");
+    assert!(e.contains("b-2.iokey"), "{e}");
+    // b-1 has it: slot 8 is written and read back encrypted.
+    let out = ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:blank.img",
+            "--id",
+            "b-1",
+            "--mode",
+            "lab",
+            "--force",
+            "--yes",
+        ],
+        p,
+    );
+    assert!(out.contains("lab mode"), "{out}");
 }
 
 #[test]
