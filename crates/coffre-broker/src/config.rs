@@ -94,8 +94,8 @@ pub struct BrokerSetup {
     pub tcp_nodelay: bool,
     /// Mosquitto's dynamic-security plugin, loaded so that a revocation can
     /// cut a live session (see [`crate::revoke_live`]). Default: found where
-    /// the mosquitto package installs it; `None`: revocation refuses new
-    /// connections only.
+    /// the mosquitto package installs it (with `mosquitto_ctrl`); `None`:
+    /// revocation refuses new connections only.
     pub dynsec_plugin: Option<PathBuf>,
 }
 
@@ -110,7 +110,9 @@ impl BrokerSetup {
             acl: Acl::default(),
             tls_version: "tlsv1.2".into(),
             tcp_nodelay: true,
-            dynsec_plugin: crate::live::find_dynsec_plugin(),
+            // The plugin is of use only with mosquitto_ctrl to drive it.
+            dynsec_plugin: crate::live::find_mosquitto_ctrl()
+                .and(crate::live::find_dynsec_plugin()),
         }
     }
 
