@@ -74,6 +74,25 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// A second listener for devices with a factory identity (Trust&GO parts):
+/// their chains lead to a factory root instead of the project CA.
+///
+/// It has its own listener because Mosquitto's `crlfile` makes OpenSSL
+/// require a CRL from the issuer of every client certificate, and nobody
+/// but Microchip can issue one for a Trust&GO signer: on the project CA's
+/// listener (which has the CRL) factory devices would all be refused. The
+/// ACL is shared (`per_listener_settings false`), so both kinds of device
+/// meet on the same topics. (Checked with mosquitto 2.0.11: one listener
+/// with both roots and the `crlfile` refuses a factory device, "certificate
+/// verify failed"; the same listener without `crlfile` accepts it.)
+#[derive(Debug, Clone)]
+pub struct FactoryListener {
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// The trusted factory root, PEM (written to `factory-root.pem`).
+    pub root_pem: String,
+}
+
 /// Everything needed to write a broker configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerSetup {
@@ -97,6 +116,8 @@ pub struct BrokerSetup {
     /// the mosquitto package installs it (with `mosquitto_ctrl`); `None`:
     /// revocation refuses new connections only.
     pub dynsec_plugin: Option<PathBuf>,
+    /// Devices with factory identities, on their own listener.
+    pub factory: Option<FactoryListener>,
 }
 
 impl BrokerSetup {
@@ -113,6 +134,7 @@ impl BrokerSetup {
             // The plugin is of use only with mosquitto_ctrl to drive it.
             dynsec_plugin: crate::live::find_mosquitto_ctrl()
                 .and(crate::live::find_dynsec_plugin()),
+            factory: None,
         }
     }
 
@@ -203,6 +225,22 @@ impl BrokerSetup {
                 crate::live::admin_socket(&out)?.display()
             );
         }
+        if let Some(f) = &self.factory {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "# Factory identities (Trust&GO): chains device → signer → factory root; no CRL."
+            );
+            let _ = writeln!(s, "listener {} {}", f.listen.port(), f.listen.ip());
+            let _ = writeln!(s, "cafile {}", out.join("factory-root.pem").display());
+            let _ = writeln!(s, "certfile {}", cert.display());
+            let _ = writeln!(s, "keyfile {}", key.display());
+            let _ = writeln!(s, "require_certificate true");
+            let _ = writeln!(s, "use_identity_as_username true");
+            // Client ids are shared by every listener: bound here too.
+            let _ = writeln!(s, "use_username_as_clientid true");
+            let _ = writeln!(s, "tls_version {}", self.tls_version);
+        }
         Ok(s)
     }
 
@@ -230,6 +268,10 @@ impl BrokerSetup {
         }
         let acl_path = self.out_dir.join("acl");
         coffre_fs::write_atomic(&acl_path, acl.as_bytes(), 0o644).map_err(io(&acl_path))?;
+        if let Some(f) = &self.factory {
+            let root = self.out_dir.join("factory-root.pem");
+            coffre_fs::write_atomic(&root, f.root_pem.as_bytes(), 0o644).map_err(io(&root))?;
+        }
         let path = self.conf_path();
         coffre_fs::write_atomic(&path, conf.as_bytes(), 0o644).map_err(io(&path))?;
         crate::live::register(&self.pki_dir, &absolute(&self.out_dir)?)?;
@@ -272,6 +314,31 @@ mod tests {
         assert!(a.allow("a+b", Role::Publisher).is_err());
         assert!(a.allow("", Role::Publisher).is_err());
         assert!(a.allow("../x", Role::Publisher).is_err());
+    }
+
+    #[test]
+    fn a_factory_listener_has_its_own_roots_and_no_crl() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        for f in ["ca.crt.pem", "broker.crt.pem", "broker.key.pem", "crl.pem"] {
+            std::fs::write(pki.join(f), "x").unwrap();
+        }
+        let mut s = BrokerSetup::new(&pki, d.path().join("b"));
+        s.factory = Some(FactoryListener {
+            listen: "127.0.0.1:8884".parse().unwrap(),
+            root_pem: "ROOT".into(),
+        });
+        s.write().unwrap();
+        let conf = s.render().unwrap();
+        let (main, factory) = conf.split_once("listener 8884 127.0.0.1").unwrap();
+        assert!(main.contains("crlfile ") && !factory.contains("crlfile"));
+        assert!(
+            factory.contains("factory-root.pem") && factory.contains("require_certificate true")
+        );
+        assert!(factory.contains("use_identity_as_username true"));
+        let root = std::fs::read_to_string(d.path().join("b/factory-root.pem")).unwrap();
+        assert_eq!(root, "ROOT");
     }
 
     #[test]

@@ -56,7 +56,7 @@ mod live;
 mod log;
 mod process;
 
-pub use config::{Acl, BrokerSetup, Role};
+pub use config::{Acl, BrokerSetup, FactoryListener, Role};
 pub use live::{
     find_dynsec_plugin, find_mosquitto_ctrl, managed_brokers, revoke_live, running_pid,
     LiveRevocation, ADMIN_USER,

@@ -53,12 +53,26 @@ impl Device {
 
     /// Boot a board already open (a scenario may change it first).
     pub fn boot_on(lab: &Lab, board: Board, drv: setup::Chip, mode: Mode, cert_id: &str) -> Device {
+        Device::boot_with(lab, board, drv, mode, cert_id, None)
+    }
+
+    /// [`Device::boot_on`] with the IO protection key the device keeps in
+    /// its flash (lab mode on a hardened chip).
+    pub fn boot_with(
+        lab: &Lab,
+        board: Board,
+        drv: setup::Chip,
+        mode: Mode,
+        cert_id: &str,
+        io_key: Option<coffre_agent::boot::IoKey>,
+    ) -> Device {
         let mut log = Vec::new();
         let r = boot(
             drv,
             &BootOptions {
                 mode: mode.key_mode(),
                 allow_unlocked: false,
+                io_key,
             },
             &mut |step, m| log.push(format!("[{step}/5] {m}")),
         );
