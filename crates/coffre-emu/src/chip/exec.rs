@@ -68,20 +68,10 @@ impl Atecc608 {
         // A command that changes non-volatile state commits only once the
         // image holds it: when the save fails, the change is undone and the
         // host gets an execution error, as if the EEPROM write had failed.
-        let before = (self.image.is_some()
-            && matches!(
-                op,
-                opcode::WRITE
-                    | opcode::LOCK
-                    | opcode::GENKEY
-                    | opcode::COUNTER
-                    | opcode::UPDATE_EXTRA
-                    | opcode::PRIVWRITE
-                    | opcode::DERIVE_KEY
-                    | opcode::ECDH
-                    | opcode::KDF
-            ))
-        .then(|| self.nv.clone());
+        // Every command is covered (any of them may save: Write, Lock,
+        // GenKey, PrivWrite, DeriveKey, ECDH and KDF to a slot, SHA to a
+        // slot, counters…); the copy is small next to the command itself.
+        let before = self.image.is_some().then(|| self.nv.clone());
         self.save_failed = false;
         let mut outcome = match op {
             opcode::INFO => self.cmd_info(&cmd),

@@ -86,7 +86,7 @@ pub const KDF_HKDF_IS_ONE_HMAC: bool = true;
 pub const ECDH_SLOT_TARGET_IS_NEXT_ODD: bool = true;
 
 /// Verify(Validate/Invalidate) checks the signature with the parent public
-/// key in the slot named by SlotConfig[KeyID].ReadKey (DS508 §2.2.6).
+/// key in the slot named by `SlotConfig[KeyID].ReadKey` (DS508 §2.2.6).
 pub const VALIDATE_PARENT_IN_READKEY: bool = true;
 
 /// Whether GenKey mode 0x10 digests the stored public key in its 72-byte
