@@ -170,7 +170,7 @@ fn create_with_mode(tmp: &Path, mode: u32) -> Result<fs::File> {
 
 /// Write `bytes` to `path` atomically: a temporary file in the same directory
 /// with permissions `mode` (Unix), flushed to disk, then renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let tmp = temp_name(path);
     let result = (|| {

@@ -97,7 +97,7 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
                 host_nonce,
             }
         }),
-        coffre_provision::Mode::Offload => None,
+        coffre_provision::Mode::Offload | coffre_provision::Mode::Factory => None,
     };
     let (key, _report) = boot(
         opened.chip,
