@@ -49,6 +49,34 @@ pub const OTP_CODE: &[u8; 8] = b"KQp2ZkD8";
 const ROOT_SERIAL: &[u8; 16] = b"coffre emu root ";
 const ROOT_SEED: &[u8] = b"coffre emulated factory root CA: a public test fixture, not a secret";
 const SIGNER_SEED: &[u8] = b"coffre emulated factory signer: a public test fixture, not a secret";
+const MANIFEST_SEED: &[u8] =
+    b"coffre emulated manifest signer: a public test fixture, not a secret";
+
+/// The emulated manifest signer's key (signs the manifests `coffre emu new
+/// --count N --manifest FILE` writes). A public test fixture, not a secret.
+pub fn manifest_signer_key() -> SigningKey {
+    fixture_key(MANIFEST_SEED)
+}
+
+/// The public keys of slots 0–4 (the factory's private-key slots), as a
+/// Trust&GO manifest lists them.
+pub fn slot_public_keys(nv: &NvState) -> Result<Vec<[u8; 64]>, atcacert::Error> {
+    (0..=4u8)
+        .map(|slot| {
+            let loc = DeviceLoc {
+                zone: Zone::Data,
+                slot,
+                is_genkey: true,
+                offset: 0,
+                count: 64,
+            };
+            let v = read_loc(nv, &loc)?;
+            let mut k = [0u8; 64];
+            k.copy_from_slice(&v);
+            Ok(k)
+        })
+        .collect()
+}
 
 fn fixture_key(seed: &[u8]) -> SigningKey {
     let scalar = Zeroizing::new(Sha256::digest(seed));

@@ -51,6 +51,7 @@ mod inspect;
 pub mod layout;
 pub mod manifest;
 mod provision;
+pub mod trust_manifest;
 
 pub use configure::{configure, ChipState};
 pub use error::{Error, Result};
