@@ -306,3 +306,123 @@ pub fn verify(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_atcacert as atcacert;
+    use coffre_emu::{factory, presets::Preset};
+
+    fn chain_and_keys() -> (FactoryChain, Vec<[u8; 64]>) {
+        let nv = Preset::Tngtls.build();
+        let def = &atcacert::TNGTLS_DEVICE_3;
+        let data = factory::device_data(&nv, def).unwrap();
+        let device = atcacert::rebuild(def, Some(&factory::signer_public_key()), &data).unwrap();
+        let keys = factory::slot_public_keys(&nv).unwrap();
+        let chain = FactoryChain {
+            definition: def.name,
+            otp_code: *b"KQp2ZkD8",
+            serial_number: nv.config.serial_number(),
+            device,
+            signer: factory::signer_cert_der().to_vec(),
+            slot0_public_key: keys[0],
+            signer_public_key: factory::signer_public_key(),
+        };
+        (chain, keys)
+    }
+
+    fn signer() -> (SigningKey, Vec<u8>) {
+        let key = factory::manifest_signer_key();
+        let cert =
+            coffre_pki::ca::self_signed_signer_cert("test manifest signer", &key, 30).unwrap();
+        (key, cert)
+    }
+
+    const TS: &str = "2026-01-01T00:00:00.000Z";
+
+    #[test]
+    fn each_bad_entry_is_refused_by_name_and_the_others_accepted() {
+        let (key, cert) = signer();
+        let now = time::OffsetDateTime::now_utc();
+        let root = factory::root_cert_der();
+        let (good, gkeys) = chain_and_keys();
+        let (other, okeys) = chain_and_keys();
+        let (third, tkeys) = chain_and_keys();
+        // A key that differs from its certificate (slot 1's key as kid 0).
+        let mut swapped = okeys.clone();
+        swapped.swap(0, 1);
+        // A flipped bit in a payload.
+        let mut tampered = signed_entry(&third, &tkeys, TS, &key, &cert);
+        let p = tampered["payload"].as_str().unwrap().to_string();
+        let mut b = URL_SAFE_NO_PAD.decode(&p).unwrap();
+        b[150] ^= 0x01;
+        tampered["payload"] = json!(b64url(&b));
+        let list = json!([
+            signed_entry(&good, &gkeys, TS, &key, &cert),
+            signed_entry(&other, &swapped, TS, &key, &cert),
+            tampered,
+            signed_entry(&good, &gkeys, TS, &key, &cert),
+        ]);
+        let r = verify(list.to_string().as_bytes(), &[cert.clone()], root, now).unwrap();
+        assert_eq!(r.len(), 4);
+        let a = r[0].as_ref().unwrap();
+        assert_eq!(
+            a.device_id.to_ascii_lowercase(),
+            format!("sn{}", a.unique_id)
+        );
+        let reason = |i: usize| r[i].as_ref().unwrap_err().to_string();
+        assert!(reason(1).contains("public key differs"), "{}", reason(1));
+        assert!(
+            reason(2).contains("signature does not verify"),
+            "{}",
+            reason(2)
+        );
+        assert!(reason(3).contains("duplicate uniqueId"), "{}", reason(3));
+        // Every refusal names its entry.
+        assert!(reason(2).starts_with("entry 2 (0123"), "{}", reason(2));
+
+        // Another signer, another root: every entry refused, for that reason.
+        let (_, stranger) = {
+            let k = SigningKey::from_slice(&[5u8; 32]).unwrap();
+            let c = coffre_pki::ca::self_signed_signer_cert("stranger", &k, 30).unwrap();
+            (k, c)
+        };
+        let r = verify(list.to_string().as_bytes(), &[stranger], root, now).unwrap();
+        assert!(r.iter().all(|e| e
+            .as_ref()
+            .unwrap_err()
+            .reason
+            .contains("unknown manifest signer")));
+        let r = verify(
+            list.to_string().as_bytes(),
+            &[cert],
+            coffre_pki::factory::MICROCHIP_ROOT_CA_002,
+            now,
+        )
+        .unwrap();
+        assert!(r[0].as_ref().unwrap_err().reason.contains("x5c chain"));
+    }
+
+    #[test]
+    fn truncated_or_non_list_manifests_are_errors() {
+        let (key, cert) = signer();
+        let (c, k) = chain_and_keys();
+        let text = json!([signed_entry(&c, &k, TS, &key, &cert)]).to_string();
+        let now = time::OffsetDateTime::now_utc();
+        let root = factory::root_cert_der();
+        assert!(verify(
+            &text.as_bytes()[..text.len() / 2],
+            &[cert.clone()],
+            root,
+            now
+        )
+        .unwrap_err()
+        .contains("not JSON"));
+        assert!(verify(b"{\"a\":1}", &[cert.clone()], root, now)
+            .unwrap_err()
+            .contains("not a list"));
+        // An entry that is not an object is refused, not a panic.
+        let r = verify(b"[1, \"x\", {}]", &[cert], root, now).unwrap();
+        assert!(r.iter().all(Result::is_err));
+    }
+}
