@@ -363,7 +363,13 @@ mod tests {
             tampered,
             signed_entry(&good, &gkeys, TS, &key, &cert),
         ]);
-        let r = verify(list.to_string().as_bytes(), &[cert.clone()], root, now).unwrap();
+        let r = verify(
+            list.to_string().as_bytes(),
+            std::slice::from_ref(&cert),
+            root,
+            now,
+        )
+        .unwrap();
         assert_eq!(r.len(), 4);
         let a = r[0].as_ref().unwrap();
         assert_eq!(
@@ -412,13 +418,13 @@ mod tests {
         let root = factory::root_cert_der();
         assert!(verify(
             &text.as_bytes()[..text.len() / 2],
-            &[cert.clone()],
+            std::slice::from_ref(&cert),
             root,
             now
         )
         .unwrap_err()
         .contains("not JSON"));
-        assert!(verify(b"{\"a\":1}", &[cert.clone()], root, now)
+        assert!(verify(b"{\"a\":1}", std::slice::from_ref(&cert), root, now)
             .unwrap_err()
             .contains("not a list"));
         // An entry that is not an object is refused, not a panic.
