@@ -229,6 +229,39 @@ pub fn provision(nv: &mut NvState, issue_date: Date) -> Result<Vec<u8>, atcacert
     Ok(issued.der)
 }
 
+/// What the factory knows of a chip it made: serial number, device
+/// certificate (DER, as the chip rebuilds it), slots 0–4's public keys and
+/// the device certificate's notBefore as `YYYY-MM-DDThh:mm:ss.000Z` — what a
+/// Trust&GO manifest entry lists.
+#[derive(Debug, Clone)]
+pub struct Made {
+    /// Serial number.
+    pub serial_number: [u8; 9],
+    /// Device certificate, DER.
+    pub device: Vec<u8>,
+    /// Slots 0–4's public keys.
+    pub keys: Vec<[u8; 64]>,
+    /// Provisioning time.
+    pub timestamp: String,
+}
+
+/// [`Made`] for a `tngtls` chip's state.
+pub fn made(nv: &NvState) -> Result<Made, atcacert::Error> {
+    let def = &atcacert::TNGTLS_DEVICE_3;
+    let data = device_data(nv, def)?;
+    let device = atcacert::rebuild(def, Some(&signer_public_key()), &data)?;
+    let when = atcacert::CompCert::parse(data.get(&def.comp_cert_loc)?)?.issue_date;
+    Ok(Made {
+        serial_number: nv.config.serial_number(),
+        device,
+        keys: slot_public_keys(nv)?,
+        timestamp: format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+            when.year, when.month, when.day, when.hour, when.minute, when.second
+        ),
+    })
+}
+
 /// The current time as a certificate date, rounded down to the hour (the
 /// compressed form keeps hours only).
 pub fn now() -> Date {

@@ -72,17 +72,39 @@ fn b64url(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-/// A signed entry for a part whose factory chain and public keys
-/// (`keys[i]` = slot i's, i = 0..) were read from it, signed by the
-/// manifest signer (`key`, `cert_der`).
-pub fn signed_entry(
-    chain: &FactoryChain,
-    keys: &[[u8; 64]],
-    timestamp: &str,
-    key: &SigningKey,
-    cert_der: &[u8],
-) -> Value {
-    let unique_id: String = chain
+/// What a manifest entry says about one part.
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    /// The 9-byte serial number.
+    pub serial_number: [u8; 9],
+    /// The device certificate, DER.
+    pub device: &'a [u8],
+    /// The signer certificate, DER.
+    pub signer: &'a [u8],
+    /// The public keys of slots 0, 1, … (X ‖ Y).
+    pub keys: &'a [[u8; 64]],
+    /// provisioningTimestamp, e.g. `2026-01-01T00:00:00.000Z`.
+    pub timestamp: &'a str,
+}
+
+impl<'a> Part<'a> {
+    /// The part described by a chain read from the chip and its keys.
+    pub fn of_chain(chain: &'a FactoryChain, keys: &'a [[u8; 64]], timestamp: &'a str) -> Part<'a> {
+        Part {
+            serial_number: chain.serial_number,
+            device: &chain.device,
+            signer: &chain.signer,
+            keys,
+            timestamp,
+        }
+    }
+}
+
+/// A signed entry for `part`, signed by the manifest signer (`key`,
+/// `cert_der`).
+pub fn signed_entry(part: &Part<'_>, key: &SigningKey, cert_der: &[u8]) -> Value {
+    let (keys, timestamp) = (part.keys, part.timestamp);
+    let unique_id: String = part
         .serial_number
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -97,10 +119,7 @@ pub fn signed_entry(
                 "x": b64url(&k[..32]), "y": b64url(&k[32..]),
             });
             if i == 0 {
-                jwk["x5c"] = json!([
-                    STANDARD.encode(&chain.device),
-                    STANDARD.encode(&chain.signer)
-                ]);
+                jwk["x5c"] = json!([STANDARD.encode(part.device), STANDARD.encode(part.signer)]);
             }
             jwk
         })
@@ -352,16 +371,16 @@ mod tests {
         let mut swapped = okeys.clone();
         swapped.swap(0, 1);
         // A flipped bit in a payload.
-        let mut tampered = signed_entry(&third, &tkeys, TS, &key, &cert);
+        let mut tampered = signed_entry(&Part::of_chain(&third, &tkeys, TS), &key, &cert);
         let p = tampered["payload"].as_str().unwrap().to_string();
         let mut b = URL_SAFE_NO_PAD.decode(&p).unwrap();
         b[150] ^= 0x01;
         tampered["payload"] = json!(b64url(&b));
         let list = json!([
-            signed_entry(&good, &gkeys, TS, &key, &cert),
-            signed_entry(&other, &swapped, TS, &key, &cert),
+            signed_entry(&Part::of_chain(&good, &gkeys, TS), &key, &cert),
+            signed_entry(&Part::of_chain(&other, &swapped, TS), &key, &cert),
             tampered,
-            signed_entry(&good, &gkeys, TS, &key, &cert),
+            signed_entry(&Part::of_chain(&good, &gkeys, TS), &key, &cert),
         ]);
         let r = verify(
             list.to_string().as_bytes(),
@@ -413,7 +432,7 @@ mod tests {
     fn truncated_or_non_list_manifests_are_errors() {
         let (key, cert) = signer();
         let (c, k) = chain_and_keys();
-        let text = json!([signed_entry(&c, &k, TS, &key, &cert)]).to_string();
+        let text = json!([signed_entry(&Part::of_chain(&c, &k, TS), &key, &cert)]).to_string();
         let now = time::OffsetDateTime::now_utc();
         let root = factory::root_cert_der();
         assert!(verify(

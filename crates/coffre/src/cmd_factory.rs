@@ -227,32 +227,16 @@ fn manifest_entry(
     key: &p256::ecdsa::SigningKey,
     cert: &[u8],
 ) -> Result<serde_json::Value> {
-    use coffre_atcacert as atcacert;
-    use coffre_emu::factory;
-    let def = &atcacert::TNGTLS_DEVICE_3;
-    let data = factory::device_data(nv, def)?;
-    let device = atcacert::rebuild(def, Some(&factory::signer_public_key()), &data)?;
-    let keys = factory::slot_public_keys(nv)?;
-    let mut otp_code = [0u8; 8];
-    otp_code.copy_from_slice(&nv.otp[..8]);
-    let chain = FactoryChain {
-        definition: def.name,
-        otp_code,
-        serial_number: nv.config.serial_number(),
-        device: device.clone(),
-        signer: factory::signer_cert_der().to_vec(),
-        slot0_public_key: keys[0],
-        signer_public_key: factory::signer_public_key(),
+    use coffre_provision::trust_manifest::{signed_entry, Part};
+    let m = coffre_emu::factory::made(nv)?;
+    let part = Part {
+        serial_number: m.serial_number,
+        device: &m.device,
+        signer: coffre_emu::factory::signer_cert_der(),
+        keys: &m.keys,
+        timestamp: &m.timestamp,
     };
-    // The provisioning time is the device certificate's notBefore.
-    let when = atcacert::CompCert::parse(&nv.slot(10)[..72])?.issue_date;
-    let timestamp = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
-        when.year, when.month, when.day, when.hour, when.minute, when.second
-    );
-    Ok(coffre_provision::trust_manifest::signed_entry(
-        &chain, &keys, &timestamp, key, cert,
-    ))
+    Ok(signed_entry(&part, key, cert))
 }
 
 /// `coffre import-manifest`.

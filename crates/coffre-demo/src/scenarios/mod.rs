@@ -30,6 +30,7 @@ registry! {
     tamper,
     disclosure,
     factory_identity,
+    manifest_tamper,
 }
 
 /// What several scenarios share.
