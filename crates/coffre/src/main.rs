@@ -532,6 +532,10 @@ enum BrokerCommand {
         /// The factory identities' listener (no CRL: Trust&GO signers publish none).
         #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
         factory_listen: std::net::SocketAddr,
+        /// Every device of this fleet registry (JSON lines, e.g. written by
+        /// 'coffre import-manifest --registry') may publish.
+        #[arg(long, value_name = "FILE")]
+        publishers_from: Option<PathBuf>,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -784,14 +788,26 @@ fn main() -> ExitCode {
                 subscribers,
                 factory_root,
                 factory_listen,
-            } => cmd_broker::config(
-                &pki,
-                &out,
-                listen,
-                &publishers,
-                &subscribers,
-                factory_root.as_deref().map(|r| (r, factory_listen)),
-            ),
+                publishers_from,
+            } => (|| {
+                let mut publishers = publishers;
+                if let Some(reg) = publishers_from {
+                    let entries = coffre_provision::manifest::Manifest::at(&reg)
+                        .entries()
+                        .map_err(|e| {
+                            anyhow::anyhow!("reading the fleet registry {}: {e}", reg.display())
+                        })?;
+                    publishers.extend(entries.into_iter().map(|e| e.id));
+                }
+                cmd_broker::config(
+                    &pki,
+                    &out,
+                    listen,
+                    &publishers,
+                    &subscribers,
+                    factory_root.as_deref().map(|r| (r, factory_listen)),
+                )
+            })(),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {

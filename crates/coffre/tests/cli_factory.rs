@@ -463,6 +463,28 @@ fn a_manifest_imports_its_good_entries_and_names_the_tampered_one() {
         assert!(p.join(format!("pki/devices/{id}.crt.pem")).exists());
         assert!(!id.to_lowercase().contains(&tampered_id));
     }
+    // The broker lets exactly the registered devices publish.
+    ok(
+        &[
+            "broker",
+            "config",
+            "--publishers-from",
+            "fleet.jsonl",
+            "--subscriber",
+            "m5stack",
+            "--factory-root",
+            "emu",
+        ],
+        p,
+    );
+    let acl = std::fs::read_to_string(p.join("broker/acl")).unwrap();
+    for id in v["registered"].as_array().unwrap() {
+        assert!(
+            acl.contains(&format!("user {}\ntopic write", id.as_str().unwrap())),
+            "{acl}"
+        );
+    }
+    assert!(!acl.to_lowercase().contains(&tampered_id), "{acl}");
     // The untouched manifest imports whole; with the wrong root, nothing does.
     ok(
         &[
