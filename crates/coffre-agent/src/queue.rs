@@ -111,7 +111,10 @@ impl DurableQueue {
         })?;
         let mut warnings = Vec::new();
         let marker = dir.join(ACKED_FILE);
-        let acked = match fs::read_to_string(&marker) {
+        // The marker is one number: anything longer is not a marker.
+        let text =
+            coffre_fs::read_limited(&marker, 64).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let acked = match text {
             Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::Queue {
                 path: marker.clone(),
                 source: invalid(format!(
@@ -507,7 +510,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(ACKED_FILE), "twelve").unwrap();
         let e = DurableQueue::open(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("twelve"), "{e}");
+        // The marker's content is in the cause, which Display does not repeat.
+        let cause = std::error::Error::source(&e).map(|s| s.to_string());
+        assert!(
+            cause.as_deref().unwrap_or("").contains("twelve"),
+            "{e}: {cause:?}"
+        );
         let mut q = DurableQueue::in_memory();
         q.push(1, payload(1)).unwrap();
         assert!(q.push(1, payload(1)).is_err());

@@ -111,6 +111,11 @@ pub struct BrokerSetup {
     /// `set_tcp_nodelay true` (default). Off only to measure Mosquitto's
     /// default behaviour.
     pub tcp_nodelay: bool,
+    /// Mosquitto's dynamic-security plugin, loaded so that a revocation can
+    /// cut a live session (see [`crate::revoke_live`]). Default: found where
+    /// the mosquitto package installs it; `None`: revocation refuses new
+    /// connections only.
+    pub dynsec_plugin: Option<PathBuf>,
     /// Devices with factory identities, on their own listener.
     pub factory: Option<FactoryListener>,
 }
@@ -126,6 +131,7 @@ impl BrokerSetup {
             acl: Acl::default(),
             tls_version: "tlsv1.2".into(),
             tcp_nodelay: true,
+            dynsec_plugin: crate::live::find_dynsec_plugin(),
             factory: None,
         }
     }
@@ -177,6 +183,20 @@ impl BrokerSetup {
         let _ = writeln!(s, "connection_messages true");
         let _ = writeln!(s, "set_tcp_nodelay {}", self.tcp_nodelay);
         let _ = writeln!(s, "acl_file {}", out.join("acl").display());
+        let _ = writeln!(s, "pid_file {}", out.join(crate::live::PID_FILE).display());
+        if let Some(plugin) = &self.dynsec_plugin {
+            let _ = writeln!(
+                s,
+                "# Live revocation: deleting a dynsec client cuts its sessions. No device is a\n\
+                 # dynsec client, so their rights come from the ACL file alone."
+            );
+            let _ = writeln!(s, "plugin {}", plugin.display());
+            let _ = writeln!(
+                s,
+                "plugin_opt_config_file {}",
+                out.join(crate::live::DYNSEC_CONFIG).display()
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "listener {} {}", self.listen.port(), self.listen.ip());
         let _ = writeln!(s, "cafile {}", ca.display());
@@ -187,7 +207,22 @@ impl BrokerSetup {
         }
         let _ = writeln!(s, "require_certificate true");
         let _ = writeln!(s, "use_identity_as_username true");
+        // The client id is the certificate's CN: a device cannot take
+        // another's client id and evict it.
+        let _ = writeln!(s, "use_username_as_clientid true");
         let _ = writeln!(s, "tls_version {}", self.tls_version);
+        if self.dynsec_plugin.is_some() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "# The administrator's socket (dynamic security), in this 0700 directory."
+            );
+            let _ = writeln!(
+                s,
+                "listener 0 {}",
+                crate::live::admin_socket(&out)?.display()
+            );
+        }
         if let Some(f) = &self.factory {
             let _ = writeln!(s);
             let _ = writeln!(
@@ -212,15 +247,30 @@ impl BrokerSetup {
             move |source| Error::Io { path, source }
         };
         std::fs::create_dir_all(self.out_dir.join("data")).map_err(io(&self.out_dir))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.out_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(&self.out_dir))?;
+        }
         let conf = self.render()?;
-        let acl = self.acl.render(&self.topic);
-        std::fs::write(self.out_dir.join("acl"), acl).map_err(io(&self.out_dir.join("acl")))?;
+        let mut acl = self.acl.render(&self.topic);
+        if self.dynsec_plugin.is_some() {
+            crate::live::prepare_admin(&absolute(&self.out_dir)?)?;
+            let _ = write!(
+                acl,
+                "\n# The dynamic-security administrator (unix socket only).\nuser {}\ntopic readwrite $CONTROL/dynamic-security/#\n",
+                crate::live::ADMIN_USER
+            );
+        }
+        let acl_path = self.out_dir.join("acl");
+        coffre_fs::write_atomic(&acl_path, acl.as_bytes(), 0o644).map_err(io(&acl_path))?;
         if let Some(f) = &self.factory {
             let root = self.out_dir.join("factory-root.pem");
             coffre_fs::write_atomic(&root, f.root_pem.as_bytes(), 0o644).map_err(io(&root))?;
         }
         let path = self.conf_path();
-        std::fs::write(&path, conf).map_err(io(&path))?;
+        coffre_fs::write_atomic(&path, conf.as_bytes(), 0o644).map_err(io(&path))?;
+        crate::live::register(&self.pki_dir, &absolute(&self.out_dir)?)?;
         Ok(path)
     }
 }
@@ -314,6 +364,8 @@ mod tests {
             "listener 8883 127.0.0.1",
             "crlfile ",
             "acl_file ",
+            "use_username_as_clientid true",
+            "pid_file ",
         ] {
             assert!(c.contains(line), "missing {line}:\n{c}");
         }

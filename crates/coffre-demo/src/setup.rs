@@ -52,6 +52,8 @@ pub const EXPIRED_ID: &str = "m5go-expired";
 pub const REVOKED_ID: &str = "m5go-revoked";
 /// A device certified by another CA.
 pub const FOREIGN_ID: &str = "m5go-foreign";
+/// A subscriber that is revoked while connected (live revocation).
+pub const LIVE_ID: &str = "m5stack-live";
 /// The chip that uses the identity it shipped with (no provisioning step).
 pub const FACTORY_CHIP: &str = "trustngo";
 
@@ -108,6 +110,7 @@ impl Lab {
             ("wrong-lab", Preset::Tngtls),
             ("wrong", Preset::Tngtls),
             ("revoked", Preset::Tngtls),
+            (LIVE_ID, Preset::Tngtls),
             ("blank", Preset::Blank),
             (FACTORY_CHIP, Preset::Tngtls),
         ] {
@@ -126,6 +129,12 @@ impl Lab {
             &Options::new(OFFLOAD_ID, Mode::Offload),
         )?;
         prov(dir, SUB_ID, &mut pki, &Options::new(SUB_ID, Mode::Offload))?;
+        prov(
+            dir,
+            LIVE_ID,
+            &mut pki,
+            &Options::new(LIVE_ID, Mode::Offload),
+        )?;
         prov(
             dir,
             "revoked",
@@ -195,9 +204,9 @@ impl Lab {
         for id in [LAB_ID, OFFLOAD_ID, EXPIRED_ID, REVOKED_ID, FOREIGN_ID] {
             b.acl.allow(id, Role::Publisher).map_err(setup("ACL"))?;
         }
-        b.acl
-            .allow(SUB_ID, Role::Subscriber)
-            .map_err(setup("ACL"))?;
+        for id in [SUB_ID, LIVE_ID] {
+            b.acl.allow(id, Role::Subscriber).map_err(setup("ACL"))?;
+        }
         let broker = Mosquitto::start(&b).map_err(setup("starting mosquitto"))?;
         let log = LogFollower::follow(broker.log_path());
         let ca_pem = std::fs::read(pki_dir.join("ca.crt.pem")).map_err(setup("reading the CA"))?;

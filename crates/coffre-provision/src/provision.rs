@@ -13,6 +13,7 @@ use embedded_hal::i2c::I2c;
 use zeroize::Zeroizing;
 
 use crate::configure::ChipState;
+use crate::iokey::IoKey;
 use crate::manifest::{Entry, Manifest};
 use crate::{Error, Result, Ui};
 
@@ -74,6 +75,9 @@ pub struct Options {
     pub manifest: Option<Manifest>,
     /// The chip image (emulated chips), recorded in the manifest.
     pub image: Option<PathBuf>,
+    /// Lab mode on a hardened chip: the device's IO protection key, with
+    /// which slot 8 is written and read back encrypted.
+    pub io_key: Option<IoKey>,
     /// Factory mode: the trusted root (DER) the chip's chain must lead to.
     pub factory_root: Option<Vec<u8>>,
 }
@@ -91,6 +95,7 @@ impl Options {
             force: false,
             manifest: None,
             image: None,
+            io_key: None,
             factory_root: None,
         }
     }
@@ -320,15 +325,20 @@ fn lab<I2C: I2c, D: DelayNs>(
     ui: &mut dyn Ui,
 ) -> Result<Provisioned> {
     let p = cfg.slot_policy(8);
-    if p.read != ReadAccess::Clear {
-        return Err(Error::State(format!(
-            "slot 8 is not readable in clear on this chip ({}); the lab's method cannot work here: use --mode offload",
-            p.summary()
-        )));
+    let read_key = match p.read {
+        ReadAccess::Clear => None,
+        ReadAccess::Encrypted { read_key } => Some(slot8_key(read_key, opts)?),
+        ReadAccess::Never => {
+            return Err(Error::State(format!(
+                "slot 8 is not readable on this chip ({}); the lab's method cannot work here: use --mode offload",
+                p.summary()
+            )))
+        }
+    };
+    if read_key.is_some() {
+        ui.step("slot 8 is read and written encrypted with the IO protection key (hardened chip)");
     }
-    let mut current = Zeroizing::new([0u8; 416]);
-    chip.read_slot(8, &mut current[..])
-        .map_err(|e| Error::chip("reading slot 8", e))?;
+    let current = read_slot8(chip, read_key.as_ref())?;
     let existing_key = match classify(&current[..]) {
         Content::LabPkcs8Key { public_key, .. } => Some(public_key_to_xy(&public_key)),
         _ => None,
@@ -371,12 +381,16 @@ fn lab<I2C: I2c, D: DelayNs>(
                 .into(),
         ));
     }
-    if p.write != WritePolicy::Always {
-        return Err(Error::State(format!(
-            "slot 8 cannot be written in clear on this chip ({}): use --mode offload",
-            p.summary()
-        )));
-    }
+    let write_key = match p.write {
+        WritePolicy::Always => None,
+        WritePolicy::Encrypted { write_key } => Some(slot8_key(write_key, opts)?),
+        _ => {
+            return Err(Error::State(format!(
+                "slot 8 cannot be written on this chip ({}): use --mode offload",
+                p.summary()
+            )))
+        }
+    };
     if cert.is_some() && !opts.force {
         return Err(Error::State(format!(
             "{} already exists: choose another --id, or pass --force to replace it (the old certificate stays valid until revoked)",
@@ -392,11 +406,22 @@ fn lab<I2C: I2c, D: DelayNs>(
         blob[1],
         der.len()
     ));
-    chip.write_slot(8, &blob[..])
-        .map_err(|e| Error::chip("writing slot 8", e))?;
-    let mut back = Zeroizing::new([0u8; 416]);
-    chip.read_slot(8, &mut back[..])
-        .map_err(|e| Error::chip("reading slot 8 back", e))?;
+    match &write_key {
+        None => chip
+            .write_slot(8, &blob[..])
+            .map_err(|e| Error::chip("writing slot 8", e))?,
+        Some(k) => {
+            for (b, block) in blob.chunks(32).enumerate() {
+                let mut data = Zeroizing::new([0u8; 32]);
+                data.copy_from_slice(block);
+                chip.write_encrypted(8, b as u8, &data, k.slot, &k.key, &host_nonce())
+                    .map_err(|e| {
+                        Error::chip(&format!("writing slot 8 block {b} (encrypted Write)"), e)
+                    })?;
+            }
+        }
+    }
+    let back = read_slot8(chip, read_key.as_ref())?;
     if back[..] != blob[..] {
         return Err(Error::ReadBack("slot 8".into()));
     }
@@ -421,6 +446,53 @@ fn lab<I2C: I2c, D: DelayNs>(
     ))
 }
 
+/// Fresh random NumIn for a Nonce before an encrypted Read or Write.
+fn host_nonce() -> [u8; 20] {
+    let mut n = [0u8; 20];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+    n
+}
+
+/// The IO protection key slot 8's policy names, from the options.
+fn slot8_key(slot: u8, opts: &Options) -> Result<IoKey> {
+    match &opts.io_key {
+        Some(k) if k.slot == slot => Ok(k.clone()),
+        Some(k) => Err(Error::State(format!(
+            "slot 8 is encrypted with the key in slot {slot}, but this device's IO protection key is for slot {}",
+            k.slot
+        ))),
+        None => Err(Error::State(format!(
+            "slot 8 is read and written only encrypted with the IO protection key (slot {slot}), and device {} has no copy of it (expected in <pki>/devices/{}.iokey, written by --configure hardened)",
+            opts.id, opts.id
+        ))),
+    }
+}
+
+/// Slot 8's 416 bytes: clear reads, or 13 encrypted Reads with `key`.
+fn read_slot8<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    key: Option<&IoKey>,
+) -> Result<Zeroizing<[u8; 416]>> {
+    let mut out = Zeroizing::new([0u8; 416]);
+    match key {
+        None => {
+            chip.read_slot(8, &mut out[..])
+                .map_err(|e| Error::chip("reading slot 8", e))?;
+        }
+        Some(k) => {
+            for b in 0..13u8 {
+                let block = chip
+                    .read_encrypted(8, b, k.slot, &k.key, &host_nonce())
+                    .map_err(|e| {
+                        Error::chip(&format!("reading slot 8 block {b} (encrypted Read)"), e)
+                    })?;
+                out[32 * b as usize..32 * b as usize + 32].copy_from_slice(&block);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
     chip: &mut Atecc<I2C, D>,
     cfg: &ConfigZone,
@@ -442,7 +514,11 @@ fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
             "slot-lock slot 8 (Lock mode 0x22)",
             &[
                 "slot 8's contents: this key can never be replaced or erased, not even by you".into(),
-                "slot 8 stays readable in clear: a probe on the bus still sees the key (use offload mode to avoid that)".into(),
+                if p.read == ReadAccess::Clear {
+                    "slot 8 stays readable in clear: a probe on the bus still sees the key (use offload mode to avoid that)".into()
+                } else {
+                    "slot 8 stays readable through encrypted Read with the IO protection key".into()
+                },
             ],
         ),
     };

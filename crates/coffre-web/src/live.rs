@@ -16,24 +16,17 @@ use tokio::sync::broadcast;
 /// Readings kept per device, and events kept, by default.
 pub const DEFAULT_CAPACITY: usize = 300;
 
-/// One sensor reading, as published on `m5go/env`, plus when it arrived.
+pub use coffre_device::Reading;
+
+/// A reading as the hub keeps it: the device's [`Reading`] (the project's
+/// one type) and when the subscriber received it. In JSON the reading's
+/// fields and `received_at` sit side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
-    /// Device id (certificate CN, MQTT username).
-    pub device: String,
-    /// The publisher's sequence number.
-    pub seq: u64,
-    /// When the device measured (RFC 3339, the device's clock).
-    pub ts: String,
-    /// Temperature, °C (SHT30).
-    pub temperature_c: f64,
-    /// Relative humidity, % (SHT30).
-    pub humidity_pct: f64,
-    /// Pressure, hPa (BMP280).
-    pub pressure_hpa: f64,
-    /// When the subscriber received it (RFC 3339); empty means "now", set
-    /// by [`LiveHub::push_reading`].
-    #[serde(default)]
+pub struct Received {
+    /// The reading.
+    #[serde(flatten)]
+    pub reading: Reading,
+    /// When the subscriber received it (RFC 3339).
     pub received_at: String,
 }
 
@@ -64,7 +57,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveSnapshot {
     /// The last readings of each device, oldest first.
-    pub devices: BTreeMap<String, Vec<Reading>>,
+    pub devices: BTreeMap<String, Vec<Received>>,
     /// The last events, oldest first.
     pub events: Vec<Event>,
     /// How many readings per device and events are kept.
@@ -76,14 +69,14 @@ pub struct LiveSnapshot {
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum LiveMessage {
     /// A new reading.
-    Reading(Reading),
+    Reading(Received),
     /// A new event.
     Event(Event),
 }
 
 #[derive(Debug)]
 struct State {
-    devices: BTreeMap<String, VecDeque<Reading>>,
+    devices: BTreeMap<String, VecDeque<Received>>,
     events: VecDeque<Event>,
 }
 
@@ -126,14 +119,15 @@ impl LiveHub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Add a reading (its `received_at` is set to now when empty).
-    pub fn push_reading(&self, mut r: Reading) {
-        if r.received_at.is_empty() {
-            r.received_at = now_rfc3339();
-        }
+    /// Add a reading, received now.
+    pub fn push_reading(&self, reading: Reading) {
+        let r = Received {
+            reading,
+            received_at: now_rfc3339(),
+        };
         {
             let mut st = self.lock();
-            let q = st.devices.entry(r.device.clone()).or_default();
+            let q = st.devices.entry(r.reading.device.clone()).or_default();
             if q.len() == self.capacity {
                 q.pop_front();
             }
@@ -197,7 +191,6 @@ mod tests {
             temperature_c: 21.5,
             humidity_pct: 40.0,
             pressure_hpa: 1013.2,
-            received_at: String::new(),
         }
     }
 
@@ -215,14 +208,14 @@ mod tests {
             text: "a connected".into(),
         });
         let s = hub.snapshot();
-        let seqs: Vec<u64> = s.devices["a"].iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = s.devices["a"].iter().map(|r| r.reading.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4]);
         assert_eq!(s.devices["b"].len(), 1);
         assert!(!s.devices["b"][0].received_at.is_empty());
         assert_eq!(s.events.len(), 1);
         assert!(s.events[0].time.ends_with('Z'));
         match rx.try_recv().unwrap() {
-            LiveMessage::Reading(r) => assert_eq!(r.seq, 0),
+            LiveMessage::Reading(r) => assert_eq!(r.reading.seq, 0),
             other => panic!("{other:?}"),
         }
         let json = serde_json::to_value(LiveMessage::Event(Event::now("x", "y"))).unwrap();

@@ -419,7 +419,6 @@ fn page_in_headless_chromium() {
         temperature_c: 23.45,
         humidity_pct: 48.2,
         pressure_hpa: 1011.6,
-        received_at: String::new(),
     });
     cdp.wait_for(
         "(() => { const t = document.querySelector('#latest').innerText; return t.includes('m5go') && t.includes('23.45'); })()",
@@ -434,7 +433,6 @@ fn page_in_headless_chromium() {
             temperature_c: *t,
             humidity_pct: 48.0 + i as f64 * 0.3,
             pressure_hpa: 1011.6 - i as f64 * 0.1,
-            received_at: String::new(),
         });
     }
     hub.push_event(Event::now(

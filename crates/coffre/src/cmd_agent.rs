@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use coffre_agent::boot::{boot, BootOptions, KeyMode};
+use coffre_agent::boot::{boot, BootOptions, IoKey, KeyMode};
 use coffre_agent::{
     BrokerAddr, EnvSensors, Event, Identity, MqttVersion, Publisher, PublisherOptions, SeqStatus,
     Subscriber, SubscriberOptions,
@@ -85,17 +85,32 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
     };
     eprintln!("boot ({} mode, {}):", a.mode.name(), a.bus);
     let mut log = |step: u8, msg: &str| eprintln!("  [{step}/5] {msg}");
+    // Lab mode on a hardened chip: the IO protection key from the device's
+    // flash (modelled as <pki>/devices/<id>.iokey), for encrypted Reads.
+    let io_key = match a.mode {
+        coffre_provision::Mode::Lab => coffre_provision::iokey::load(&a.pki, &a.id)?.map(|k| {
+            let mut host_nonce = [0u8; 20];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut host_nonce);
+            IoKey {
+                slot: k.slot,
+                key: k.key.clone(),
+                host_nonce,
+            }
+        }),
+        coffre_provision::Mode::Offload | coffre_provision::Mode::Factory => None,
+    };
     let (key, _report) = boot(
         opened.chip,
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
+            io_key,
         },
         &mut log,
     )
     .map_err(agent_err)?;
     let ca = a.ca.clone().unwrap_or_else(|| a.pki.join("ca.crt.pem"));
-    let ca_pem = std::fs::read(&ca).with_context(|| {
+    let ca_pem = crate::input::read_file(&ca).with_context(|| {
         format!(
             "cannot read the CA certificate {} (--pki or --ca)",
             ca.display()
@@ -116,7 +131,7 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
         .cert
         .clone()
         .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
-    let cert_pem = std::fs::read(&cert).with_context(|| {
+    let cert_pem = crate::input::read_file(&cert).with_context(|| {
         format!(
             "cannot read the device certificate {}: provision the device first ('coffre provision --id {}') or give --cert",
             cert.display(),
@@ -338,7 +353,7 @@ pub fn feed_hub(
         let _ = s.run(&stop, |ev| match ev {
             Event::Received(d) => {
                 if let Some(r) = &d.reading {
-                    hub.push_reading(web_reading(r));
+                    hub.push_reading(r.clone());
                 }
             }
             other => {
@@ -348,17 +363,4 @@ pub fn feed_hub(
             }
         });
     }))
-}
-
-/// A reading as the web explorer's live hub takes it (arrival time: now).
-pub fn web_reading(r: &coffre_agent::Reading) -> coffre_web::Reading {
-    coffre_web::Reading {
-        device: r.device.clone(),
-        seq: r.seq,
-        ts: r.ts.clone(),
-        temperature_c: r.temperature_c,
-        humidity_pct: r.humidity_pct,
-        pressure_hpa: r.pressure_hpa,
-        received_at: String::new(),
-    }
 }

@@ -60,7 +60,7 @@ fn listener_of(conf: &str) -> Option<SocketAddr> {
 /// `coffre broker run`: start mosquitto, stream its log until Ctrl-C.
 pub fn run(dir: &Path) -> Result<()> {
     let conf_path = dir.join("mosquitto.conf");
-    let conf = std::fs::read_to_string(&conf_path).with_context(|| {
+    let conf = crate::input::read_text(&conf_path).with_context(|| {
         format!(
             "cannot read {}: write it first with 'coffre broker config --pki PKI --out {}'",
             conf_path.display(),

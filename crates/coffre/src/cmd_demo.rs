@@ -111,6 +111,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
             &BootOptions {
                 mode: KeyMode::Offload { slot: 0 },
                 allow_unlocked: false,
+                io_key: None,
             },
             &mut |_, _| {},
         )?;
@@ -142,7 +143,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
                             r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa,
                             d.latency.map(|l| l.as_secs_f64() * 1000.0).unwrap_or(0.0)
                         );
-                        hub.push_reading(crate::cmd_agent::web_reading(r));
+                        hub.push_reading(r.clone());
                     }
                 }
                 Event::Connected { tls_version, .. } => {
@@ -229,7 +230,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
 pub fn web(
     images: &[String],
     scenarios: Option<PathBuf>,
-    listen: SocketAddr,
+    (listen, allowed_hosts): (SocketAddr, Vec<String>),
     live: Option<crate::cmd_agent::AgentArgs>,
 ) -> Result<()> {
     if images.is_empty() {
@@ -269,6 +270,7 @@ pub fn web(
     let cfg = WebConfig {
         chips,
         scenarios_json: scenarios,
+        allowed_hosts,
         ..WebConfig::default()
     };
     let sub = match live {

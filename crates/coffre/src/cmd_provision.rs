@@ -9,7 +9,9 @@ use coffre_emu::clock::Timing;
 use coffre_emu::presets::Preset;
 use coffre_pki::{IssueOptions, Pki};
 use coffre_provision::manifest::Manifest;
-use coffre_provision::{configure, inspect, provision, Layout, Mode, Options, Ui};
+use coffre_provision::{
+    configure_with_io_key, inspect, iokey, provision, Layout, Mode, Options, Ui,
+};
 use serde_json::json;
 
 use crate::bus::{self, Opened};
@@ -132,9 +134,15 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         a.mode.name()
     );
     if let Some(layout) = a.configure {
-        configure(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        let (_, io_key) = configure_with_io_key(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        if let Some(k) = io_key {
+            // The device's copy of the IO protection key (its MCU flash).
+            let p = iokey::save(&a.pki, &a.id, &k).map_err(to_anyhow)?;
+            eprintln!("  IO protection key saved for the device: {}", p.display());
+        }
     }
     let mut opts = options(a, image);
+    opts.io_key = iokey::load(&a.pki, &a.id).map_err(to_anyhow)?;
     if a.mode == Mode::Factory {
         if a.configure.is_some() {
             bail!("--configure writes a configuration: factory mode writes nothing to the chip; drop --configure");
@@ -284,7 +292,8 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
     let mut o = bus::open(&bus_opts.bus, bus_opts.timing)?;
     let cert_bytes = cert
         .map(|p| {
-            std::fs::read(p).with_context(|| format!("cannot read the certificate {}", p.display()))
+            crate::input::read_file(p)
+                .with_context(|| format!("cannot read the certificate {}", p.display()))
         })
         .transpose()?;
     let r = inspect(&mut o.chip, cert_bytes.as_deref(), key_slot).map_err(to_anyhow)?;

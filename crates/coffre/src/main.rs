@@ -17,6 +17,7 @@ mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
+mod input;
 mod output;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ struct Cli {
     command: Command,
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read a secure element: identity, configuration, locks, slots.
@@ -95,7 +97,7 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         cert: Option<PathBuf>,
         /// Offload mode: the slot whose key the certificate should carry.
-        #[arg(long, value_name = "SLOT")]
+        #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
         key_slot: Option<u8>,
     },
     /// Verify a Trust&GO manifest (Microchip's JSON list of signed entries) and register
@@ -161,8 +163,8 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
     Bench {
         /// Runs per configuration.
-        #[arg(long, default_value = "30")]
-        runs: usize,
+        #[arg(long, default_value = "30", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        runs: u16,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -178,16 +180,16 @@ it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a mess
 duplicated.")]
     Fleet {
         /// Number of devices.
-        #[arg(long, default_value = "200")]
-        devices: usize,
+        #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        devices: u32,
         /// Ramp: new connections per second.
-        #[arg(long, default_value = "100")]
+        #[arg(long, default_value = "100", value_parser = input::rate)]
         rate: f64,
         /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
-        #[arg(long, default_value = "20s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "20s", value_parser = input::run_length)]
         duration: std::time::Duration,
         /// One reading per device every INTERVAL, random phase.
-        #[arg(long, default_value = "10s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// 'offload' (the chip signs) or 'lab' (key in slot 8).
         #[arg(long, default_value = "offload")]
@@ -229,6 +231,10 @@ coffre web --bus emu:m5go.img --broker 127.0.0.1:8883 --subscriber-bus emu:m5sta
         /// Where to listen (loopback by default).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Another host name the browser may use to reach the explorer (repeat for several);
+        /// any other Host header is refused (DNS rebinding).
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
     #[command(
@@ -240,8 +246,8 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
     Publish {
         #[command(flatten)]
         agent: AgentCli,
-        /// Time between readings (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = cmd_fleet::parse_duration)]
+        /// Time between readings (e.g. 2s, 500ms; 10ms to 1 day).
+        #[arg(long, default_value = "2s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// Stop after N readings are acknowledged (default: run until Ctrl-C).
         #[arg(long)]
@@ -264,6 +270,7 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
 }
 
 /// Options of publish and subscribe.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 struct AgentCli {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
@@ -284,7 +291,7 @@ struct AgentCli {
     #[arg(long, value_name = "FILE")]
     factory_root: Option<PathBuf>,
     /// Offload: the private-key slot (0: Trust&GO factory key).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
     /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
     #[arg(long, default_value = "pki")]
@@ -422,6 +429,7 @@ enum PkiCommand {
     },
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
@@ -445,7 +453,7 @@ struct ProvisionCmd {
     )]
     bus: Option<BusSpec>,
     /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
-    #[arg(long)]
+    #[arg(long, value_parser = input::device_id)]
     id: Option<String>,
     /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
     /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
@@ -461,7 +469,7 @@ struct ProvisionCmd {
     #[arg(long, value_name = "LAYOUT")]
     configure: Option<coffre_provision::Layout>,
     /// Offload: private-key slot to use (default 0, the factory key).
-    #[arg(long, value_name = "SLOT")]
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: Option<u8>,
     /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
     #[arg(long)]
@@ -485,10 +493,10 @@ struct ProvisionCmd {
     #[arg(long, default_value = "365")]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
-    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
     fleet: Option<u32>,
-    /// Fleet: id prefix.
-    #[arg(long, default_value = "m5go-")]
+    /// Fleet: id prefix (ids are PREFIX + number, and file names inside --dir).
+    #[arg(long, default_value = "m5go-", value_parser = input::id_prefix)]
     prefix: String,
     /// Fleet: directory for the chip images and the manifest.
     #[arg(long, default_value = "fleet")]
@@ -546,6 +554,7 @@ enum BrokerCommand {
 }
 
 /// Options shared by every command that talks to a chip.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug, Clone)]
 pub struct BusOpts {
     /// Where the chip is: emu:IMAGE[@ADDR] (an emulated chip, see 'coffre emu new') or
@@ -656,6 +665,12 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         /// 'instant' or 'datasheet'.
         #[arg(long, default_value = "instant")]
         timing: Timing,
+        /// Clients served at once; more are told 'busy' and disconnected.
+        #[arg(long, default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_clients: u16,
+        /// Disconnect a client silent for this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = input::run_length)]
+        idle_timeout: std::time::Duration,
     },
     /// Print (or write) the certificate of the emulated factory root, to which every
     /// emulated Trust&GO chip's certificates chain. A public test fixture: trust it for
@@ -685,6 +700,15 @@ enum BusCommand {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout or stderr (`coffre … | head -1`) ends the program
+    // quietly, as it ends any Unix filter: SIGPIPE gets its default action
+    // back (the Rust runtime ignores it, which turns every print to a
+    // closed pipe into a panic). Sockets are unaffected: Rust sends with
+    // MSG_NOSIGNAL.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    );
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -719,7 +743,17 @@ fn main() -> ExitCode {
                 image,
                 listen,
                 timing,
-            } => cmd_emu::serve(&image, &listen, timing),
+                max_clients,
+                idle_timeout,
+            } => cmd_emu::serve(
+                &image,
+                &listen,
+                timing,
+                coffre_emu::kit::ServeOptions {
+                    max_clients: max_clients.into(),
+                    idle_timeout,
+                },
+            ),
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
             EmuCommand::FactoryRoot { out } => cmd_factory::factory_root(out.as_deref()),
         },
@@ -822,7 +856,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
-        Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
         Command::Fleet {
             devices,
             rate,
@@ -832,7 +866,7 @@ fn main() -> ExitCode {
             dir,
             json,
         } => cmd_fleet::run(&cmd_fleet::FleetArgs {
-            devices,
+            devices: devices as usize,
             rate,
             duration,
             interval,
@@ -849,6 +883,7 @@ fn main() -> ExitCode {
             pki,
             scenarios,
             listen,
+            allow_hosts,
         } => (|| {
             for b in &buses {
                 match b {
@@ -885,7 +920,7 @@ fn main() -> ExitCode {
                 }),
                 _ => None,
             };
-            cmd_demo::web(&chips, scenarios, listen, live)
+            cmd_demo::web(&chips, scenarios, (listen, allow_hosts), live)
         })(),
         Command::Publish {
             agent,

@@ -27,8 +27,11 @@ registry! {
     chip_pulled,
     broker_restart,
     bus_probe,
+    encrypted_bus,
     tamper,
     disclosure,
+    clientid_takeover,
+    live_revocation,
     factory_identity,
     manifest_tamper,
 }
