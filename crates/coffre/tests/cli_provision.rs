@@ -243,7 +243,7 @@ fn provision_lab_and_offload_then_inspect() {
         ],
         p
     )
-    .contains("lab or offload"));
+    .contains("lab, offload or factory"));
 }
 
 #[test]
