@@ -628,7 +628,8 @@ enum EmuCommand {
     /// Create a new emulated chip image.
     #[command(
         after_help = "Presets:\n  tngtls  Trust&GO ATECC608B-TNGTLS as shipped: config and data locked, \
-factory key in slot 0, slot 8 empty, address 0x35\n  blank   unconfigured ATECC608B: nothing locked, address 0x60\n\n\
+factory key in slot 0, slot 8 empty, address 0x35, factory certificate chain in OTP and slots 10–12 \
+(see coffre chip certs)\n  blank   unconfigured ATECC608B: nothing locked, address 0x60\n\n\
 Image files are test fixtures: the keys inside are not protected. Never put a real key in one."
     )]
     New {
