@@ -113,6 +113,11 @@ pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<V
     }
 }
 
+/// The subject key identifier of a DER certificate, if it has one.
+pub fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    cert_facts(der).ok().and_then(|f| f.subject_key_id)
+}
+
 /// A certificate from DER or PEM bytes.
 pub fn der_or_pem_cert(input: &[u8]) -> Result<Vec<u8>> {
     der_or_pem(input, &["CERTIFICATE"]).map_err(Error::BadCertificate)

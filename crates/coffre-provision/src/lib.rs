@@ -58,6 +58,7 @@ pub mod iokey;
 pub mod layout;
 pub mod manifest;
 mod provision;
+pub mod trust_manifest;
 
 pub use configure::{configure, configure_with_io_key, ChipState};
 pub use error::{Error, Result};

@@ -30,21 +30,8 @@ pub fn config(
         s.acl.allow(id, Role::Subscriber)?;
     }
     if let Some((root, listen)) = factory {
-        let (der, name) = match root {
-            "emu" => (
-                coffre_emu::factory::root_cert_der().to_vec(),
-                "the emulator's factory root".to_string(),
-            ),
-            "microchip" => (
-                coffre_pki::factory::MICROCHIP_ROOT_CA_002.to_vec(),
-                "Microchip's Crypto Authentication Root CA 002".to_string(),
-            ),
-            file => {
-                let bytes = std::fs::read(file)
-                    .with_context(|| format!("cannot read the factory root {file}"))?;
-                (coffre_pki::util::der_or_pem_cert(&bytes)?, file.to_string())
-            }
-        };
+        let root = crate::cmd_factory::TrustedRoot::named(root)?;
+        let (der, name) = (root.der, root.name);
         s.factory = Some(coffre_broker::FactoryListener {
             listen,
             root_pem: coffre_pki::util::to_pem("CERTIFICATE", &der),

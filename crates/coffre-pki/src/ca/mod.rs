@@ -416,3 +416,24 @@ fn remove_device_certs(devices: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A self-signed certificate for `key` named `CN=<cn>`, valid `days` from
+/// now (back-dated a little), marked as a CA with a subject key identifier:
+/// the form of the certificate that signs Microchip's manifests (its
+/// "log signer"). Used for the emulated manifest signer.
+pub fn self_signed_signer_cert(cn: &str, key: &EcdsaKey, days: u32) -> Result<Vec<u8>> {
+    let pk = PublicKey::from(key.verifying_key());
+    let start = Timestamp::now().get() - Duration::seconds(BACKDATE_SECONDS);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.serial_number = Some(SerialNumber::from_slice(&crate::util::random_serial()));
+    params.not_before = start;
+    params.not_after = start + Duration::days(i64::from(days));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&pk));
+    let cert = params
+        .self_signed(&P256Signer::new(key))
+        .map_err(rcgen_err("manifest signer certificate"))?;
+    Ok(cert.der().to_vec())
+}
