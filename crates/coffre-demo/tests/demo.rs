@@ -43,6 +43,7 @@ fn every_scenario_passes_with_evidence() {
         "bus-probe",
         "tamper",
         "disclosure",
+        "firmware-core",
     ] {
         assert!(ids.contains(&want), "scenario {want} missing");
     }

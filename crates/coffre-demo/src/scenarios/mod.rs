@@ -29,6 +29,7 @@ registry! {
     bus_probe,
     tamper,
     disclosure,
+    firmware_core,
 }
 
 /// What several scenarios share.
