@@ -73,6 +73,19 @@ fn print_report(r: &Report) {
             l.what, l.p50_ms, l.p99_ms, l.max_ms, l.received, l.sent
         );
     }
+    if let Some(f) = &r.firmware {
+        println!();
+        println!("embedded-tls driver (coffre-firmware) on the host, TLS 1.3, the chip signs:");
+        println!(
+            "  connect → CONNACK p50 {:.2} ms over {} runs; futures: connect {} B, publish {} B; record buffers {} B; session heap {} B",
+            f.connect_median_ms,
+            f.runs,
+            f.connect_future_bytes,
+            f.publish_future_bytes,
+            f.record_buffers_bytes,
+            f.session_heap_bytes
+        );
+    }
     let failed: usize = r
         .processes
         .iter()
