@@ -197,6 +197,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
             opts.device_exe.display()
         );
     }
+    progress(&format!("device binary: {}", opts.device_exe.display()));
     if runs < 3 {
         bail!("--runs must be at least 3");
     }

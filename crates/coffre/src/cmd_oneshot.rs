@@ -6,10 +6,19 @@ use coffre_bench::{is_device_row, BenchOptions, Ratios, Report};
 
 use crate::output::print_json;
 
-/// The device binary: beside this executable (same build).
+/// The device binary: the `device` profile's build (target/device) when
+/// there is one, else the one beside this executable (same build).
 fn device_exe() -> Result<std::path::PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
-    Ok(me.with_file_name(format!("coffre-device{}", std::env::consts::EXE_SUFFIX)))
+    let name = format!("coffre-device{}", std::env::consts::EXE_SUFFIX);
+    let shipped = me
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|t| t.join("device").join(&name));
+    Ok(match shipped {
+        Some(p) if p.exists() => p,
+        _ => me.with_file_name(name),
+    })
 }
 
 /// `coffre bench`.
