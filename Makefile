@@ -3,11 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test deps build lint cross bench fuzz
+.PHONY: help demo test deps build lint cross doc bench fuzz
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
-	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, then every test"
+	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; nightly + cargo-fuzz)"
 
@@ -31,11 +31,15 @@ lint: deps
 cross: deps
 	@scripts/cross-check.sh
 
+# The API docs build without a warning (broken links included).
+doc: deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
 # The browser test of the web explorer must run (chromium is installed by deps).
 # CryptoAuthLib's own client drives the emulator first (tests/cryptoauthlib;
 # COFFRE_SKIP_CRYPTOAUTHLIB=1 skips it, visibly); cargo's summary ends the output
-# and both always run.
-test: lint cross
+# and both always run. `cargo test` also runs every doc example (doc tests).
+test: lint cross doc
 	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
 

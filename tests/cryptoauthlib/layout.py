@@ -27,7 +27,7 @@ ECDH and KDF output in the clear allowed.
 """
 
 import cryptoauthlib as cal
-from cryptoauthlib.library import AtcaReference
+from cryptoauthlib.library import AtcaReference, get_cryptoauthlib
 
 ADDRESS8 = 0xC0
 
@@ -107,3 +107,17 @@ def read_config():
     cfg = bytearray(128)
     ok(cal.atcab_read_config_zone(cfg), "atcab_read_config_zone")
     return bytes(cfg)
+
+
+# The Python wrappers pass bytes(x) for optional pointers, so they cannot send
+# NULL where the C API means "none"; these call libcryptoauth.so directly.
+
+
+def derivekey(mode, target, mac=None):
+    """atcab_derivekey(); mac=None sends no MAC (roll/create without one)."""
+    return get_cryptoauthlib().atcab_derivekey(mode, target, None if mac is None else bytes(mac))
+
+
+def priv_write_clear(slot, priv36):
+    """atcab_priv_write() with write_key NULL: the unencrypted PrivWrite."""
+    return get_cryptoauthlib().atcab_priv_write(slot, bytes(priv36), 0, None, bytes(20))

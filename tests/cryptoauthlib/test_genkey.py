@@ -58,7 +58,7 @@ def test_genkey_digest_mode_over_a_private_key(chip):
     assert pub == expected_pub
     host.gen_key_msg(0x08, 0, bytes(pub), None, sn)
     resp = bytearray(32)
-    ok(cal.atcab_mac(0x41, 4, None, resp), "atcab_mac over the GenKey digest")
+    ok(cal.atcab_mac(0x41, 4, bytes(32), resp), "atcab_mac over the GenKey digest")
     assert bytes(resp) == host.mac(0x41, 4, layout.SLOT4_KEY, sn)
 
 
@@ -75,5 +75,6 @@ def test_genkey_pubkey_digest_of_a_stored_public_key(chip):
     ok(cal.atcab_genkey_base(0x10, 14, other, None), "atcab_genkey_base(pubkey digest, slot 14)")
     host.gen_key_msg(0x10, 14, pub, other, sn)
     resp = bytearray(32)
-    ok(cal.atcab_mac(0x41, 4, None, resp), "atcab_mac over the PubKey digest")
-    assert bytes(resp) == host.mac(0x41, 4, layout.SLOT4_KEY, sn)
+    # TempKey started from a pass-through nonce: MAC mode bit 2 set.
+    ok(cal.atcab_mac(0x45, 4, bytes(32), resp), "atcab_mac over the PubKey digest")
+    assert bytes(resp) == host.mac(0x45, 4, layout.SLOT4_KEY, sn)

@@ -42,7 +42,7 @@ def test_privwrite_with_a_wrong_write_key_is_refused(chip):
 
 def test_privwrite_clear_is_refused_after_the_data_lock(chip):
     key = oracle.new_key()
-    status = cal.atcab_priv_write(7, bytes(4) + oracle.private_bytes(key), 0, None, None)
+    status = layout.priv_write_clear(7, bytes(4) + oracle.private_bytes(key))
     assert status == cal.Status.ATCA_EXECUTION_ERROR, layout.name(status)
 
 
@@ -51,5 +51,5 @@ def test_privwrite_clear_before_the_data_lock(blank):
     ok(cal.atcab_write_config_zone(layout.CONFIG), "atcab_write_config_zone")
     ok(cal.atcab_lock_config_zone(), "atcab_lock_config_zone")
     key = oracle.new_key()
-    ok(cal.atcab_priv_write(0, bytes(4) + oracle.private_bytes(key), 0, None, None), "atcab_priv_write(0, clear)")
+    ok(layout.priv_write_clear(0, bytes(4) + oracle.private_bytes(key)), "atcab_priv_write(0, clear)")
     check_slot_holds(0, key)

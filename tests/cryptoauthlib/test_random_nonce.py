@@ -24,12 +24,20 @@ def test_random_after_config_lock_differs_each_time(tng):
 
 
 def mac_over_tempkey(sn, host):
-    """MAC(mode 0x41: slot 4 key || TempKey, serial number included)."""
+    """MAC(slot 4 key || TempKey, serial number included). Mode bit 2 must
+    match TempKey.SourceFlag (0 random, 1 pass-through), or the chip refuses."""
+    mode = 0x41 | (0x04 if host.temp_key.source_flag else 0)
     resp = bytearray(32)
-    ok(cal.atcab_mac(0x41, 4, None, resp), "atcab_mac TempKey")
-    expected = host.mac(0x41, 4, layout.SLOT4_KEY, sn)
+    ok(cal.atcab_mac(mode, 4, bytes(32), resp), f"atcab_mac mode 0x{mode:02X}")
+    expected = host.mac(mode, 4, layout.SLOT4_KEY, sn)
     assert bytes(resp) == expected
-    assert expected == oracle.mac_response(0x41, 4, layout.SLOT4_KEY, host.temp_key.bytes32(), sn)
+    assert expected == oracle.mac_response(mode, 4, layout.SLOT4_KEY, host.temp_key.bytes32(), sn)
+
+
+def test_mac_refuses_a_tempkey_whose_source_flag_does_not_match(chip):
+    ok(cal.atcab_nonce(os.urandom(32)), "atcab_nonce pass-through")
+    status = cal.atcab_mac(0x41, 4, bytes(32), bytearray(32))
+    assert status == cal.Status.ATCA_EXECUTION_ERROR, layout.name(status)
 
 
 def test_nonce_random_mode_tempkey(chip):

@@ -82,3 +82,15 @@ def test_coffre_chip_certs_matches_cryptoauthlib_byte_for_byte(tmp_path):
         s.close()
     assert device_der in ours, "device certificate differs from CryptoAuthLib's rebuild"
     assert signer_der in ours, "signer certificate differs from CryptoAuthLib's rebuild"
+
+
+def test_cryptoauthlibs_chain_ends_at_the_exported_factory_root(tng):
+    # `coffre emu factory-root` exports the emulated factory's root; the
+    # signer certificate CryptoAuthLib rebuilds must be issued by it.
+    root = x509.load_pem_x509_certificate(conftest.coffre("emu", "factory-root").encode())
+    root.verify_directly_issued_by(root)
+    device_der, signer_der = read_certs()
+    signer = x509.load_der_x509_certificate(signer_der)
+    assert signer.issuer == root.subject
+    signer.verify_directly_issued_by(root)
+    x509.load_der_x509_certificate(device_der).verify_directly_issued_by(signer)

@@ -3,7 +3,7 @@
 //! rustls and its errors the agent's.
 
 use coffre_device::boot::{BootError, BootKey};
-pub use coffre_device::boot::{BootOptions, BootReport, KeyMode};
+pub use coffre_device::boot::{BootOptions, BootReport, IoKey, KeyMode};
 use coffre_driver::Atecc;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;

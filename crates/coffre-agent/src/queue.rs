@@ -111,7 +111,10 @@ impl DurableQueue {
         })?;
         let mut warnings = Vec::new();
         let marker = dir.join(ACKED_FILE);
-        let acked = match fs::read_to_string(&marker) {
+        // The marker is one number: anything longer is not a marker.
+        let text =
+            coffre_fs::read_limited(&marker, 64).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let acked = match text {
             Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::Queue {
                 path: marker.clone(),
                 source: invalid(format!(

@@ -84,6 +84,7 @@ pub fn firmware_row(
         let opts = BootOptions {
             mode: KeyMode::Offload { slot: 0 },
             allow_unlocked: false,
+            io_key: None,
         };
         let signer = match coffre_device::boot::boot(chip, &opts, &mut |_, _| {}) {
             Ok((BootKey::Offload { chip, slot }, _)) => KeySigner::Chip { chip, slot },

@@ -74,6 +74,25 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// A second listener for devices with a factory identity (Trust&GO parts):
+/// their chains lead to a factory root instead of the project CA.
+///
+/// It has its own listener because Mosquitto's `crlfile` makes OpenSSL
+/// require a CRL from the issuer of every client certificate, and nobody
+/// but Microchip can issue one for a Trust&GO signer: on the project CA's
+/// listener (which has the CRL) factory devices would all be refused. The
+/// ACL is shared (`per_listener_settings false`), so both kinds of device
+/// meet on the same topics. (Checked with mosquitto 2.0.11: one listener
+/// with both roots and the `crlfile` refuses a factory device, "certificate
+/// verify failed"; the same listener without `crlfile` accepts it.)
+#[derive(Debug, Clone)]
+pub struct FactoryListener {
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// The trusted factory root, PEM (written to `factory-root.pem`).
+    pub root_pem: String,
+}
+
 /// Everything needed to write a broker configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerSetup {
@@ -92,6 +111,13 @@ pub struct BrokerSetup {
     /// `set_tcp_nodelay true` (default). Off only to measure Mosquitto's
     /// default behaviour.
     pub tcp_nodelay: bool,
+    /// Mosquitto's dynamic-security plugin, loaded so that a revocation can
+    /// cut a live session (see [`crate::revoke_live`]). Default: found where
+    /// the mosquitto package installs it; `None`: revocation refuses new
+    /// connections only.
+    pub dynsec_plugin: Option<PathBuf>,
+    /// Devices with factory identities, on their own listener.
+    pub factory: Option<FactoryListener>,
 }
 
 impl BrokerSetup {
@@ -105,6 +131,8 @@ impl BrokerSetup {
             acl: Acl::default(),
             tls_version: "tlsv1.2".into(),
             tcp_nodelay: true,
+            dynsec_plugin: crate::live::find_dynsec_plugin(),
+            factory: None,
         }
     }
 
@@ -155,6 +183,20 @@ impl BrokerSetup {
         let _ = writeln!(s, "connection_messages true");
         let _ = writeln!(s, "set_tcp_nodelay {}", self.tcp_nodelay);
         let _ = writeln!(s, "acl_file {}", out.join("acl").display());
+        let _ = writeln!(s, "pid_file {}", out.join(crate::live::PID_FILE).display());
+        if let Some(plugin) = &self.dynsec_plugin {
+            let _ = writeln!(
+                s,
+                "# Live revocation: deleting a dynsec client cuts its sessions. No device is a\n\
+                 # dynsec client, so their rights come from the ACL file alone."
+            );
+            let _ = writeln!(s, "plugin {}", plugin.display());
+            let _ = writeln!(
+                s,
+                "plugin_opt_config_file {}",
+                out.join(crate::live::DYNSEC_CONFIG).display()
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "listener {} {}", self.listen.port(), self.listen.ip());
         let _ = writeln!(s, "cafile {}", ca.display());
@@ -165,7 +207,36 @@ impl BrokerSetup {
         }
         let _ = writeln!(s, "require_certificate true");
         let _ = writeln!(s, "use_identity_as_username true");
+        // The client id is the certificate's CN: a device cannot take
+        // another's client id and evict it.
+        let _ = writeln!(s, "use_username_as_clientid true");
         let _ = writeln!(s, "tls_version {}", self.tls_version);
+        if self.dynsec_plugin.is_some() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "# The administrator's socket (dynamic security), in this 0700 directory."
+            );
+            let _ = writeln!(
+                s,
+                "listener 0 {}",
+                crate::live::admin_socket(&out)?.display()
+            );
+        }
+        if let Some(f) = &self.factory {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "# Factory identities (Trust&GO): chains device → signer → factory root; no CRL."
+            );
+            let _ = writeln!(s, "listener {} {}", f.listen.port(), f.listen.ip());
+            let _ = writeln!(s, "cafile {}", out.join("factory-root.pem").display());
+            let _ = writeln!(s, "certfile {}", cert.display());
+            let _ = writeln!(s, "keyfile {}", key.display());
+            let _ = writeln!(s, "require_certificate true");
+            let _ = writeln!(s, "use_identity_as_username true");
+            let _ = writeln!(s, "tls_version {}", self.tls_version);
+        }
         Ok(s)
     }
 
@@ -176,11 +247,30 @@ impl BrokerSetup {
             move |source| Error::Io { path, source }
         };
         std::fs::create_dir_all(self.out_dir.join("data")).map_err(io(&self.out_dir))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.out_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(&self.out_dir))?;
+        }
         let conf = self.render()?;
-        let acl = self.acl.render(&self.topic);
-        std::fs::write(self.out_dir.join("acl"), acl).map_err(io(&self.out_dir.join("acl")))?;
+        let mut acl = self.acl.render(&self.topic);
+        if self.dynsec_plugin.is_some() {
+            crate::live::prepare_admin(&absolute(&self.out_dir)?)?;
+            let _ = write!(
+                acl,
+                "\n# The dynamic-security administrator (unix socket only).\nuser {}\ntopic readwrite $CONTROL/dynamic-security/#\n",
+                crate::live::ADMIN_USER
+            );
+        }
+        let acl_path = self.out_dir.join("acl");
+        coffre_fs::write_atomic(&acl_path, acl.as_bytes(), 0o644).map_err(io(&acl_path))?;
+        if let Some(f) = &self.factory {
+            let root = self.out_dir.join("factory-root.pem");
+            coffre_fs::write_atomic(&root, f.root_pem.as_bytes(), 0o644).map_err(io(&root))?;
+        }
         let path = self.conf_path();
-        std::fs::write(&path, conf).map_err(io(&path))?;
+        coffre_fs::write_atomic(&path, conf.as_bytes(), 0o644).map_err(io(&path))?;
+        crate::live::register(&self.pki_dir, &absolute(&self.out_dir)?)?;
         Ok(path)
     }
 }
@@ -223,6 +313,31 @@ mod tests {
     }
 
     #[test]
+    fn a_factory_listener_has_its_own_roots_and_no_crl() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        for f in ["ca.crt.pem", "broker.crt.pem", "broker.key.pem", "crl.pem"] {
+            std::fs::write(pki.join(f), "x").unwrap();
+        }
+        let mut s = BrokerSetup::new(&pki, d.path().join("b"));
+        s.factory = Some(FactoryListener {
+            listen: "127.0.0.1:8884".parse().unwrap(),
+            root_pem: "ROOT".into(),
+        });
+        s.write().unwrap();
+        let conf = s.render().unwrap();
+        let (main, factory) = conf.split_once("listener 8884 127.0.0.1").unwrap();
+        assert!(main.contains("crlfile ") && !factory.contains("crlfile"));
+        assert!(
+            factory.contains("factory-root.pem") && factory.contains("require_certificate true")
+        );
+        assert!(factory.contains("use_identity_as_username true"));
+        let root = std::fs::read_to_string(d.path().join("b/factory-root.pem")).unwrap();
+        assert_eq!(root, "ROOT");
+    }
+
+    #[test]
     fn config_needs_the_pki() {
         let d = tempfile::tempdir().unwrap();
         let s = BrokerSetup::new(d.path().join("pki"), d.path().join("b"));
@@ -249,6 +364,8 @@ mod tests {
             "listener 8883 127.0.0.1",
             "crlfile ",
             "acl_file ",
+            "use_username_as_clientid true",
+            "pid_file ",
         ] {
             assert!(c.contains(line), "missing {line}:\n{c}");
         }

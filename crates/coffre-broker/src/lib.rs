@@ -9,6 +9,12 @@
 //! client waits ~40 ms for its CONNACK: the broker's session tickets and
 //! CONNACK are held back by Nagle while the client delays its ACK).
 //!
+//! The client id is bound to the certificate (`use_username_as_clientid`):
+//! a device presenting another device's client id gets its own, and cannot
+//! evict the other. The dynamic-security plugin is loaded so that a
+//! revocation takes effect on a running broker ([`revoke_live`]: CRL
+//! reloaded, live sessions of the revoked ids cut).
+//!
 //! [`Mosquitto::start`] runs the real broker with it, waits until it
 //! listens, collects its log, and stops it cleanly.
 //!
@@ -46,10 +52,15 @@
 #![deny(missing_docs)]
 
 mod config;
+mod live;
 mod log;
 mod process;
 
-pub use config::{Acl, BrokerSetup, Role};
+pub use config::{Acl, BrokerSetup, FactoryListener, Role};
+pub use live::{
+    find_dynsec_plugin, find_mosquitto_ctrl, managed_brokers, revoke_live, running_pid,
+    LiveRevocation, ADMIN_USER,
+};
 pub use log::{LogCursor, LogFollower};
 pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
 
@@ -88,6 +99,26 @@ pub enum Error {
         status: String,
         /// The log so far.
         log: String,
+    },
+    /// The administrator socket's path does not fit a unix socket address.
+    #[error("{0}: too long (or with spaces) for the broker's administrator socket; use a shorter broker directory")]
+    SocketPath(std::path::PathBuf),
+    /// Acting as the broker's administrator failed.
+    #[error("{what} failed: {output}")]
+    Admin {
+        /// What was done.
+        what: String,
+        /// What the tool or the broker said.
+        output: String,
+    },
+    /// The broker is not running.
+    #[error("mosquitto is not running")]
+    NotRunning,
+    /// The broker did not reload its configuration after SIGHUP.
+    #[error("mosquitto did not reload its configuration within {secs} s of SIGHUP")]
+    Reload {
+        /// Seconds waited.
+        secs: u64,
     },
     /// A device id that cannot be an MQTT username safely.
     #[error("device id '{0}' is not allowed: use letters, digits, '-', '_' and '.' only (a '+' or '#' in a username bypasses pattern ACLs, CVE-2017-7650)")]

@@ -189,9 +189,26 @@ pub struct LogFollower {
 impl LogFollower {
     /// Follow `path` (it need not exist yet).
     pub fn follow(path: impl Into<PathBuf>) -> LogFollower {
+        LogFollower::start(Tail::new(path.into()))
+    }
+
+    /// Follow `path` from its current end: only lines written from now on
+    /// are seen (for a long-running broker's log).
+    pub fn follow_from_end(path: impl Into<PathBuf>) -> LogFollower {
+        let mut tail = Tail::new(path.into());
+        if let Ok(f) = File::open(&tail.path) {
+            if let Ok(m) = f.metadata() {
+                tail.offset = m.len();
+                tail.open = Some((f, m.ino()));
+            }
+        }
+        LogFollower::start(tail)
+    }
+
+    fn start(tail: Tail) -> LogFollower {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                tail: Tail::new(path.into()),
+                tail,
                 first: 0,
                 lines: VecDeque::new(),
             }),

@@ -155,6 +155,14 @@ impl Mosquitto {
         let _ = child.wait();
     }
 
+    /// Apply a new CRL now: reload it and cut the live sessions of `ids`
+    /// (see [`crate::revoke_live`]).
+    pub fn revoke_live(&self, ids: &[&str]) -> Result<crate::LiveRevocation> {
+        let pid = self.pid().ok_or(Error::NotRunning)?;
+        let dir = self.conf.parent().unwrap_or(Path::new("."));
+        crate::revoke_live(dir, pid, ids)
+    }
+
     /// Stop and start again with the same configuration (persistence kept).
     pub fn restart(&mut self) -> Result<()> {
         self.stop();

@@ -53,12 +53,26 @@ impl Device {
 
     /// Boot a board already open (a scenario may change it first).
     pub fn boot_on(lab: &Lab, board: Board, drv: setup::Chip, mode: Mode, cert_id: &str) -> Device {
+        Device::boot_with(lab, board, drv, mode, cert_id, None)
+    }
+
+    /// [`Device::boot_on`] with the IO protection key the device keeps in
+    /// its flash (lab mode on a hardened chip).
+    pub fn boot_with(
+        lab: &Lab,
+        board: Board,
+        drv: setup::Chip,
+        mode: Mode,
+        cert_id: &str,
+        io_key: Option<coffre_agent::boot::IoKey>,
+    ) -> Device {
         let mut log = Vec::new();
         let r = boot(
             drv,
             &BootOptions {
                 mode: mode.key_mode(),
                 allow_unlocked: false,
+                io_key,
             },
             &mut |step, m| log.push(format!("[{step}/5] {m}")),
         );
@@ -243,5 +257,81 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What a watched subscriber saw, each event with when it came.
+#[derive(Debug, Default, Clone)]
+pub struct Watch {
+    /// Sessions opened.
+    pub connected: usize,
+    /// The subscription was acknowledged.
+    pub subscribed: bool,
+    /// Each session the broker ended or attempt that failed, and why.
+    pub disconnects: Vec<(Instant, String)>,
+    /// Readings received: when, from which device, sequence number.
+    pub readings: Vec<(Instant, String, u64)>,
+}
+
+/// A subscriber on its own thread whose events can be read while it runs.
+pub struct Watched {
+    state: Arc<std::sync::Mutex<Watch>>,
+    listening: Listening<()>,
+}
+
+impl Watched {
+    /// Boot the chip image `chip` (offload mode) with the certificate of
+    /// `id` and subscribe as `id`, reconnecting after 100 ms at most.
+    pub fn start(lab: &Lab, chip: &str, id: &str) -> Result<Watched, String> {
+        let dev = Device::boot(lab, chip, Mode::Offload, id, false);
+        let Some(identity) = dev.identity else {
+            return Err(format!(
+                "{id} did not boot: {}",
+                dev.boot_error.map(|e| e.to_string()).unwrap_or_default()
+            ));
+        };
+        let mut o = SubscriberOptions::new(lab.broker_addr.into(), id);
+        o.backoff.max = Duration::from_millis(100);
+        let state = Arc::new(std::sync::Mutex::new(Watch::default()));
+        let listening = {
+            let state = state.clone();
+            Listening::start(o, identity, (), move |_, ev| {
+                let Ok(mut w) = state.lock() else {
+                    return;
+                };
+                match ev {
+                    Event::Connected { .. } => w.connected += 1,
+                    Event::Subscribed { .. } => w.subscribed = true,
+                    // A clean DISCONNECT is ours, when it is stopped.
+                    Event::Disconnected { error: Some(e) } => {
+                        w.disconnects.push((Instant::now(), e.to_string()))
+                    }
+                    Event::Received(d) => {
+                        if let Some(r) = &d.reading {
+                            w.readings.push((Instant::now(), r.device.clone(), r.seq));
+                        }
+                    }
+                    _ => {}
+                }
+            })
+        };
+        Ok(Watched { state, listening })
+    }
+
+    /// What it saw so far.
+    pub fn seen(&self) -> Watch {
+        self.state.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Wait up to `limit` until what it saw satisfies `done`.
+    pub fn wait(&self, limit: Duration, done: impl Fn(&Watch) -> bool) -> bool {
+        wait_until(limit, || done(&self.seen()))
+    }
+
+    /// Stop it: what it saw, and how its run ended.
+    pub fn finish(self) -> (Watch, Result<(), String>) {
+        let r = self.listening.finish();
+        let seen = self.state.lock().map(|w| w.clone()).unwrap_or_default();
+        (seen, r)
     }
 }

@@ -34,6 +34,10 @@ pub struct Lab {
     pub broker_addr: SocketAddr,
     /// Its log, followed as it grows (across restarts).
     pub log: LogFollower,
+    /// The broker's listener for factory identities (Trust&GO chains).
+    pub factory_addr: SocketAddr,
+    /// The factory chip's identity: its certificate's CN.
+    pub factory_id: String,
 }
 
 /// Publisher in lab mode (key in slot 8).
@@ -48,6 +52,10 @@ pub const EXPIRED_ID: &str = "m5go-expired";
 pub const REVOKED_ID: &str = "m5go-revoked";
 /// A device certified by another CA.
 pub const FOREIGN_ID: &str = "m5go-foreign";
+/// A subscriber that is revoked while connected (live revocation).
+pub const LIVE_ID: &str = "m5stack-live";
+/// The chip that uses the identity it shipped with (no provisioning step).
+pub const FACTORY_CHIP: &str = "trustngo";
 
 fn free_port() -> Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(setup("finding a free port"))?;
@@ -102,7 +110,9 @@ impl Lab {
             ("wrong-lab", Preset::Tngtls),
             ("wrong", Preset::Tngtls),
             ("revoked", Preset::Tngtls),
+            (LIVE_ID, Preset::Tngtls),
             ("blank", Preset::Blank),
+            (FACTORY_CHIP, Preset::Tngtls),
         ] {
             coffre_emu::image::create(&chip_path(dir, name), &preset.build(), true)
                 .map_err(setup("chip image"))?;
@@ -119,6 +129,12 @@ impl Lab {
             &Options::new(OFFLOAD_ID, Mode::Offload),
         )?;
         prov(dir, SUB_ID, &mut pki, &Options::new(SUB_ID, Mode::Offload))?;
+        prov(
+            dir,
+            LIVE_ID,
+            &mut pki,
+            &Options::new(LIVE_ID, Mode::Offload),
+        )?;
         prov(
             dir,
             "revoked",
@@ -156,15 +172,41 @@ impl Lab {
             .issue_device(FOREIGN_ID, &wrong_pk, &IssueOptions::default())
             .map_err(setup("foreign certificate"))?;
 
-        progress("broker: mosquitto with mutual TLS, identity usernames, ACL, CRL");
+        // The factory chip is registered as a manifest import would do it:
+        // its identity is read (the CN of the certificate it carries), not
+        // given; nothing is written to it.
+        let factory_id = {
+            let (_b, mut chip) = open(&chip_path(dir, FACTORY_CHIP))?;
+            let chain = coffre_provision::factory::read_chain(&mut chip)
+                .map_err(setup("reading the factory chip's certificates"))?;
+            let v = coffre_pki::factory::verify_chain(
+                &chain.device,
+                &chain.signer,
+                coffre_emu::factory::root_cert_der(),
+                &chain.slot0_public_key,
+                time::OffsetDateTime::now_utc(),
+            )
+            .map_err(setup("checking the factory chip's chain"))?;
+            v.device_cn
+        };
+
+        progress("broker: mosquitto with mutual TLS, identity usernames, ACL, CRL; a listener for factory identities");
         let mut b = BrokerSetup::new(&pki_dir, dir.join("broker"));
         b.listen = free_port()?;
+        let factory_addr = free_port()?;
+        b.factory = Some(coffre_broker::FactoryListener {
+            listen: factory_addr,
+            root_pem: coffre_pki::util::to_pem("CERTIFICATE", coffre_emu::factory::root_cert_der()),
+        });
+        b.acl
+            .allow(&factory_id, Role::Publisher)
+            .map_err(setup("ACL"))?;
         for id in [LAB_ID, OFFLOAD_ID, EXPIRED_ID, REVOKED_ID, FOREIGN_ID] {
             b.acl.allow(id, Role::Publisher).map_err(setup("ACL"))?;
         }
-        b.acl
-            .allow(SUB_ID, Role::Subscriber)
-            .map_err(setup("ACL"))?;
+        for id in [SUB_ID, LIVE_ID] {
+            b.acl.allow(id, Role::Subscriber).map_err(setup("ACL"))?;
+        }
         let broker = Mosquitto::start(&b).map_err(setup("starting mosquitto"))?;
         let log = LogFollower::follow(broker.log_path());
         let ca_pem = std::fs::read(pki_dir.join("ca.crt.pem")).map_err(setup("reading the CA"))?;
@@ -175,6 +217,8 @@ impl Lab {
             broker_addr: b.listen,
             broker,
             log,
+            factory_addr,
+            factory_id,
         })
     }
 }

@@ -43,6 +43,8 @@ fn every_scenario_passes_with_evidence() {
         "bus-probe",
         "tamper",
         "disclosure",
+        "clientid-takeover",
+        "live-revocation",
         "firmware-core",
     ] {
         assert!(ids.contains(&want), "scenario {want} missing");
@@ -68,4 +70,28 @@ fn every_scenario_passes_with_evidence() {
     assert!(wrong.evidence.contains("bad signature"));
     let acl = results.iter().find(|r| r.id == "acl").unwrap();
     assert!(acl.evidence.contains("0x87"));
+    // The impostor is named by its certificate, and nobody was evicted.
+    let takeover = results
+        .iter()
+        .find(|r| r.id == "clientid-takeover")
+        .unwrap();
+    assert!(
+        takeover.evidence.contains("as m5go "),
+        "{}",
+        takeover.evidence
+    );
+    assert!(!takeover.evidence.contains("already connected"));
+    // The revoked session was cut by the broker, with the delay measured.
+    let live = results.iter().find(|r| r.id == "live-revocation").unwrap();
+    assert!(
+        live.evidence.contains("administrative action"),
+        "{}",
+        live.evidence
+    );
+    assert!(
+        live.evidence.contains("CertificateRevoked"),
+        "{}",
+        live.evidence
+    );
+    assert!(live.observed.starts_with("cut in "), "{}", live.observed);
 }

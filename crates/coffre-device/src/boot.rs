@@ -10,6 +10,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
+use coffre_driver::coffre_proto::config::ReadAccess;
 use coffre_driver::{Atecc, Probe};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
@@ -100,13 +101,36 @@ pub enum KeyMode {
     },
 }
 
+/// The IO protection key the MCU keeps in its flash, for chips whose slot
+/// 8 is readable only by encrypted Read. It protects the bus, not the
+/// MCU: whoever reads the flash has it.
+#[derive(Clone)]
+pub struct IoKey {
+    /// The key's slot on the chip (SlotConfig[8].ReadKey must name it).
+    pub slot: u8,
+    /// The key.
+    pub key: Zeroizing<[u8; 32]>,
+    /// Fresh random bytes from the MCU's RNG for the Nonce before each
+    /// encrypted Read (each block mixes in its index), so a recorded
+    /// exchange cannot be replayed to the MCU.
+    pub host_nonce: [u8; 20],
+}
+
+impl fmt::Debug for IoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IoKey {{ slot: {}, key: <redacted> }}", self.slot)
+    }
+}
+
 /// Boot settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BootOptions {
     /// Key mode.
     pub mode: KeyMode,
     /// Go on with an unlocked chip (warned).
     pub allow_unlocked: bool,
+    /// Lab mode on a hardened chip: the IO protection key.
+    pub io_key: Option<IoKey>,
 }
 
 /// What the boot found.
@@ -236,12 +260,38 @@ where
     let key = match opts.mode {
         KeyMode::Lab => {
             let mut slot8 = Zeroizing::new(alloc::vec![0u8; SLOT8_SIZE]);
-            chip.read_slot(8, &mut slot8[..])
-                .map_err(|e| chip_err("reading slot 8", e))?;
-            log(
-                5,
-                "identity: slot 8 read (13 blocks), PKCS#8 key parsed into RAM (lab mode)",
-            );
+            match cfg.slot_policy(8).read {
+                ReadAccess::Encrypted { read_key } => {
+                    let Some(io) = opts.io_key.as_ref().filter(|k| k.slot == read_key) else {
+                        log(5, &format!("identity: slot 8 is readable only by encrypted Read with the IO protection key (slot {read_key}), and this device has none; stopping"));
+                        return Err(BootError::Chip {
+                            what: device,
+                            detail: format!("slot 8 is readable only by encrypted Read with the IO protection key in slot {read_key}; this device has no copy of that key"),
+                        });
+                    };
+                    for b in 0..(SLOT8_SIZE / 32) {
+                        let mut num_in = io.host_nonce;
+                        num_in[19] ^= b as u8;
+                        let mut block = chip
+                            .read_encrypted(8, b as u8, read_key, &io.key, &num_in)
+                            .map_err(|e| chip_err("reading slot 8 (encrypted Read)", e))?;
+                        slot8[32 * b..32 * b + 32].copy_from_slice(&block);
+                        zeroize::Zeroize::zeroize(&mut block);
+                    }
+                    log(
+                        5,
+                        &format!("identity: slot 8 read by encrypted Read (13 × Nonce + GenDig + Read, IO protection key of slot {read_key} from the MCU's flash), PKCS#8 key parsed into RAM (lab mode)"),
+                    );
+                }
+                _ => {
+                    chip.read_slot(8, &mut slot8[..])
+                        .map_err(|e| chip_err("reading slot 8", e))?;
+                    log(
+                        5,
+                        "identity: slot 8 read (13 blocks), PKCS#8 key parsed into RAM (lab mode)",
+                    );
+                }
+            }
             BootKey::Lab { slot8 }
         }
         KeyMode::Offload { slot } => {

@@ -92,6 +92,27 @@ where
         r
     }
 
+    /// Execute a command whose answer is exactly `N` data bytes.
+    pub(crate) fn run_fixed<const N: usize>(&mut self, cmd: &Command) -> Result<[u8; N], Error<E>> {
+        self.run(cmd, |d| {
+            if d.len() == N {
+                let mut out = [0u8; N];
+                out.copy_from_slice(d);
+                Ok(out)
+            } else {
+                Err(coffre_proto::Error::UnexpectedResponseSize {
+                    expected: N,
+                    got: d.len(),
+                })
+            }
+        })
+    }
+
+    /// Execute a command whose success answer is the status 0x00.
+    pub(crate) fn execute_status(&mut self, cmd: &Command) -> Result<(), Error<E>> {
+        self.run_status(cmd)
+    }
+
     /// Execute a command whose success answer is the status 0x00.
     fn run_status(&mut self, cmd: &Command) -> Result<(), Error<E>> {
         self.run(cmd, |d| {

@@ -17,27 +17,42 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! The lab's boot checks, written once for any embedded-hal bus, here run
+//! against the emulated Trust&GO chip of `coffre-emu` (on a board, the same
+//! function takes `linux::open`'s bus or a microcontroller HAL's I2C):
+//!
+//! ```
 //! use coffre_driver::{Atecc, Error, LockStatus};
 //! use embedded_hal::{delay::DelayNs, i2c::I2c};
 //!
-//! /// The lab's boot checks: chip present, config read, locks checked.
-//! fn check_chip<I: I2c, D: DelayNs>(i2c: I, delay: D) -> Result<LockStatus, Error<I::Error>> {
+//! /// Chip present, config read, locks checked, slot 8 read when the data
+//! /// zone is locked; the serial number and the locks come back.
+//! fn check_chip<I: I2c, D: DelayNs>(
+//!     i2c: I,
+//!     delay: D,
+//! ) -> Result<([u8; 9], LockStatus), Error<I::Error>> {
 //!     // 0x35: a Trust&GO part (its 8-bit form 0x6A goes through
 //!     // `normalize_address`).
 //!     let mut chip = Atecc::new(i2c, delay, 0x35);
-//!     let family = chip.device_family()?;
+//!     let _family = chip.device_family()?;
 //!     let config = chip.read_config_zone()?;
 //!     let locks = chip.lock_status()?;
-//!     let _ = (family, config.serial_number());
 //!     if locks.data_locked {
 //!         let mut slot8 = [0u8; 416];
 //!         chip.read_slot(8, &mut slot8)?;
 //!     }
 //!     // Hand the bus to a sensor driver between commands:
 //!     let _bus: &mut I = chip.i2c_mut();
-//!     Ok(locks)
+//!     Ok((config.serial_number(), locks))
 //! }
+//!
+//! use coffre_emu::{board::Board, clock::Timing, presets::Preset};
+//!
+//! let board = Board::new(Preset::Tngtls.build(), Timing::Instant);
+//! let (serial, locks) = check_chip(board.bus.clone(), board.delay())?;
+//! assert_eq!(serial[0..2], [0x01, 0x23]); // every ATECC608B serial starts 01 23
+//! assert!(locks.config_locked && locks.data_locked); // as shipped
+//! # Ok::<(), Error<coffre_emu::bus::BusError>>(())
 //! ```
 //!
 //! # Waking the chip on Linux
@@ -66,6 +81,7 @@ mod driver;
 mod error;
 #[cfg(feature = "linux")]
 pub mod linux;
+pub mod secure;
 
 pub use address::{normalize_address, Address};
 pub use commands::{LockStatus, LOCK_WORD_ADDRESS, SLOT_LOCKED_WORD_ADDRESS};

@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -39,6 +39,62 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How long [`serve`] waits for a client to take a reply before dropping it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Limits [`serve_with`] puts on its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Clients served at once (one thread each). A client above the limit
+    /// gets [`busy_reply`] and is disconnected.
+    pub max_clients: usize,
+    /// A client that sends nothing for this long is disconnected (after
+    /// [`IDLE_REPLY`]), freeing its place.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    /// 16 clients, 5 minutes of silence.
+    fn default() -> Self {
+        ServeOptions {
+            max_clients: 16,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a client above [`ServeOptions::max_clients`] reads before the
+/// server closes its connection. Not a kit status line: a kit host reports
+/// it as a protocol error, and a person reading it knows why.
+pub fn busy_reply(max_clients: usize) -> String {
+    format!("busy: {max_clients} clients are connected, the server's limit; try again later\n")
+}
+
+/// What an idle client reads before the server closes its connection.
+pub const IDLE_REPLY: &str = "idle: nothing received for too long; closing\n";
+
+/// When a client has been silent too long: bytes and time in, "close it
+/// now?" out. Time is an argument, so it is tested without waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleTimer {
+    limit: Duration,
+    last: Instant,
+}
+
+impl IdleTimer {
+    /// A timer that starts at `now`.
+    pub fn new(limit: Duration, now: Instant) -> IdleTimer {
+        IdleTimer { limit, last: now }
+    }
+
+    /// Bytes arrived at `now`.
+    pub fn activity(&mut self, now: Instant) {
+        self.last = now;
+    }
+
+    /// Whether the client has been silent for the whole limit at `now`.
+    pub fn expired(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last) >= self.limit
+    }
+}
 
 /// The response a healthy chip gives after a wake (`hal_check_wake()`).
 pub const WAKE_RESPONSE: [u8; 4] = [0x04, 0x11, 0x33, 0x43];
@@ -586,9 +642,23 @@ impl LineFramer {
     }
 }
 
+/// Serve the kit protocol on `listener` until `stop` is set, with the
+/// default [`ServeOptions`].
+pub fn serve(
+    listener: TcpListener,
+    target: Arc<Mutex<dyn KitTarget>>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
+    serve_with(listener, target, stop, ServeOptions::default())
+}
+
 /// Serve the kit protocol on `listener` until `stop` is set.
 ///
-/// Each client gets its own thread and [`KitSession`]; all of them share
+/// Each client gets its own thread, up to `opts.max_clients`; a client
+/// over the limit is told so ([`busy_reply`]) and disconnected, and one
+/// silent for `opts.idle_timeout` is disconnected too, so neither a flood
+/// of connections nor forgotten ones exhaust the process. Each client
+/// thread and [`KitSession`]; all of them share
 /// `target`, which is locked for one request at a time. The listener is
 /// switched to non-blocking mode and polled every [`POLL_INTERVAL`]; client
 /// threads check `stop` as often. When `stop` is set, `serve` closes the
@@ -596,15 +666,16 @@ impl LineFramer {
 ///
 /// Returns an error if the listener cannot be configured, a client thread
 /// cannot be spawned, or `accept` fails with anything but a transient error.
-pub fn serve(
+pub fn serve_with(
     listener: TcpListener,
     target: Arc<Mutex<dyn KitTarget>>,
     stop: Arc<AtomicBool>,
+    opts: ServeOptions,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     debug!(local = ?listener.local_addr().ok(), "kit server listening");
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
-    let result = accept_loop(&listener, &target, &stop, &mut clients);
+    let result = accept_loop(&listener, &target, &stop, &mut clients, opts);
     drop(listener);
     for handle in clients {
         if handle.join().is_err() {
@@ -620,16 +691,24 @@ fn accept_loop(
     target: &Arc<Mutex<dyn KitTarget>>,
     stop: &Arc<AtomicBool>,
     clients: &mut Vec<JoinHandle<()>>,
+    opts: ServeOptions,
 ) -> io::Result<()> {
     while !stop.load(Ordering::SeqCst) {
+        // Forget threads whose client has gone (a finished thread needs no join).
+        clients.retain(|h| !h.is_finished());
         match listener.accept() {
+            Ok((stream, peer)) if clients.len() >= opts.max_clients => {
+                debug!(%peer, limit = opts.max_clients, "kit client refused: too many clients");
+                refuse(stream, &busy_reply(opts.max_clients));
+            }
             Ok((stream, peer)) => {
                 debug!(%peer, "kit client connected");
                 let target = Arc::clone(target);
                 let stop = Arc::clone(stop);
+                let idle = opts.idle_timeout;
                 let handle = thread::Builder::new()
                     .name(format!("kit-client-{peer}"))
-                    .spawn(move || run_client(stream, peer, &target, &stop))?;
+                    .spawn(move || run_client(stream, peer, &target, &stop, idle))?;
                 clients.push(handle);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL_INTERVAL),
@@ -646,10 +725,17 @@ fn accept_loop(
             }
             Err(e) => return Err(e),
         }
-        // Forget threads whose client has gone (a finished thread needs no join).
-        clients.retain(|h| !h.is_finished());
     }
     Ok(())
+}
+
+/// Tell a client why it is being dropped, without letting it hold up the
+/// accept loop, and close.
+fn refuse(mut stream: TcpStream, line: &str) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(POLL_INTERVAL));
+    let _ = stream.write_all(line.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 fn run_client(
@@ -657,8 +743,9 @@ fn run_client(
     peer: SocketAddr,
     target: &Mutex<dyn KitTarget>,
     stop: &AtomicBool,
+    idle: Duration,
 ) {
-    match handle_client(stream, target, stop) {
+    match handle_client(stream, target, stop, idle) {
         Ok(()) => debug!(%peer, "kit client disconnected"),
         Err(e) => debug!(%peer, error = %e, "kit client dropped"),
     }
@@ -668,8 +755,10 @@ fn handle_client(
     mut stream: TcpStream,
     target: &Mutex<dyn KitTarget>,
     stop: &AtomicBool,
+    idle: Duration,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
+    let mut timer = IdleTimer::new(idle, Instant::now());
     stream.set_read_timeout(Some(POLL_INTERVAL))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     // Replies are small and latency-bound; failure to set this is harmless.
@@ -681,9 +770,17 @@ fn handle_client(
         if stop.load(Ordering::SeqCst) {
             return Ok(());
         }
+        if timer.expired(Instant::now()) {
+            debug!("kit client idle: closing");
+            refuse(stream, IDLE_REPLY);
+            return Ok(());
+        }
         let n = match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
-            Ok(n) => n,
+            Ok(n) => {
+                timer.activity(Instant::now());
+                n
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -717,6 +814,18 @@ fn handle_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_timer_expires_only_after_the_whole_silence() {
+        let t0 = Instant::now();
+        let mut t = IdleTimer::new(Duration::from_secs(10), t0);
+        assert!(!t.expired(t0 + Duration::from_secs(9)));
+        t.activity(t0 + Duration::from_secs(9));
+        assert!(!t.expired(t0 + Duration::from_secs(18)));
+        assert!(t.expired(t0 + Duration::from_secs(19)));
+        // A clock read before the last activity is not an expiry.
+        assert!(!t.expired(t0));
+    }
 
     /// A chip stand-in that records calls and answers every command with a
     /// fixed response.

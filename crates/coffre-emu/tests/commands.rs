@@ -332,6 +332,40 @@ fn derive_key_rolls_a_slot() {
 }
 
 #[test]
+fn derive_key_on_slots_that_also_take_encrypted_writes() {
+    // CryptoAuthLib's derivekey / derivekey_mac (silicon) with
+    // test_ecc608_configdata: slot 9 WriteConfig 0x6 (encrypted Write,
+    // DeriveKey Roll, no MAC), slot 3 WriteConfig 0xF (Create from WriteKey
+    // 4, MAC required). Bit 14 does not refuse DeriveKey.
+    let mut h = host_with(|nv| {
+        nv.config.set_slot_config(9, SlotConfig(0x64C4));
+        nv.config.set_slot_config(3, SlotConfig(0xF4C4));
+        nv.config.set_key_config(3, KeyConfig(0x001C));
+        nv.config.set_key_config(4, KeyConfig(0x003C));
+        nv.slot_mut(9)[..32].copy_from_slice(&[0x19; 32]);
+        nv.slot_mut(4)[..32].copy_from_slice(&[0x44; 32]);
+    });
+    let s = sn(&nv_of(&h));
+    let tk = nonce_random(&mut h, &[2; 20]);
+    h.status(&cmd(opcode::DERIVE_KEY, 0x00, 9, &[])).unwrap();
+    let want = sha(&[
+        &[0x19; 32],
+        &[opcode::DERIVE_KEY, 0x00, 9, 0],
+        &[s[8], s[0], s[1]],
+        &[0; 25],
+        &tk,
+    ]);
+    assert_eq!(nv_of(&h).slot(9)[..32], want);
+
+    let tk = nonce_random(&mut h, &[3; 20]);
+    let head = [opcode::DERIVE_KEY, 0x00, 3, 0];
+    let mac = sha(&[&[0x44; 32], &head, &[s[8], s[0], s[1]]]);
+    h.status(&cmd(opcode::DERIVE_KEY, 0x00, 3, &mac)).unwrap();
+    let want = sha(&[&[0x44; 32], &head, &[s[8], s[0], s[1]], &[0; 25], &tk]);
+    assert_eq!(nv_of(&h).slot(3)[..32], want);
+}
+
+#[test]
 fn privwrite_encrypted_installs_a_signing_key() {
     // Slot 3: WriteConfig 0b0110 (GenKey and encrypted PrivWrite), WriteKey 6.
     let mut h = host_with(|nv| nv.config.set_slot_config(3, SlotConfig(0x6685)));
@@ -613,7 +647,10 @@ fn verify_stored_validate_and_invalidate() {
         msg[33..36].copy_from_slice(&other3);
         msg[36] = s[8];
         msg[37..39].copy_from_slice(&s[0..2]);
-        msg[56..].copy_from_slice(&nv_of(h).slot(14)[..72]);
+        // The stored key as X ‖ Y, as CAL's verify_validate test hashes it.
+        let stored = nv_of(h).slot(14)[..72].to_vec();
+        msg[64..96].copy_from_slice(&stored[4..36]);
+        msg[96..].copy_from_slice(&stored[40..72]);
         let tk = sha(&[&msg]);
         let other: [u8; 19] = core::array::from_fn(|i| 0x60 + i as u8);
         let m = sha(&[
@@ -639,6 +676,32 @@ fn verify_stored_validate_and_invalidate() {
         verify_stored(&mut h, 14, &csig.to_bytes()),
         Err(Error::Execution)
     );
+}
+
+#[test]
+fn a_write_invalidates_a_public_key_that_needs_validation() {
+    // Slot 14: P-256 public key with PubInfo (validation required); slot 15
+    // without. Writes always allowed (SlotConfig 0x0F0F), data locked.
+    let mut h = host_with(|nv| {
+        nv.config.set_key_config(14, KeyConfig(0x0032));
+        nv.config.set_slot_config(14, SlotConfig(0x0F0F));
+        nv.config.set_key_config(15, KeyConfig(0x0030));
+        nv.config.set_slot_config(15, SlotConfig(0x0F0F));
+    });
+    let block = [0x5Bu8; 32];
+    for slot in [14u8, 15] {
+        let addr = data_address(slot, 0, 0).unwrap();
+        h.status(&command::write(Zone::Data, addr, &block).unwrap())
+            .unwrap();
+    }
+    let nv = nv_of(&h);
+    assert_eq!(
+        nv.slot(14)[0],
+        0xAB,
+        "validity nibble 0xA over the written byte"
+    );
+    assert_eq!(nv.slot(14)[1..32], block[1..]);
+    assert_eq!(nv.slot(15)[..32], block, "no PubInfo: written as is");
 }
 
 #[test]
@@ -694,6 +757,39 @@ fn aes_ecb_and_gfm() {
     let mut off = host_with(|nv| nv.config.0[13] &= !1);
     assert_eq!(
         off.run(&cmd(opcode::AES, 0x00, 9, &pt)),
+        Err(Error::Execution)
+    );
+}
+
+#[test]
+fn aes_with_the_key_in_tempkey_keeps_tempkey() {
+    // CryptoAuthLib's aes_encrypt_key_tempkey / aes_decrypt_key_tempkey
+    // (608 silicon): one 64-byte Nonce load, then every key block, many
+    // blocks each.
+    let mut h = Host::new(Preset::Tngtls);
+    let keys: [u8; 64] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5C);
+    h.status(&cmd(opcode::NONCE, 0x23, 0, &keys)).unwrap();
+    for block in 0..4usize {
+        let cipher = aes::Aes128::new_from_slice(&keys[16 * block..16 * block + 16]).unwrap();
+        for n in 0..3u8 {
+            let pt = [n ^ block as u8; 16];
+            let ct = h
+                .run(&cmd(opcode::AES, (block as u8) << 6, 0xFFFF, &pt))
+                .unwrap();
+            let mut b = aes::Block::from(pt);
+            cipher.encrypt_block(&mut b);
+            assert_eq!(ct, b.to_vec(), "key block {block}, block {n}");
+            let back = h
+                .run(&cmd(opcode::AES, (block as u8) << 6 | 0x01, 0xFFFF, &ct))
+                .unwrap();
+            assert_eq!(back, pt);
+        }
+    }
+    // Another command clears it as before.
+    h.run(&command::info(InfoMode::Revision)).unwrap();
+    h.run(&command::random()).unwrap();
+    assert_eq!(
+        h.run(&cmd(opcode::AES, 0x00, 0xFFFF, &[0; 16])),
         Err(Error::Execution)
     );
 }
@@ -797,6 +893,26 @@ fn sha_hmac_and_digest_targets() {
     // Target 10 is reserved.
     h.status(&command::sha_start()).unwrap();
     assert_eq!(h.run(&cmd(opcode::SHA, 0x82, 0, &[])), Err(Error::Parse));
+}
+
+#[test]
+fn sha_hmac_keyed_by_tempkey() {
+    // CryptoAuthLib's sha_hmac_tempkey (608 silicon): Nonce pass-through
+    // loads the key, HMAC start names key id 0xFFFF.
+    let mut h = Host::new(Preset::Tngtls);
+    let key = [0x37u8; 32];
+    h.status(&command::nonce_passthrough(NonceTarget::TempKey, &key).unwrap())
+        .unwrap();
+    h.status(&cmd(opcode::SHA, 0x04, 0xFFFF, &[])).unwrap();
+    let out = h.run(&cmd(opcode::SHA, 0xC2, 5, b"hello")).unwrap();
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    m.update(b"hello");
+    assert_eq!(out, m.finalize().into_bytes().to_vec());
+    // Without a valid TempKey: refused.
+    assert_eq!(
+        h.status(&cmd(opcode::SHA, 0x04, 0xFFFF, &[])),
+        Err(Error::Execution)
+    );
 }
 
 #[test]

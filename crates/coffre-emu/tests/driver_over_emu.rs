@@ -283,3 +283,44 @@ fn custom_config_polls_faster() {
         "{took:?}"
     );
 }
+
+#[test]
+fn encrypted_read_and_ecdh_through_the_driver() {
+    use coffre_proto::config::SlotConfig;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    // Slot 8 readable only by encrypted Read with the IO key in slot 6.
+    let mut nv = Preset::Tngtls.build();
+    nv.config.set_slot_config(8, SlotConfig(0x00C6));
+    nv.slot_mut(8)[32..64].copy_from_slice(&[0x4B; 32]);
+    let io: [u8; 32] = nv.slot(6)[..32].try_into().unwrap();
+    let board = Board::with_clock(nv, Timing::Instant, Clock::manual());
+    let mut c = Atecc::new(board.bus.clone(), board.delay(), 0x35);
+    let mut clear = [0u8; 32];
+    assert!(c
+        .read(
+            Zone::Data,
+            coffre_proto::command::AccessSize::Block,
+            8 << 3 | 1 << 8,
+            &mut clear
+        )
+        .is_err());
+    let got = c.read_encrypted(8, 1, 6, &io, &[0x21; 20]).unwrap();
+    assert_eq!(got, [0x4B; 32]);
+    // A wrong read key gives a wrong block, not the secret.
+    let wrong = c.read_encrypted(8, 1, 6, &[0; 32], &[0x22; 20]).unwrap();
+    assert_ne!(wrong, [0x4B; 32]);
+    // ECDH with the factory key, clear and IO-encrypted, against p256.
+    let host = p256::SecretKey::random(&mut rand_core::OsRng);
+    let mut peer = [0u8; 64];
+    peer.copy_from_slice(&host.public_key().to_encoded_point(false).as_bytes()[1..]);
+    let chip_pub = c.genkey_public(0).unwrap();
+    let mut sec1 = vec![0x04];
+    sec1.extend_from_slice(&chip_pub);
+    let cp = p256::PublicKey::from_sec1_bytes(&sec1).unwrap();
+    let want = p256::ecdh::diffie_hellman(host.to_nonzero_scalar(), cp.as_affine());
+    assert_eq!(&c.ecdh(0, &peer).unwrap()[..], &want.raw_secret_bytes()[..]);
+    assert_eq!(
+        &c.ecdh_io_encrypted(0, &peer, &io).unwrap()[..],
+        &want.raw_secret_bytes()[..]
+    );
+}

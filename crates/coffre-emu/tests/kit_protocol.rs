@@ -259,3 +259,84 @@ fn session_is_usable_without_sockets() {
         format!("00({})\n", hex(&with_crc(&[0x07, 0x00, 0x00, 0x60, 0x03])))
     );
 }
+
+// Issue 15, item 10: a flood of connections is capped, idle ones are
+// closed, and the clients being served keep working.
+fn kit_server(opts: coffre_emu::kit::ServeOptions) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: Log = Arc::default();
+    let chip: Arc<Mutex<dyn KitTarget>> = Arc::new(Mutex::new(FakeChip {
+        log: Arc::clone(&log),
+        asleep: true,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let handle = thread::spawn(move || coffre_emu::kit::serve_with(listener, chip, stop2, opts));
+    Server {
+        addr,
+        stop,
+        handle: Some(handle),
+        log,
+    }
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_and_the_others_served() {
+    use coffre_emu::kit::{busy_reply, ServeOptions};
+    use std::io::Read;
+    let server = kit_server(ServeOptions {
+        max_clients: 4,
+        idle_timeout: Duration::from_secs(600),
+    });
+    // Four clients are served (each gets an answer, so each is counted).
+    let mut served: Vec<Client> = (0..4).map(|_| server.connect()).collect();
+    for c in &mut served {
+        assert_eq!(c.ask("board:device(00)\n"), "ECC608 TWI 00(6A)\n");
+    }
+    // A flood of 500 more: each is told why and disconnected.
+    let mut flood: Vec<Client> = (0..500).map(|_| server.connect()).collect();
+    for c in &mut flood {
+        assert_eq!(c.read_reply(), busy_reply(4));
+        let mut rest = Vec::new();
+        assert_eq!(c.reader.read_to_end(&mut rest).unwrap(), 0);
+    }
+    // The served clients keep working.
+    for c in &mut served {
+        assert_eq!(c.ask("board:device(00)\n"), "ECC608 TWI 00(6A)\n");
+    }
+    // One leaves: its place goes to the next client.
+    drop(served.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = server.connect();
+        let reply = c.ask("board:device(00)\n");
+        if reply == "ECC608 TWI 00(6A)\n" {
+            break;
+        }
+        assert_eq!(reply, busy_reply(4));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.shutdown();
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    use coffre_emu::kit::{ServeOptions, IDLE_REPLY};
+    use std::io::Read;
+    let server = kit_server(ServeOptions {
+        max_clients: 2,
+        idle_timeout: Duration::from_millis(300),
+    });
+    let mut c = server.connect();
+    assert_eq!(c.ask("board:device(00)\n"), "ECC608 TWI 00(6A)\n");
+    // Silent from now on: the server says why and closes.
+    assert_eq!(c.read_reply(), IDLE_REPLY);
+    let mut rest = Vec::new();
+    assert_eq!(c.reader.read_to_end(&mut rest).unwrap(), 0);
+    server.shutdown();
+}

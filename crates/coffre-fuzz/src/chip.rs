@@ -133,7 +133,7 @@ pub fn transactions(data: &[u8]) {
     } else {
         Preset::Blank
     };
-    let mut chip = Atecc608::new(preset.build());
+    let mut chip = Atecc608::new(crate::preset(preset));
     let addr_check = chip.address();
     let mut now = Duration::from_millis(1);
     let mut step = 0usize;

@@ -17,7 +17,7 @@ pub fn session(data: &[u8]) {
         Some((_, rest)) => (Preset::Tngtls, rest),
         None => (Preset::Tngtls, data),
     };
-    let mut target = BoardKit::new(Board::new(preset.build(), Timing::Instant));
+    let mut target = BoardKit::new(Board::new(crate::preset(preset), Timing::Instant));
     let mut session = KitSession::new();
     let mut framer = LineFramer::new();
     // Feed in two pieces, as TCP may split a request anywhere.

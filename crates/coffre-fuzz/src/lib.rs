@@ -78,6 +78,19 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
+/// A preset's state, built once per process (building a `tngtls` chip signs
+/// its factory certificates: far too slow to repeat for every input).
+pub fn preset(p: coffre_emu::presets::Preset) -> coffre_emu::chip::NvState {
+    use coffre_emu::presets::Preset;
+    use std::sync::OnceLock;
+    static TNGTLS: OnceLock<coffre_emu::chip::NvState> = OnceLock::new();
+    static BLANK: OnceLock<coffre_emu::chip::NvState> = OnceLock::new();
+    match p {
+        Preset::Tngtls => TNGTLS.get_or_init(|| p.build()).clone(),
+        _ => BLANK.get_or_init(|| p.build()).clone(),
+    }
+}
+
 /// The target called `name`.
 pub fn target(name: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.name == name)

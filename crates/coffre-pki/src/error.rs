@@ -69,6 +69,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// A file is larger than anything coffre writes there (a device, or
+    /// a file that is not what it should be).
+    #[error(
+        "{} is larger than {limit} bytes, more than such a file can hold; give the right file",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+
+    /// The same device id twice in one batch.
+    #[error("device id {0:?} appears twice in the batch; give each device once")]
+    DuplicateId(String),
+
     /// The CA key and the CA certificate do not belong together.
     #[error(
         "the CA key {} does not match the CA certificate {}; put back the pair that \

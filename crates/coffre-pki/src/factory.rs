@@ -121,7 +121,9 @@ pub fn verify_chain(
         device,
         &signer_xy,
         format!(
-            "the device certificate '{}' is not signed by the signer '{}'",
+            "the device certificate '{}' is not signed by the signer '{}' (a chip rebuilds it over \
+             its own slot 0 public key: either slot 10 is corrupted or slot 0 does not hold the key \
+             the factory certified)",
             cn(&d),
             cn(&s)
         ),
@@ -152,4 +154,59 @@ fn is_ca(der: &[u8]) -> bool {
         .ok()
         .and_then(|(_, c)| c.basic_constraints().ok().flatten().map(|bc| bc.value.ca))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_atcacert as atcacert;
+    use coffre_emu::{factory, presets::Preset};
+
+    fn chain() -> (Vec<u8>, [u8; 64]) {
+        let nv = Preset::Tngtls.build();
+        let def = &atcacert::TNGTLS_DEVICE_3;
+        let data = factory::device_data(&nv, def).unwrap();
+        let device = atcacert::rebuild(def, Some(&factory::signer_public_key()), &data).unwrap();
+        let key: [u8; 64] = data.get(&def.public_key_loc).unwrap().try_into().unwrap();
+        (device, key)
+    }
+
+    #[test]
+    fn a_good_chain_verifies_and_names_the_device() {
+        let (device, key) = chain();
+        let v = verify_chain(
+            &device,
+            factory::signer_cert_der(),
+            factory::root_cert_der(),
+            &key,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        assert!(v.device_cn.starts_with("sn0123") && v.device_cn.len() == 20);
+        assert_eq!(v.signer_cn, "Crypto Authentication Signer C0FE");
+    }
+
+    #[test]
+    fn another_key_another_root_or_a_late_clock_is_refused() {
+        let (device, key) = chain();
+        let (signer, root) = (factory::signer_cert_der(), factory::root_cert_der());
+        let now = OffsetDateTime::now_utc();
+        let mut other = key;
+        other[5] ^= 1;
+        assert!(matches!(
+            verify_chain(&device, signer, root, &other, now),
+            Err(Error::FactoryKeyMismatch)
+        ));
+        let e = verify_chain(&device, signer, MICROCHIP_ROOT_CA_002, &key, now).unwrap_err();
+        assert!(
+            e.to_string().contains("not signed by the trusted root"),
+            "{e}"
+        );
+        let late = now + time::Duration::days(365 * 40);
+        let e = verify_chain(&device, signer, root, &key, late).unwrap_err();
+        assert!(e.to_string().contains("not valid now"), "{e}");
+        // The signer in the device's place: not issued by the signer.
+        let e = verify_chain(signer, signer, root, &key, now).unwrap_err();
+        assert!(matches!(e, Error::FactoryChain(_)), "{e}");
+    }
 }

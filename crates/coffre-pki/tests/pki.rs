@@ -30,7 +30,8 @@ fn layout_and_permissions() {
         "broker.key.pem",
         "broker.crt.pem",
         "crl.pem",
-        "index.json",
+        "index.jsonl",
+        "index.lock",
     ] {
         assert!(d.join(f).is_file(), "{f} missing");
     }
@@ -56,13 +57,20 @@ fn layout_and_permissions() {
     let dbg = format!("{pki:?}");
     assert!(dbg.contains("redacted") && !dbg.contains("PRIVATE"));
 
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(d.join("index.json")).unwrap()).unwrap();
-    assert_eq!(index["format"], 1);
-    assert_eq!(index["crl_number"], 1);
-    assert_eq!(index["certificates"][0]["kind"], "ca");
-    assert_eq!(index["certificates"][1]["kind"], "broker");
-    assert_eq!(index["certificates"][1]["status"], "issued");
+    // The index is a journal: a header, then one line per certificate.
+    let journal = fs::read_to_string(d.join("index.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["op"], "header");
+    assert_eq!(lines[0]["format"], 2);
+    assert_eq!(lines[0]["crl_number"], 1);
+    assert_eq!(lines[1]["op"], "issue");
+    assert_eq!(lines[1]["kind"], "ca");
+    assert_eq!(lines[2]["kind"], "broker");
+    assert_eq!(lines[2]["status"], "issued");
+    assert!(!d.join("index.json").exists());
 }
 
 #[test]
@@ -217,17 +225,21 @@ fn missing_and_damaged_files_give_clear_errors() {
     Pki::init(&d, &InitOptions::default()).unwrap();
     Pki::open(&d).unwrap();
 
-    // Corrupted index.
-    let index = fs::read(d.join("index.json")).unwrap();
-    fs::write(d.join("index.json"), b"{ not json").unwrap();
+    // Corrupted index: a damaged line before the last one.
+    let index = fs::read(d.join("index.jsonl")).unwrap();
+    let damaged =
+        String::from_utf8(index.clone())
+            .unwrap()
+            .replacen("\"op\":\"issue\"", "\"op\":", 1);
+    fs::write(d.join("index.jsonl"), damaged).unwrap();
     let err = Pki::open(&d).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("index.json") && msg.contains("--force"),
+        msg.contains("index.jsonl") && msg.contains("line 2") && msg.contains("--force"),
         "{msg}"
     );
-    fs::write(d.join("index.json"), &index).unwrap();
+    fs::write(d.join("index.jsonl"), &index).unwrap();
 
     // Corrupted CA key.
     let key = fs::read(d.join("ca.key.pem")).unwrap();

@@ -1,12 +1,12 @@
 //! The 128-byte configuration zone, decoded.
 //!
 //! Byte map (CryptoAuthLib `Atecc608Config`; multi-byte fields little-endian):
-//! 0–3 SN[0:3], 4–7 RevNum, 8–12 SN[4:8], 13 AES_Enable, 14 I2C_Enable,
+//! 0–3 SN\[0:3\], 4–7 RevNum, 8–12 SN\[4:8\], 13 AES_Enable, 14 I2C_Enable,
 //! 16 I2C_Address (8-bit form), 18 CountMatch, 19 ChipMode,
-//! 20–51 SlotConfig[16], 52–67 Counter0/1, 68 UseLock,
+//! 20–51 SlotConfig\[16\], 52–67 Counter0/1, 68 UseLock,
 //! 69 VolatileKeyPermission, 70–71 SecureBoot, 72 KdfIvLoc, 73–74 KdfIvStr,
 //! 84 UserExtra, 85 UserExtraAdd, 86 LockValue (data/OTP), 87 LockConfig,
-//! 88–89 SlotLocked, 90–91 ChipOptions, 92–95 X509format, 96–127 KeyConfig[16].
+//! 88–89 SlotLocked, 90–91 ChipOptions, 92–95 X509format, 96–127 KeyConfig\[16\].
 
 use core::fmt;
 
@@ -30,7 +30,7 @@ pub mod offset {
     pub const COUNT_MATCH: usize = 18;
     /// ChipMode.
     pub const CHIP_MODE: usize = 19;
-    /// SlotConfig[0].
+    /// `SlotConfig[0]`.
     pub const SLOT_CONFIG: usize = 20;
     /// Counter0.
     pub const COUNTER0: usize = 52;
@@ -54,9 +54,9 @@ pub mod offset {
     pub const SLOT_LOCKED: usize = 88;
     /// ChipOptions.
     pub const CHIP_OPTIONS: usize = 90;
-    /// X509format[4].
+    /// `X509format[4]`.
     pub const X509_FORMAT: usize = 92;
-    /// KeyConfig[0].
+    /// `KeyConfig[0]`.
     pub const KEY_CONFIG: usize = 96;
 }
 

@@ -11,6 +11,7 @@ use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::iokey::IoKey;
 use crate::{Error, Layout, Result, Ui};
 
 /// How far a chip is from being usable.
@@ -49,6 +50,18 @@ pub fn configure<I2C: I2c, D: DelayNs>(
     layout: Layout,
     ui: &mut dyn Ui,
 ) -> Result<ConfigZone> {
+    configure_with_io_key(chip, layout, ui).map(|(cfg, _)| cfg)
+}
+
+/// [`configure`], also returning the IO protection key written into the
+/// chip before its data lock (when the configuration enables IO protection
+/// and this run wrote the data zone). The caller keeps it for the device
+/// (see [`crate::iokey`]): it is never readable from the chip again.
+pub fn configure_with_io_key<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    layout: Layout,
+    ui: &mut dyn Ui,
+) -> Result<(ConfigZone, Option<IoKey>)> {
     let mut cfg = chip
         .read_config_zone()
         .map_err(|e| Error::chip("reading the config zone", e))?;
@@ -103,8 +116,10 @@ pub fn configure<I2C: I2c, D: DelayNs>(
     }
     if cfg.data_locked() {
         ui.step("data zone already locked");
-        return Ok(cfg);
+        return Ok((cfg, None));
     }
+    let io_slot = cfg.io_protection_key();
+    let mut io_key = None;
     // Data step: keys born in the chip, secrets written, every other slot
     // written with known bytes so the data-lock CRC can be checked.
     let mut image: Vec<(u8, Zeroizing<Vec<u8>>)> = Vec::new();
@@ -120,6 +135,14 @@ pub fn configure<I2C: I2c, D: DelayNs>(
         let mut content = Zeroizing::new(vec![0u8; size]);
         if cfg.slot_config(slot).is_secret() && matches!(slot, 6 | 9) {
             OsRng.fill_bytes(&mut content[..32]);
+        }
+        if Some(slot) == io_slot && layout == Layout::Hardened {
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&content[..32]);
+            io_key = Some(IoKey { slot, key });
+            ui.step(&format!(
+                "slot {slot}: random IO protection key written (the device keeps a copy; the chip never shows it again)"
+            ));
         }
         chip.write_slot(slot, &content)
             .map_err(|e| Error::chip(&format!("writing slot {slot}"), e))?;
@@ -154,6 +177,8 @@ pub fn configure<I2C: I2c, D: DelayNs>(
     let mut w = [0u8; 4];
     chip.read(Zone::Config, AccessSize::Word, 0x15, &mut w)
         .map_err(|e| Error::chip("reading the lock bytes", e))?;
-    chip.read_config_zone()
-        .map_err(|e| Error::chip("reading the config zone", e))
+    let cfg = chip
+        .read_config_zone()
+        .map_err(|e| Error::chip("reading the config zone", e))?;
+    Ok((cfg, io_key))
 }

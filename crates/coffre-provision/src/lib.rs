@@ -48,11 +48,12 @@ mod configure;
 mod error;
 pub mod factory;
 mod inspect;
+pub mod iokey;
 pub mod layout;
 pub mod manifest;
 mod provision;
 
-pub use configure::{configure, ChipState};
+pub use configure::{configure, configure_with_io_key, ChipState};
 pub use error::{Error, Result};
 pub use inspect::{inspect, Report, SlotReport};
 pub use layout::Layout;

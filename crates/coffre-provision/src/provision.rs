@@ -13,6 +13,7 @@ use embedded_hal::i2c::I2c;
 use zeroize::Zeroizing;
 
 use crate::configure::ChipState;
+use crate::iokey::IoKey;
 use crate::manifest::{Entry, Manifest};
 use crate::{Error, Result, Ui};
 
@@ -24,6 +25,9 @@ pub enum Mode {
     Lab,
     /// The key is born in the chip and never leaves it; the chip signs.
     Offload,
+    /// A Trust&GO part's own identity: the factory key in slot 0 and the
+    /// certificate chain stored in the chip. Nothing is written to the chip.
+    Factory,
 }
 
 impl Mode {
@@ -32,6 +36,7 @@ impl Mode {
         match self {
             Mode::Lab => "lab",
             Mode::Offload => "offload",
+            Mode::Factory => "factory",
         }
     }
 }
@@ -42,7 +47,8 @@ impl std::str::FromStr for Mode {
         match s {
             "lab" => Ok(Mode::Lab),
             "offload" => Ok(Mode::Offload),
-            o => Err(format!("unknown mode '{o}': use lab or offload")),
+            "factory" => Ok(Mode::Factory),
+            o => Err(format!("unknown mode '{o}': use lab, offload or factory")),
         }
     }
 }
@@ -69,6 +75,11 @@ pub struct Options {
     pub manifest: Option<Manifest>,
     /// The chip image (emulated chips), recorded in the manifest.
     pub image: Option<PathBuf>,
+    /// Lab mode on a hardened chip: the device's IO protection key, with
+    /// which slot 8 is written and read back encrypted.
+    pub io_key: Option<IoKey>,
+    /// Factory mode: the trusted root (DER) the chip's chain must lead to.
+    pub factory_root: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -84,6 +95,8 @@ impl Options {
             force: false,
             manifest: None,
             image: None,
+            io_key: None,
+            factory_root: None,
         }
     }
 }
@@ -150,6 +163,9 @@ pub fn provision<I2C: I2c, D: DelayNs>(
     opts: &Options,
     ui: &mut dyn Ui,
 ) -> Result<Outcome> {
+    if opts.mode == Mode::Factory {
+        return factory(chip, pki, opts, ui);
+    }
     coffre_pki::ca::validate_id(&opts.id)?;
     let cfg = chip
         .read_config_zone()
@@ -159,7 +175,7 @@ pub fn provision<I2C: I2c, D: DelayNs>(
         s => {
             let hint = match opts.mode {
                 Mode::Lab => "--configure trustngo",
-                Mode::Offload => "--configure hardened (or trustngo)",
+                Mode::Offload | Mode::Factory => "--configure hardened (or trustngo)",
             };
             return Err(Error::State(format!(
                 "the chip is not locked ({}): {} provisioning needs a configured chip; run again with {hint} to write a configuration and lock it",
@@ -178,6 +194,7 @@ pub fn provision<I2C: I2c, D: DelayNs>(
     let (pk, cert_pem, key_slot, slot8_locked, resumed, csr_pem) = match opts.mode {
         Mode::Lab => lab(chip, pki, &cfg, opts, ui)?,
         Mode::Offload => offload(chip, pki, &cfg, opts, ui)?,
+        Mode::Factory => unreachable!("factory mode returned above"),
     };
     let fingerprint = coffre_pki::util::fingerprint_sha256(
         &x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
@@ -208,6 +225,96 @@ pub fn provision<I2C: I2c, D: DelayNs>(
     })
 }
 
+/// Factory mode: read the chip's factory chain, check it leads to the
+/// trusted root and carries slot 0's key, and register the device under its
+/// certificate's CN: the chain is written to the PKI's devices directory
+/// and the manifest. Nothing is written to the chip.
+fn factory<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    pki: &mut Pki,
+    opts: &Options,
+    ui: &mut dyn Ui,
+) -> Result<Outcome> {
+    let root = opts
+        .factory_root
+        .as_deref()
+        .ok_or_else(|| Error::State("factory mode needs the trusted root certificate".into()))?;
+    let chain = crate::factory::read_chain(chip)?;
+    ui.step(&format!(
+        "read the factory certificates ({}, OTP code {})",
+        chain.definition,
+        String::from_utf8_lossy(&chain.otp_code)
+    ));
+    let v = coffre_pki::factory::verify_chain(
+        &chain.device,
+        &chain.signer,
+        root,
+        &chain.slot0_public_key,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    ui.step(&format!(
+        "chain verified: '{}' → '{}' → '{}'; the device certificate carries slot 0's key",
+        v.device_cn, v.signer_cn, v.root_cn
+    ));
+    if !opts.id.is_empty() && opts.id != v.device_cn {
+        return Err(Error::State(format!(
+            "--id {} differs from the chip's factory identity '{}': a factory device is known by \
+             its certificate's CN; drop --id or pass --id {}",
+            opts.id, v.device_cn, v.device_cn
+        )));
+    }
+    coffre_pki::ca::validate_id(&v.device_cn)?;
+    let cert_pem = format!(
+        "{}{}",
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.device),
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.signer)
+    );
+    let cert_path = pki.device_cert_path(&v.device_cn);
+    if let Ok(existing) = std::fs::read(&cert_path) {
+        if existing != cert_pem.as_bytes() && !opts.force {
+            return Err(Error::State(format!(
+                "{} already holds another certificate for '{}'; pass --force to replace it",
+                cert_path.display(),
+                v.device_cn
+            )));
+        }
+    }
+    if let Some(dir) = cert_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    coffre_pki::util::write_atomic(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    ui.step(&format!(
+        "registered {} ({})",
+        v.device_cn,
+        cert_path.display()
+    ));
+    let entry = Entry {
+        id: v.device_cn.clone(),
+        chip_serial: hex(&chain.serial_number),
+        mode: Mode::Factory.name().into(),
+        key_slot: 0,
+        public_key: hex(&chain.slot0_public_key),
+        cert_fingerprint: v.device_fingerprint.clone(),
+        cert_path,
+        time: rfc3339(time::OffsetDateTime::now_utc()),
+        image: opts.image.clone(),
+    };
+    if let Some(m) = &opts.manifest {
+        m.append(&entry)?;
+        ui.step(&format!("recorded in {}", m.path().display()));
+    }
+    Ok(Outcome {
+        entry,
+        cert_pem,
+        slot8_locked: false,
+        resumed: false,
+        csr_pem: None,
+    })
+}
+
 type Provisioned = ([u8; 64], String, u8, bool, bool, Option<String>);
 
 fn lab<I2C: I2c, D: DelayNs>(
@@ -218,15 +325,20 @@ fn lab<I2C: I2c, D: DelayNs>(
     ui: &mut dyn Ui,
 ) -> Result<Provisioned> {
     let p = cfg.slot_policy(8);
-    if p.read != ReadAccess::Clear {
-        return Err(Error::State(format!(
-            "slot 8 is not readable in clear on this chip ({}); the lab's method cannot work here: use --mode offload",
-            p.summary()
-        )));
+    let read_key = match p.read {
+        ReadAccess::Clear => None,
+        ReadAccess::Encrypted { read_key } => Some(slot8_key(read_key, opts)?),
+        ReadAccess::Never => {
+            return Err(Error::State(format!(
+                "slot 8 is not readable on this chip ({}); the lab's method cannot work here: use --mode offload",
+                p.summary()
+            )))
+        }
+    };
+    if read_key.is_some() {
+        ui.step("slot 8 is read and written encrypted with the IO protection key (hardened chip)");
     }
-    let mut current = Zeroizing::new([0u8; 416]);
-    chip.read_slot(8, &mut current[..])
-        .map_err(|e| Error::chip("reading slot 8", e))?;
+    let current = read_slot8(chip, read_key.as_ref())?;
     let existing_key = match classify(&current[..]) {
         Content::LabPkcs8Key { public_key, .. } => Some(public_key_to_xy(&public_key)),
         _ => None,
@@ -269,12 +381,16 @@ fn lab<I2C: I2c, D: DelayNs>(
                 .into(),
         ));
     }
-    if p.write != WritePolicy::Always {
-        return Err(Error::State(format!(
-            "slot 8 cannot be written in clear on this chip ({}): use --mode offload",
-            p.summary()
-        )));
-    }
+    let write_key = match p.write {
+        WritePolicy::Always => None,
+        WritePolicy::Encrypted { write_key } => Some(slot8_key(write_key, opts)?),
+        _ => {
+            return Err(Error::State(format!(
+                "slot 8 cannot be written on this chip ({}): use --mode offload",
+                p.summary()
+            )))
+        }
+    };
     if cert.is_some() && !opts.force {
         return Err(Error::State(format!(
             "{} already exists: choose another --id, or pass --force to replace it (the old certificate stays valid until revoked)",
@@ -290,11 +406,22 @@ fn lab<I2C: I2c, D: DelayNs>(
         blob[1],
         der.len()
     ));
-    chip.write_slot(8, &blob[..])
-        .map_err(|e| Error::chip("writing slot 8", e))?;
-    let mut back = Zeroizing::new([0u8; 416]);
-    chip.read_slot(8, &mut back[..])
-        .map_err(|e| Error::chip("reading slot 8 back", e))?;
+    match &write_key {
+        None => chip
+            .write_slot(8, &blob[..])
+            .map_err(|e| Error::chip("writing slot 8", e))?,
+        Some(k) => {
+            for (b, block) in blob.chunks(32).enumerate() {
+                let mut data = Zeroizing::new([0u8; 32]);
+                data.copy_from_slice(block);
+                chip.write_encrypted(8, b as u8, &data, k.slot, &k.key, &host_nonce())
+                    .map_err(|e| {
+                        Error::chip(&format!("writing slot 8 block {b} (encrypted Write)"), e)
+                    })?;
+            }
+        }
+    }
+    let back = read_slot8(chip, read_key.as_ref())?;
     if back[..] != blob[..] {
         return Err(Error::ReadBack("slot 8".into()));
     }
@@ -319,6 +446,53 @@ fn lab<I2C: I2c, D: DelayNs>(
     ))
 }
 
+/// Fresh random NumIn for a Nonce before an encrypted Read or Write.
+fn host_nonce() -> [u8; 20] {
+    let mut n = [0u8; 20];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+    n
+}
+
+/// The IO protection key slot 8's policy names, from the options.
+fn slot8_key(slot: u8, opts: &Options) -> Result<IoKey> {
+    match &opts.io_key {
+        Some(k) if k.slot == slot => Ok(k.clone()),
+        Some(k) => Err(Error::State(format!(
+            "slot 8 is encrypted with the key in slot {slot}, but this device's IO protection key is for slot {}",
+            k.slot
+        ))),
+        None => Err(Error::State(format!(
+            "slot 8 is read and written only encrypted with the IO protection key (slot {slot}), and device {} has no copy of it (expected in <pki>/devices/{}.iokey, written by --configure hardened)",
+            opts.id, opts.id
+        ))),
+    }
+}
+
+/// Slot 8's 416 bytes: clear reads, or 13 encrypted Reads with `key`.
+fn read_slot8<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    key: Option<&IoKey>,
+) -> Result<Zeroizing<[u8; 416]>> {
+    let mut out = Zeroizing::new([0u8; 416]);
+    match key {
+        None => {
+            chip.read_slot(8, &mut out[..])
+                .map_err(|e| Error::chip("reading slot 8", e))?;
+        }
+        Some(k) => {
+            for b in 0..13u8 {
+                let block = chip
+                    .read_encrypted(8, b, k.slot, &k.key, &host_nonce())
+                    .map_err(|e| {
+                        Error::chip(&format!("reading slot 8 block {b} (encrypted Read)"), e)
+                    })?;
+                out[32 * b as usize..32 * b as usize + 32].copy_from_slice(&block);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
     chip: &mut Atecc<I2C, D>,
     cfg: &ConfigZone,
@@ -340,7 +514,11 @@ fn maybe_lock_slot8<I2C: I2c, D: DelayNs>(
             "slot-lock slot 8 (Lock mode 0x22)",
             &[
                 "slot 8's contents: this key can never be replaced or erased, not even by you".into(),
-                "slot 8 stays readable in clear: a probe on the bus still sees the key (use offload mode to avoid that)".into(),
+                if p.read == ReadAccess::Clear {
+                    "slot 8 stays readable in clear: a probe on the bus still sees the key (use offload mode to avoid that)".into()
+                } else {
+                    "slot 8 stays readable through encrypted Read with the IO protection key".into()
+                },
             ],
         ),
     };

@@ -269,21 +269,41 @@ fn blank_chips_need_configuring_and_each_lock_is_confirmed() {
     assert!(!b.with_chip(|c| c.config().config_locked()));
     // Yes to both.
     let mut ui = AssumeYes::default();
-    let cfg = configure(&mut chip, Layout::Hardened, &mut ui).unwrap();
+    let (cfg, io_key) =
+        coffre_provision::configure_with_io_key(&mut chip, Layout::Hardened, &mut ui).unwrap();
     assert!(cfg.config_locked() && cfg.data_locked());
+    let io_key = io_key.expect("hardened sets an IO protection key");
+    assert_eq!(io_key.slot, 6);
+    assert_eq!(
+        b.with_chip(|c| c.nv().slot(6)[..32].to_vec()),
+        io_key.key.to_vec()
+    );
     assert_eq!(
         ui.asked,
         vec!["lock the config zone", "lock the data and OTP zones"]
     );
-    // Hardened: lab mode is refused, offload works.
+    // Hardened, lab mode: without the device's IO key it is refused; with
+    // it slot 8 is written and read back only through encrypted Write/Read,
+    // and the key never crosses the bus in clear.
     let e = provision(
         &mut chip,
         &mut pki,
-        &Options::new("b1", Mode::Lab),
+        &Options::new("b0", Mode::Lab),
         &mut AssumeYes::default(),
     )
     .unwrap_err();
-    assert!(e.to_string().contains("use --mode offload"), "{e}");
+    assert!(e.to_string().contains("b0.iokey"), "{e}");
+    let mut lab = Options::new("b0", Mode::Lab);
+    lab.io_key = Some(io_key.clone());
+    lab.lock_slot8 = Some(false);
+    b.bus.start_transcript();
+    provision(&mut chip, &mut pki, &lab, &mut AssumeYes::default()).unwrap();
+    let t = b.bus.take_transcript();
+    let slot8 = b.with_chip(|c| c.nv().slot(8).to_vec());
+    let len = u16::from_be_bytes([slot8[0], slot8[1]]) as usize;
+    assert!(len > 100, "a PKCS#8 key is in slot 8");
+    let der = &slot8[2..2 + len];
+    assert_eq!(der.windows(4).filter(|w| t.contains(w)).count(), 0);
     provision(
         &mut chip,
         &mut pki,
@@ -305,7 +325,9 @@ fn interrupted_configuration_is_resumed() {
     b.bus.faults(|f| f.pull_after_commands = Some((0x60, 40)));
     let e = configure(&mut chip, Layout::TrustAndGo, &mut AssumeYes::default()).unwrap_err();
     assert!(
-        e.is_no_chip() || e.to_string().contains("no response to"),
+        e.is_no_chip()
+            || std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("no response to")),
         "the interruption is reported as a missing chip: {e}"
     );
     b.bus.set_present(0x60, true);

@@ -46,8 +46,58 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/live", get(live_snapshot))
         .route("/api/live/stream", get(live_stream))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            host_and_origin,
+        ))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Refuse a `Host` that is not this server (DNS rebinding) and, on the
+/// API, a browser request from another site.
+async fn host_and_origin(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let h = req.headers();
+    let text = |name: &str| {
+        h.get(name)
+            .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let forbidden = |msg: String| {
+        (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response()
+    };
+    let hosts: Vec<_> = h.get_all(header::HOST).iter().collect();
+    match hosts.as_slice() {
+        // No Host at all: not a browser (HTTP/1.1 browsers always send it).
+        [] => {}
+        [one] if st.hosts.allows(&String::from_utf8_lossy(one.as_bytes())) => {}
+        _ => {
+            let shown = hosts
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return forbidden(format!(
+                "host '{shown}' is not a name this explorer answers to; reach it by the address it listens on, or start it with --allow-host NAME"
+            ));
+        }
+    }
+    if req.uri().path().starts_with("/api/") {
+        if let Some(why) = st.hosts.cross_origin(
+            text(header::ORIGIN.as_str()).as_deref(),
+            text("sec-fetch-site").as_deref(),
+        ) {
+            return forbidden(why);
+        }
+    }
+    next.run(req).await
 }
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \

@@ -173,7 +173,7 @@ impl ChipSource {
 
     fn read_cert(&self, warnings: &mut Vec<String>) -> Option<Vec<u8>> {
         let path = self.cert.as_deref()?;
-        match std::fs::read(path) {
+        match coffre_fs::read_limited(path, 1 << 20) {
             Ok(b) => Some(b),
             Err(e) => {
                 warnings.push(format!(

@@ -72,6 +72,7 @@ mod api;
 mod assets;
 pub mod chip;
 pub mod explain;
+mod host;
 pub mod live;
 pub mod scenarios;
 pub mod transcript;
@@ -125,6 +126,11 @@ pub struct WebConfig {
     pub live: LiveHub,
     /// The page's title.
     pub title: String,
+    /// Host names the explorer answers to besides the address it listens
+    /// on (and `localhost` on a loopback or wildcard address): the names a
+    /// browser uses to reach it through a proxy or a DNS name of its own.
+    /// Any other `Host` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -135,6 +141,7 @@ impl Default for WebConfig {
             scenarios_json: None,
             live: LiveHub::new(live::DEFAULT_CAPACITY),
             title: "coffre — secure element explorer".into(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -149,6 +156,7 @@ impl std::fmt::Debug for WebConfig {
             )
             .field("scenarios_json", &self.scenarios_json)
             .field("title", &self.title)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -161,6 +169,7 @@ pub struct AppState {
     pub(crate) live: LiveHub,
     pub(crate) title: String,
     pub(crate) stop: tokio::sync::watch::Receiver<bool>,
+    pub(crate) hosts: Arc<host::HostPolicy>,
     /// Keeps the stop channel open when the state was not made by [`serve`].
     _stop_tx: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
@@ -169,14 +178,20 @@ impl AppState {
     /// The state for `cfg`. Server-sent event streams of a router built
     /// from it end only when the client leaves; [`serve`] also ends them at
     /// shutdown.
+    /// Without a listener to go by, it answers `localhost`, loopback
+    /// addresses and `cfg.allowed_hosts`.
     pub fn new(cfg: WebConfig) -> AppState {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut state = AppState::with_stop(cfg, rx);
+        let mut state = AppState::with_stop(cfg, rx, None);
         state._stop_tx = Some(Arc::new(tx));
         state
     }
 
-    fn with_stop(cfg: WebConfig, stop: tokio::sync::watch::Receiver<bool>) -> AppState {
+    fn with_stop(
+        cfg: WebConfig,
+        stop: tokio::sync::watch::Receiver<bool>,
+        listen: Option<std::net::SocketAddr>,
+    ) -> AppState {
         let mut chips: Vec<Arc<dyn ChipBackend>> = cfg
             .chips
             .into_iter()
@@ -188,6 +203,7 @@ impl AppState {
             scenarios_json: cfg.scenarios_json,
             live: cfg.live,
             title: cfg.title,
+            hosts: Arc::new(host::HostPolicy::new(listen, &cfg.allowed_hosts)),
             stop,
             _stop_tx: None,
         }
@@ -231,7 +247,12 @@ impl std::fmt::Debug for AppState {
 /// | `/api/live` | the [`LiveSnapshot`] |
 /// | `/api/live/stream` | server-sent events: `snapshot` first, then `reading` and `event` |
 ///
-/// Errors are JSON `{error}` with 404 (unknown chip or path), 400 (bad
+/// Every request must name this server in `Host` (see
+/// [`WebConfig::allowed_hosts`]), and `/api/…` requests from a browser must
+/// come from the explorer's own page (`Origin`, `Sec-Fetch-Site`); others
+/// get 403.
+///
+/// Errors are JSON `{error}` with 403 (host or origin refused), 404 (unknown chip or path), 400 (bad
 /// query), 409 (no transcript from this source) or 502 (chip unreadable).
 pub fn router(state: AppState) -> axum::Router {
     api::router(state)
@@ -245,7 +266,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let state = AppState::with_stop(cfg, rx);
+    let state = AppState::with_stop(cfg, rx, listener.local_addr().ok());
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, chips = state.chips.len(), "web explorer listening");
     }

@@ -127,7 +127,11 @@ pub fn load(path: Option<&Path>) -> ScenarioTable {
         message: Some(message),
         registry: registry(&[]),
     };
-    let text = match std::fs::read_to_string(path) {
+    // A scenario table is a few kilobytes; 4 MiB is far above any real one.
+    let text = match coffre_fs::read_limited(path, 4 << 20).and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    }) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return empty(format!(

@@ -431,9 +431,11 @@ async fn live_stream_sends_snapshot_then_items_and_ends_at_shutdown() {
     }));
 
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /api/live/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"GET /api/live/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = String::new();
     assert!(
@@ -470,4 +472,84 @@ async fn live_stream_sends_snapshot_then_items_and_ends_at_shutdown() {
         .unwrap();
     assert!(r.is_ok());
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+/// A raw HTTP/1.1 GET to `addr` with `headers`; the status code.
+async fn raw_status(addr: std::net::SocketAddr, path: &str, headers: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// Issue 15, item 9: DNS rebinding. A page on evil.example whose name now
+// resolves to 127.0.0.1 sends Host: evil.example; a page on another site
+// sends its Origin. Neither may read the API.
+#[tokio::test]
+async fn only_our_host_names_and_same_origin_requests_reach_the_api() {
+    let f = common::fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut cfg = f.config(LiveHub::new(10));
+    cfg.allowed_hosts = vec!["lab.example".into()];
+    let server = tokio::spawn(serve(cfg, listener, async {
+        let _ = stop_rx.await;
+    }));
+    let port = addr.port();
+    let chip = "/api/chips";
+    let host = |h: &str| format!("Host: {h}\r\n");
+    // Our own names.
+    for h in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".into(),
+        format!("localhost:{port}"),
+        "LAB.example".into(),
+    ] {
+        assert_eq!(raw_status(addr, chip, &host(&h)).await, 200, "{h}");
+    }
+    // Rebound names, and a missing or doubled Host.
+    for h in [
+        "evil.example",
+        "evil.example:{port}",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "",
+    ] {
+        assert_eq!(raw_status(addr, chip, &host(h)).await, 403, "{h}");
+        assert_eq!(raw_status(addr, "/", &host(h)).await, 403, "{h}");
+    }
+    // Cross-origin requests from a browser.
+    let ours = host(&format!("127.0.0.1:{port}"));
+    for extra in [
+        "Origin: http://evil.example\r\n".to_string(),
+        "Origin: null\r\n".to_string(),
+        "Sec-Fetch-Site: cross-site\r\n".to_string(),
+        "Sec-Fetch-Site: same-site\r\n".to_string(),
+    ] {
+        let hs = format!("{ours}{extra}");
+        assert_eq!(raw_status(addr, chip, &hs).await, 403, "{extra}");
+        assert_eq!(
+            raw_status(addr, "/api/live/stream", &hs).await,
+            403,
+            "{extra}"
+        );
+    }
+    // The page itself, fetching its API.
+    for extra in [
+        format!("Origin: http://127.0.0.1:{port}\r\nSec-Fetch-Site: same-origin\r\n"),
+        "Sec-Fetch-Site: none\r\n".to_string(),
+    ] {
+        let hs = format!("{ours}{extra}");
+        assert_eq!(raw_status(addr, chip, &hs).await, 200, "{extra}");
+    }
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use coffre_agent::boot::{boot, BootOptions, KeyMode};
+use coffre_agent::boot::{boot, BootOptions, IoKey, KeyMode};
 use coffre_agent::{
     BrokerAddr, EnvSensors, Event, Identity, MqttVersion, Publisher, PublisherOptions, SeqStatus,
     Subscriber, SubscriberOptions,
@@ -48,6 +48,8 @@ pub struct AgentArgs {
     pub no_preflight: bool,
     /// JSON lines on stdout.
     pub json: bool,
+    /// Factory mode: trusted root file (default by bus kind).
+    pub factory_root: Option<PathBuf>,
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -70,33 +72,66 @@ fn agent_err(e: coffre_agent::Error) -> anyhow::Error {
 fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
     let opened = bus::open(&a.bus, a.timing)?;
     let sensors = bus::second_handle(&opened)?;
+    let factory = if a.mode == coffre_provision::Mode::Factory {
+        Some((bus::second_handle(&opened)?, opened.chip.address()))
+    } else {
+        None
+    };
     let mode = match a.mode {
         coffre_provision::Mode::Lab => KeyMode::Lab,
         coffre_provision::Mode::Offload => KeyMode::Offload { slot: a.key_slot },
+        // The factory key is slot 0's; the chip signs.
+        coffre_provision::Mode::Factory => KeyMode::Offload { slot: 0 },
     };
     eprintln!("boot ({} mode, {}):", a.mode.name(), a.bus);
     let mut log = |step: u8, msg: &str| eprintln!("  [{step}/5] {msg}");
+    // Lab mode on a hardened chip: the IO protection key from the device's
+    // flash (modelled as <pki>/devices/<id>.iokey), for encrypted Reads.
+    let io_key = match a.mode {
+        coffre_provision::Mode::Lab => coffre_provision::iokey::load(&a.pki, &a.id)?.map(|k| {
+            let mut host_nonce = [0u8; 20];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut host_nonce);
+            IoKey {
+                slot: k.slot,
+                key: k.key.clone(),
+                host_nonce,
+            }
+        }),
+        coffre_provision::Mode::Offload | coffre_provision::Mode::Factory => None,
+    };
     let (key, _report) = boot(
         opened.chip,
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
+            io_key,
         },
         &mut log,
     )
     .map_err(agent_err)?;
     let ca = a.ca.clone().unwrap_or_else(|| a.pki.join("ca.crt.pem"));
-    let cert = a
-        .cert
-        .clone()
-        .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
-    let ca_pem = std::fs::read(&ca).with_context(|| {
+    let ca_pem = crate::input::read_file(&ca).with_context(|| {
         format!(
             "cannot read the CA certificate {} (--pki or --ca)",
             ca.display()
         )
     })?;
-    let cert_pem = std::fs::read(&cert).with_context(|| {
+    if let Some(((i2c, delay), address)) = factory {
+        let chain_pem = factory_chain(a, i2c, delay, address)?;
+        return Ok((
+            Identity {
+                ca_pem,
+                cert_chain_pem: chain_pem.into_bytes(),
+                key,
+            },
+            sensors,
+        ));
+    }
+    let cert = a
+        .cert
+        .clone()
+        .unwrap_or_else(|| a.pki.join("devices").join(format!("{}.crt.pem", a.id)));
+    let cert_pem = crate::input::read_file(&cert).with_context(|| {
         format!(
             "cannot read the device certificate {}: provision the device first ('coffre provision --id {}') or give --cert",
             cert.display(),
@@ -110,6 +145,41 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
             key,
         },
         sensors,
+    ))
+}
+
+/// Factory mode: the chain the chip carries (device + signer), rebuilt and
+/// checked — to the trusted root, and against slot 0's key — before any
+/// network activity.
+fn factory_chain(a: &AgentArgs, i2c: AnyI2c, delay: AnyDelay, address: u8) -> Result<String> {
+    let root = crate::cmd_factory::TrustedRoot::for_bus(&a.bus, a.factory_root.as_deref())?;
+    let mut chip = coffre_driver::Atecc::new(i2c, delay, address);
+    let chain = coffre_provision::factory::read_chain(&mut chip)
+        .context("reading the chip's factory certificates; nothing was sent to the broker")?;
+    let v = coffre_pki::factory::verify_chain(
+        &chain.device,
+        &chain.signer,
+        &root.der,
+        &chain.slot0_public_key,
+        time::OffsetDateTime::now_utc(),
+    )
+    .context("the chip's factory identity is refused; nothing was sent to the broker")?;
+    if v.device_cn != a.id {
+        anyhow::bail!(
+            "--id {} is not this chip's factory identity '{}': the broker knows a factory device by its certificate's CN; pass --id {}",
+            a.id,
+            v.device_cn,
+            v.device_cn
+        );
+    }
+    eprintln!(
+        "  factory chain: '{}' → '{}' → '{}' ({}); slot 0 signs",
+        v.device_cn, v.signer_cn, v.root_cn, root.name
+    );
+    Ok(format!(
+        "{}{}",
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.device),
+        coffre_pki::util::to_pem("CERTIFICATE", &chain.signer)
     ))
 }
 

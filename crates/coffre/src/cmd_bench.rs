@@ -7,11 +7,12 @@ use coffre_driver::{Atecc, DriverConfig};
 use coffre_emu::board::Board;
 use coffre_emu::clock::Timing;
 use coffre_emu::presets::Preset;
-use coffre_proto::command::{self, AccessSize, InfoMode, MessageSource, NonceTarget};
+use coffre_proto::command::{self, opcode, AccessSize, InfoMode, MessageSource, NonceTarget};
 use coffre_proto::packet::{Command, MAX_PACKET};
 use coffre_proto::timing::{exec_time_ms, ClockDivider};
 use coffre_proto::zone::Zone;
 use embedded_hal::i2c::I2c;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::json;
 
 use crate::output::print_json;
@@ -46,33 +47,62 @@ pub fn run(reads: u32, json: bool) -> Result<()> {
     let board = Board::new(Preset::Tngtls.build(), Timing::Datasheet);
     let mut rows = Vec::new();
     let digest = [0x42u8; 32];
-    let cases: Vec<(&str, Command, Option<Command>)> = vec![
-        ("Info", command::info(InfoMode::Revision), None),
+    // A peer public key for ECDH, and the commands that prepare TempKey
+    // (a random Nonce, then GenDig over slot 8) for GenDig, MAC and the
+    // internal-message Sign.
+    let peer = p256::SecretKey::random(&mut rand_core::OsRng)
+        .public_key()
+        .to_encoded_point(false);
+    let nonce = command::nonce_random(&[7; 20], true);
+    let gendig = Command::with_data(opcode::GENDIG, 0x02, 8, &[opcode::GENDIG, 0x02, 8, 0])?;
+    let cases: Vec<(&str, Command, Vec<Command>)> = vec![
+        ("Info", command::info(InfoMode::Revision), vec![]),
         (
             "Read",
             command::read(Zone::Config, AccessSize::Block, 0),
-            None,
+            vec![],
         ),
-        ("Random", command::random(), None),
+        ("Random", command::random(), vec![]),
         (
             "Nonce",
             command::nonce_passthrough(NonceTarget::TempKey, &digest)?,
-            None,
+            vec![],
         ),
-        ("GenKey", command::genkey_public(0), None),
+        ("GenKey", command::genkey_public(0), vec![]),
         (
             "Sign",
             command::sign_external(0, MessageSource::MsgDigestBuffer),
-            Some(command::nonce_passthrough(
+            vec![command::nonce_passthrough(
                 NonceTarget::MsgDigestBuffer,
                 &digest,
-            )?),
+            )?],
+        ),
+        (
+            "Sign int",
+            Command::new(opcode::SIGN, 0x00, 1),
+            vec![nonce.clone(), gendig.clone()],
+        ),
+        (
+            "ECDH",
+            Command::with_data(opcode::ECDH, 0x0C, 0, &peer.as_bytes()[1..])?,
+            vec![],
+        ),
+        ("GenDig", gendig.clone(), vec![nonce.clone()]),
+        (
+            "MAC",
+            Command::new(opcode::MAC, 0x01, 6),
+            vec![nonce.clone()],
+        ),
+        (
+            "AES",
+            Command::with_data(opcode::AES, 0x00, 9, &[0x5A; 16])?,
+            vec![],
         ),
     ];
     for (name, cmd, setup) in &cases {
         let mut samples = Vec::new();
         for _ in 0..3 {
-            let d = time_command(&board, cmd, setup.as_ref())?;
+            let d = time_command(&board, cmd, setup)?;
             samples.push(d);
         }
         samples.sort();
@@ -113,10 +143,10 @@ pub fn run(reads: u32, json: bool) -> Result<()> {
     );
     println!();
     println!("datasheet timing (command write → response ready, median of 3):");
-    println!("  command  table ms  measured ms  error");
+    println!("  command   table ms  measured ms  error");
     for (n, t, m, e) in &rows {
         println!(
-            "  {:<7}  {:>8}  {:>11.2}  {:>+5.1}%{}",
+            "  {:<8}  {:>8}  {:>11.2}  {:>+5.1}%{}",
             n,
             t,
             m.as_secs_f64() * 1000.0,
@@ -155,19 +185,41 @@ fn wait_response(board: &Board) -> Result<Duration> {
     }
 }
 
-fn time_command(board: &Board, cmd: &Command, setup: Option<&Command>) -> Result<Duration> {
+fn time_command(board: &Board, cmd: &Command, setup: &[Command]) -> Result<Duration> {
     let mut bus = board.bus.clone();
     let _ = bus.write(0x00, &[]);
     std::thread::sleep(Duration::from_micros(1600));
     let mut w = [0u8; 4];
     bus.read(0x35, &mut w)
         .map_err(|e| anyhow::anyhow!("wake: {e}"))?;
-    if let Some(s) = setup {
+    for s in setup {
         send(board, s)?;
         wait_response(board)?;
+        check_status(board, s)?;
     }
     send(board, cmd)?;
     let d = wait_response(board)?;
+    check_status(board, cmd)?;
     let _ = bus.write(0x35, &[0x02]);
     Ok(d)
+}
+
+/// After `wait_response`: read the response again from its start (word
+/// address 0x00 rewinds it) and refuse an error status, so only commands
+/// that really ran are timed.
+fn check_status(board: &Board, cmd: &Command) -> Result<()> {
+    let mut bus = board.bus.clone();
+    let _ = bus.write(0x35, &[0x00]);
+    let mut head = [0u8; 2];
+    bus.read(0x35, &mut head)
+        .map_err(|e| anyhow::anyhow!("response: {e}"))?;
+    if head[0] == 4 && head[1] != 0 {
+        bail!(
+            "{} (0x{:02X}) answered status 0x{:02X}",
+            opcode::name(cmd.opcode),
+            cmd.opcode,
+            head[1]
+        );
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub fn config(
     listen: SocketAddr,
     publishers: &[String],
     subscribers: &[String],
+    factory: Option<(&str, SocketAddr)>,
 ) -> Result<()> {
     if publishers.is_empty() && subscribers.is_empty() {
         bail!("no device would have any right: name them with --publisher ID and --subscriber ID");
@@ -27,6 +28,28 @@ pub fn config(
     }
     for id in subscribers {
         s.acl.allow(id, Role::Subscriber)?;
+    }
+    if let Some((root, listen)) = factory {
+        let (der, name) = match root {
+            "emu" => (
+                coffre_emu::factory::root_cert_der().to_vec(),
+                "the emulator's factory root".to_string(),
+            ),
+            "microchip" => (
+                coffre_pki::factory::MICROCHIP_ROOT_CA_002.to_vec(),
+                "Microchip's Crypto Authentication Root CA 002".to_string(),
+            ),
+            file => {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read the factory root {file}"))?;
+                (coffre_pki::util::der_or_pem_cert(&bytes)?, file.to_string())
+            }
+        };
+        s.factory = Some(coffre_broker::FactoryListener {
+            listen,
+            root_pem: coffre_pki::util::to_pem("CERTIFICATE", &der),
+        });
+        println!("factory identities: listener {listen}, trusting {name}");
     }
     let conf = s.write()?;
     println!("wrote {} and {}", conf.display(), out.join("acl").display());
@@ -50,7 +73,7 @@ fn listener_of(conf: &str) -> Option<SocketAddr> {
 /// `coffre broker run`: start mosquitto, stream its log until Ctrl-C.
 pub fn run(dir: &Path) -> Result<()> {
     let conf_path = dir.join("mosquitto.conf");
-    let conf = std::fs::read_to_string(&conf_path).with_context(|| {
+    let conf = crate::input::read_text(&conf_path).with_context(|| {
         format!(
             "cannot read {}: write it first with 'coffre broker config --pki PKI --out {}'",
             conf_path.display(),

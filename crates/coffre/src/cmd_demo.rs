@@ -111,6 +111,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
             &BootOptions {
                 mode: KeyMode::Offload { slot: 0 },
                 allow_unlocked: false,
+                io_key: None,
             },
             &mut |_, _| {},
         )?;
@@ -229,7 +230,7 @@ fn live(lab: &mut Lab, web: Option<SocketAddr>, scenarios: &Path) -> Result<()> 
 pub fn web(
     images: &[String],
     scenarios: Option<PathBuf>,
-    listen: SocketAddr,
+    (listen, allowed_hosts): (SocketAddr, Vec<String>),
     live: Option<crate::cmd_agent::AgentArgs>,
 ) -> Result<()> {
     if images.is_empty() {
@@ -269,6 +270,7 @@ pub fn web(
     let cfg = WebConfig {
         chips,
         scenarios_json: scenarios,
+        allowed_hosts,
         ..WebConfig::default()
     };
     let sub = match live {

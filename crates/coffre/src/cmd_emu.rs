@@ -45,7 +45,12 @@ pub fn new(preset: Preset, out: &Path, force: bool, json: bool) -> Result<()> {
 }
 
 /// `coffre emu serve`.
-pub fn serve(image_path: &Path, listen: &str, timing: Timing) -> Result<()> {
+pub fn serve(
+    image_path: &Path,
+    listen: &str,
+    timing: Timing,
+    opts: coffre_emu::kit::ServeOptions,
+) -> Result<()> {
     let board = Board::open(image_path, timing)?;
     let listener = TcpListener::bind(listen).with_context(|| {
         format!("cannot listen on {listen}: is the port in use? pick another with --listen 127.0.0.1:PORT")
@@ -63,6 +68,6 @@ pub fn serve(image_path: &Path, listen: &str, timing: Timing) -> Result<()> {
     );
     // Machine-readable line for scripts that started us with port 0.
     println!("listening {addr}");
-    coffre_emu::kit::serve(listener, target, stop).context("kit server failed")?;
+    coffre_emu::kit::serve_with(listener, target, stop, opts).context("kit server failed")?;
     Ok(())
 }

@@ -7,11 +7,6 @@ use anyhow::{bail, Result};
 use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Parse "20s", "500ms", "2m" (seconds without a unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    coffre_fleet::parse_duration(s)
-}
-
 /// What `coffre fleet` was asked.
 #[derive(Debug, Clone)]
 pub struct FleetArgs {

@@ -132,15 +132,52 @@ pub fn revoke(dir: &Path, target: &str, json: bool) -> Result<()> {
     let mut pki = Pki::open(dir)?;
     let revoked = pki.revoke(target)?;
     if json {
-        return print_json(&serde_json::to_value(&revoked)?);
+        print_json(&serde_json::to_value(&revoked)?)?;
+    } else {
+        for e in &revoked {
+            println!("revoked {} (serial {})", e.id, e.serial);
+        }
+        println!("CRL written to {}", pki.crl_path().display());
     }
-    for e in &revoked {
-        println!("revoked {} (serial {})", e.id, e.serial);
+    // Running brokers configured from this PKI apply it at once; the
+    // others read it when they start.
+    let ids: Vec<&str> = revoked.iter().map(|e| e.id.as_str()).collect();
+    for broker in coffre_broker::managed_brokers(dir) {
+        let Some(pid) = coffre_broker::running_pid(&broker) else {
+            continue;
+        };
+        let r = coffre_broker::revoke_live(&broker, pid, &ids).with_context(|| {
+            format!(
+                "the certificate is revoked in the PKI, but the broker running from {} (pid {pid}) \
+                 did not apply it: restart it ('coffre broker run --config {}')",
+                broker.display(),
+                broker.display()
+            )
+        })?;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let msg = format!(
+            "broker {} (pid {pid}): CRL reloaded in {:.0} ms; {}",
+            broker.display(),
+            ms(r.reload),
+            if !r.can_cut {
+                "live sessions NOT cut (no dynamic-security plugin: rewrite its configuration with 'coffre broker config')".to_string()
+            } else if r.cut.is_empty() {
+                "no live session to cut".to_string()
+            } else {
+                format!(
+                    "session of {} cut after {:.0} ms",
+                    r.cut.join(", "),
+                    ms(r.total)
+                )
+            }
+        );
+        // JSON on stdout stays the list of revoked certificates.
+        if json {
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
     }
-    println!(
-        "CRL written to {}; a running broker reads it on restart ('coffre broker run' again)",
-        pki.crl_path().display()
-    );
     Ok(())
 }
 

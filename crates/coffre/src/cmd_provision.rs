@@ -9,7 +9,9 @@ use coffre_emu::clock::Timing;
 use coffre_emu::presets::Preset;
 use coffre_pki::{IssueOptions, Pki};
 use coffre_provision::manifest::Manifest;
-use coffre_provision::{configure, inspect, provision, Layout, Mode, Options, Ui};
+use coffre_provision::{
+    configure_with_io_key, inspect, iokey, provision, Layout, Mode, Options, Ui,
+};
 use serde_json::json;
 
 use crate::bus::{self, Opened};
@@ -80,6 +82,8 @@ pub struct ProvisionArgs {
     pub manifest: Option<PathBuf>,
     /// Certificate validity.
     pub days: u32,
+    /// Factory mode: trusted root file.
+    pub factory_root: Option<PathBuf>,
 }
 
 fn to_anyhow(e: coffre_provision::Error) -> anyhow::Error {
@@ -107,6 +111,9 @@ fn options(a: &ProvisionArgs, image: Option<PathBuf>) -> Options {
 
 /// `coffre provision --bus …`.
 pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
+    if a.id.is_empty() && a.mode != Mode::Factory {
+        bail!("--id is required: the device id, its certificate CN and MQTT username (only --mode factory takes it from the chip)");
+    }
     let mut pki = Pki::open(&a.pki)?;
     let mut o: Opened = bus::open(&bus_opts.bus, bus_opts.timing)?;
     if let (Some(_), Some(b)) = (&bus_opts.transcript, &o.board) {
@@ -122,14 +129,30 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
     };
     eprintln!(
         "provisioning {} on {} ({} mode)",
-        a.id,
+        if a.id.is_empty() { "the chip" } else { &a.id },
         bus_opts.bus,
         a.mode.name()
     );
     if let Some(layout) = a.configure {
-        configure(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        let (_, io_key) = configure_with_io_key(&mut o.chip, layout, &mut ui).map_err(to_anyhow)?;
+        if let Some(k) = io_key {
+            // The device's copy of the IO protection key (its MCU flash).
+            let p = iokey::save(&a.pki, &a.id, &k).map_err(to_anyhow)?;
+            eprintln!("  IO protection key saved for the device: {}", p.display());
+        }
     }
-    let r = provision(&mut o.chip, &mut pki, &options(a, image), &mut ui).map_err(to_anyhow);
+    let mut opts = options(a, image);
+    opts.io_key = iokey::load(&a.pki, &a.id).map_err(to_anyhow)?;
+    if a.mode == Mode::Factory {
+        if a.configure.is_some() {
+            bail!("--configure writes a configuration: factory mode writes nothing to the chip; drop --configure");
+        }
+        let root =
+            crate::cmd_factory::TrustedRoot::for_bus(&bus_opts.bus, a.factory_root.as_deref())?;
+        eprintln!("  trusted root: {}", root.name);
+        opts.factory_root = Some(root.der);
+    }
+    let r = provision(&mut o.chip, &mut pki, &opts, &mut ui).map_err(to_anyhow);
     finish_transcript(&o, bus_opts.transcript.as_deref())?;
     let out = bus::check_saved(o.board.as_ref(), r)?;
     if bus_opts.json {
@@ -167,6 +190,9 @@ pub struct FleetArgs {
 pub fn fleet(f: &FleetArgs, a: &ProvisionArgs, json: bool) -> Result<()> {
     if f.count == 0 {
         bail!("--fleet needs at least 1 device");
+    }
+    if a.mode == Mode::Factory {
+        bail!("--fleet makes new chips and gives them identities from the PKI; factory identities come with the chips: create them with 'coffre emu new --preset tngtls' and register each with 'coffre provision --bus emu:IMAGE --mode factory'");
     }
     std::fs::create_dir_all(&f.dir)
         .with_context(|| format!("cannot create {}", f.dir.display()))?;
@@ -257,6 +283,7 @@ fn clone_args(a: &ProvisionArgs) -> ProvisionArgs {
         force: a.force,
         manifest: a.manifest.clone(),
         days: a.days,
+        factory_root: a.factory_root.clone(),
     }
 }
 
@@ -265,7 +292,8 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
     let mut o = bus::open(&bus_opts.bus, bus_opts.timing)?;
     let cert_bytes = cert
         .map(|p| {
-            std::fs::read(p).with_context(|| format!("cannot read the certificate {}", p.display()))
+            crate::input::read_file(p)
+                .with_context(|| format!("cannot read the certificate {}", p.display()))
         })
         .transpose()?;
     let r = inspect(&mut o.chip, cert_bytes.as_deref(), key_slot).map_err(to_anyhow)?;

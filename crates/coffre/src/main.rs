@@ -17,6 +17,7 @@ mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
 mod cmd_provision;
+mod input;
 mod output;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ struct Cli {
     command: Command,
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read a secure element: identity, configuration, locks, slots.
@@ -95,7 +97,7 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         cert: Option<PathBuf>,
         /// Offload mode: the slot whose key the certificate should carry.
-        #[arg(long, value_name = "SLOT")]
+        #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
         key_slot: Option<u8>,
     },
     /// Mosquitto: write its configuration from the PKI, run it.
@@ -133,8 +135,8 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     /// mosquitto_pub with the same certificate and broker: wall, CPU and max RSS.
     Bench {
         /// Runs per configuration.
-        #[arg(long, default_value = "30")]
-        runs: usize,
+        #[arg(long, default_value = "30", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        runs: u16,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -150,16 +152,16 @@ it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a mess
 duplicated.")]
     Fleet {
         /// Number of devices.
-        #[arg(long, default_value = "200")]
-        devices: usize,
+        #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        devices: u32,
         /// Ramp: new connections per second.
-        #[arg(long, default_value = "100")]
+        #[arg(long, default_value = "100", value_parser = input::rate)]
         rate: f64,
         /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
-        #[arg(long, default_value = "20s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "20s", value_parser = input::run_length)]
         duration: std::time::Duration,
         /// One reading per device every INTERVAL, random phase.
-        #[arg(long, default_value = "10s", value_parser = cmd_fleet::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// 'offload' (the chip signs) or 'lab' (key in slot 8).
         #[arg(long, default_value = "offload")]
@@ -201,6 +203,10 @@ coffre web --bus emu:m5go.img --broker 127.0.0.1:8883 --subscriber-bus emu:m5sta
         /// Where to listen (loopback by default).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Another host name the browser may use to reach the explorer (repeat for several);
+        /// any other Host header is refused (DNS rebinding).
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// The device ("M5Go"): boot the chip, read the sensors, publish readings over mutual TLS.
     #[command(
@@ -212,8 +218,8 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
     Publish {
         #[command(flatten)]
         agent: AgentCli,
-        /// Time between readings (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = cmd_fleet::parse_duration)]
+        /// Time between readings (e.g. 2s, 500ms; 10ms to 1 day).
+        #[arg(long, default_value = "2s", value_parser = input::interval)]
         interval: std::time::Duration,
         /// Stop after N readings are acknowledged (default: run until Ctrl-C).
         #[arg(long)]
@@ -236,6 +242,7 @@ Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-
 }
 
 /// Options of publish and subscribe.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 struct AgentCli {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
@@ -247,11 +254,16 @@ struct AgentCli {
     /// Device id: certificate CN, MQTT client id and username.
     #[arg(long)]
     id: String,
-    /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
+    /// Key mode: lab (slot 8 read into RAM), offload (the chip signs) or factory (slot 0
+    /// signs; the certificate chain is the chip's own, rebuilt from slots 10–12).
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
+    /// Factory mode: the root the chip's chain must lead to before connecting (default:
+    /// the emulator's factory root for emu: buses, Microchip's Root CA 002 for linux:).
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
     /// Offload: the private-key slot (0: Trust&GO factory key).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
     /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
     #[arg(long, default_value = "pki")]
@@ -303,6 +315,7 @@ impl AgentCli {
             allow_unlocked: self.allow_unlocked,
             no_preflight: self.no_preflight,
             json: self.json,
+            factory_root: self.factory_root,
         }
     }
 }
@@ -388,15 +401,20 @@ enum PkiCommand {
     },
 }
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
 coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
 coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
-coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n\n\
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n  \
+coffre provision --bus emu:chip.img --pki pki --mode factory\n\n\
 lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
 PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
-offload: the key is born in the chip and never leaves it; the chip signs the CSR.")]
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.\n\
+factory: a Trust&GO part's own identity: its slot 0 key and the certificate chain stored in the chip \
+are checked (chain to the trusted root, key = slot 0's) and the device is registered under its \
+certificate's CN (sn + serial number); nothing is written to the chip. Exit status 4 if refused.")]
 struct ProvisionCmd {
     /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
     #[arg(
@@ -406,10 +424,14 @@ struct ProvisionCmd {
         required_unless_present = "fleet"
     )]
     bus: Option<BusSpec>,
-    /// Device id: certificate CN and MQTT username.
-    #[arg(long, required_unless_present = "fleet")]
+    /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
+    #[arg(long, value_parser = input::device_id)]
     id: Option<String>,
-    /// Key mode: lab or offload.
+    /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
+    /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Key mode: lab, offload or factory.
     #[arg(long, default_value = "offload")]
     mode: coffre_provision::Mode,
     /// PKI directory (see 'coffre pki init').
@@ -419,7 +441,7 @@ struct ProvisionCmd {
     #[arg(long, value_name = "LAYOUT")]
     configure: Option<coffre_provision::Layout>,
     /// Offload: private-key slot to use (default 0, the factory key).
-    #[arg(long, value_name = "SLOT")]
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: Option<u8>,
     /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
     #[arg(long)]
@@ -443,10 +465,10 @@ struct ProvisionCmd {
     #[arg(long, default_value = "365")]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
-    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
     fleet: Option<u32>,
-    /// Fleet: id prefix.
-    #[arg(long, default_value = "m5go-")]
+    /// Fleet: id prefix (ids are PREFIX + number, and file names inside --dir).
+    #[arg(long, default_value = "m5go-", value_parser = input::id_prefix)]
     prefix: String,
     /// Fleet: directory for the chip images and the manifest.
     #[arg(long, default_value = "fleet")]
@@ -481,6 +503,15 @@ enum BrokerCommand {
         /// A device that may subscribe to m5go/env.
         #[arg(long = "subscriber", value_name = "ID")]
         subscribers: Vec<String>,
+        /// Also accept devices with a factory identity (Trust&GO), on their own listener:
+        /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Crypto
+        /// Authentication Root CA 002) or a certificate file. Their id is their
+        /// certificate's CN (sn + serial number): name it with --publisher/--subscriber.
+        #[arg(long, value_name = "ROOT")]
+        factory_root: Option<String>,
+        /// The factory identities' listener (no CRL: Trust&GO signers publish none).
+        #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
+        factory_listen: std::net::SocketAddr,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -491,6 +522,7 @@ enum BrokerCommand {
 }
 
 /// Options shared by every command that talks to a chip.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug, Clone)]
 pub struct BusOpts {
     /// Where the chip is: emu:IMAGE[@ADDR] (an emulated chip, see 'coffre emu new') or
@@ -593,6 +625,12 @@ Image files are test fixtures: the keys inside are not protected. Never put a re
         /// 'instant' or 'datasheet'.
         #[arg(long, default_value = "instant")]
         timing: Timing,
+        /// Clients served at once; more are told 'busy' and disconnected.
+        #[arg(long, default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_clients: u16,
+        /// Disconnect a client silent for this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = input::run_length)]
+        idle_timeout: std::time::Duration,
     },
     /// Print (or write) the certificate of the emulated factory root, to which every
     /// emulated Trust&GO chip's certificates chain. A public test fixture: trust it for
@@ -622,6 +660,15 @@ enum BusCommand {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout or stderr (`coffre … | head -1`) ends the program
+    // quietly, as it ends any Unix filter: SIGPIPE gets its default action
+    // back (the Rust runtime ignores it, which turns every print to a
+    // closed pipe into a panic). Sockets are unaffected: Rust sends with
+    // MSG_NOSIGNAL.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    );
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -647,7 +694,17 @@ fn main() -> ExitCode {
                 image,
                 listen,
                 timing,
-            } => cmd_emu::serve(&image, &listen, timing),
+                max_clients,
+                idle_timeout,
+            } => cmd_emu::serve(
+                &image,
+                &listen,
+                timing,
+                coffre_emu::kit::ServeOptions {
+                    max_clients: max_clients.into(),
+                    idle_timeout,
+                },
+            ),
             EmuCommand::Bench { reads, json } => cmd_bench::run(reads, json),
             EmuCommand::FactoryRoot { out } => cmd_factory::factory_root(out.as_deref()),
         },
@@ -704,7 +761,16 @@ fn main() -> ExitCode {
                 listen,
                 publishers,
                 subscribers,
-            } => cmd_broker::config(&pki, &out, listen, &publishers, &subscribers),
+                factory_root,
+                factory_listen,
+            } => cmd_broker::config(
+                &pki,
+                &out,
+                listen,
+                &publishers,
+                &subscribers,
+                factory_root.as_deref().map(|r| (r, factory_listen)),
+            ),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {
@@ -719,7 +785,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
-        Command::Bench { runs, json } => cmd_oneshot::bench(runs, json),
+        Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
         Command::Fleet {
             devices,
             rate,
@@ -729,7 +795,7 @@ fn main() -> ExitCode {
             dir,
             json,
         } => cmd_fleet::run(&cmd_fleet::FleetArgs {
-            devices,
+            devices: devices as usize,
             rate,
             duration,
             interval,
@@ -746,6 +812,7 @@ fn main() -> ExitCode {
             pki,
             scenarios,
             listen,
+            allow_hosts,
         } => (|| {
             for b in &buses {
                 match b {
@@ -778,10 +845,11 @@ fn main() -> ExitCode {
                     allow_unlocked: false,
                     no_preflight: false,
                     json: false,
+                    factory_root: None,
                 }),
                 _ => None,
             };
-            cmd_demo::web(&chips, scenarios, listen, live)
+            cmd_demo::web(&chips, scenarios, (listen, allow_hosts), live)
         })(),
         Command::Publish {
             agent,
@@ -823,6 +891,7 @@ fn provision(p: ProvisionCmd) -> anyhow::Result<()> {
         force: p.force,
         manifest: p.manifest.clone(),
         days: p.days,
+        factory_root: p.factory_root.clone(),
     };
     if let Some(count) = p.fleet {
         let f = cmd_provision::FleetArgs {

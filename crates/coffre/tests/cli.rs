@@ -253,6 +253,8 @@ fn web_serves_the_chips_it_is_given() {
             "emu:chip.img",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--allow-host",
+            "lab.example",
         ])
         .current_dir(d.path())
         .stdout(Stdio::piped())
@@ -265,7 +267,7 @@ fn web_serves_the_chips_it_is_given() {
         .unwrap();
     assert!(line.contains("web explorer: http://127.0.0.1"), "{line}");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /api/chips/chip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /api/chips/chip HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
@@ -278,6 +280,21 @@ fn web_serves_the_chips_it_is_given() {
         body.contains("general data") && body.contains("anyone on the bus"),
         "slot 8 policy in the API"
     );
+    // Issue 15, item 9: names other than ours are refused (DNS rebinding).
+    for (host, status) in [("lab.example", "200"), ("evil.example", "403")] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /api/chips HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(
+            body.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {body}"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let o = coffre(&["web", "--bus", "linux:/dev/i2c-1"], d.path());

@@ -6,25 +6,8 @@ use std::net::TcpListener;
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-    }
-}
 
 #[test]
 fn publish_and_subscribe_over_mutual_tls() {
@@ -232,6 +215,102 @@ fn the_demo_passes_every_scenario() {
     assert!(o.status.success());
     assert!(d.path().join("lab/scenarios.json").exists());
     assert_eq!(v["stride"].as_array().unwrap().len(), 6);
+}
+
+/// Wait up to 10 s for a line containing `needle` in the file at `path`.
+fn wait_in_file(path: &std::path::Path, needle: &str) {
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no '{needle}' in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pki_revoke_cuts_the_live_session_on_a_running_broker() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = format!("127.0.0.1:{port}");
+    ok(&["pki", "init"], p);
+    for id in ["m5stack", "other"] {
+        ok(&["emu", "new", "--out", &format!("{id}.img")], p);
+        ok(
+            &["provision", "--bus", &format!("emu:{id}.img"), "--id", id],
+            p,
+        );
+    }
+    ok(
+        &[
+            "broker",
+            "config",
+            "--subscriber",
+            "m5stack",
+            "--subscriber",
+            "other",
+            "--listen",
+            &broker,
+        ],
+        p,
+    );
+    let _b = Kill(
+        Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["broker", "run"])
+            .current_dir(p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let log = p.join("broker/mosquitto.log");
+    wait_in_file(&log, " running");
+    let subscribe = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(["subscribe", "--bus", &format!("emu:{id}.img")])
+            .args(["--broker", &broker, "--id", id, "--json"])
+            .current_dir(p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let victim = subscribe("m5stack");
+    let mut other = Kill(subscribe("other"));
+    wait_in_file(&log, "m5stack 1 m5go/env");
+    wait_in_file(&log, "other 1 m5go/env");
+
+    let out = ok(&["pki", "revoke", "m5stack"], p);
+    assert!(out.contains("session of m5stack cut after"), "{out}");
+    // The subscriber was cut and could not come back.
+    let t0 = Instant::now();
+    let mut victim = victim;
+    while victim.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "m5stack still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = victim.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("CertificateRevoked"), "{err}");
+    wait_in_file(
+        &log,
+        "Client m5stack been disconnected by administrative action",
+    );
+    // The other subscriber is untouched.
+    assert!(other.0.try_wait().unwrap().is_none(), "other was cut");
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(!all.contains("Client other been disconnected"), "{all}");
 }
 
 #[test]

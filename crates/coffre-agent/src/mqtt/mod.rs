@@ -3,7 +3,7 @@
 //!
 //! The session itself (packets, packet ids, keep alive, timeouts) is the
 //! sans-IO [`coffre_mqtt::Session`], run by [`coffre_device::Connection`];
-//! the codec is [`coffre_mqtt::codec`]. Here: [`net`] moves bytes
+//! the codec is [`coffre_mqtt::codec`]. Here: `net` moves bytes
 //! (socket + rustls, no MQTT), [`Client`] opens both and words the errors.
 //! Two things a general-purpose client does not give:
 //!

@@ -27,8 +27,12 @@ registry! {
     chip_pulled,
     broker_restart,
     bus_probe,
+    encrypted_bus,
     tamper,
     disclosure,
+    clientid_takeover,
+    live_revocation,
+    factory_identity,
     firmware_core,
 }
 

@@ -46,6 +46,18 @@ impl Atecc608 {
         Some(xy)
     }
 
+    /// A Write to a P-256 public-key slot (8–15) whose PubInfo asks for
+    /// validation leaves the key invalidated: first nibble 0xA
+    /// (docs/chip-facts.md §5; CryptoAuthLib's verify_validate test reads
+    /// 0xA after `atcab_write_pubkey` on 608 silicon).
+    pub(crate) fn invalidate_written_public_key(&mut self, slot: u8) {
+        let kc = self.nv.config.key_config(slot);
+        if slot >= 8 && !kc.private() && kc.pub_info() && kc.key_type() == KeyType::P256 {
+            let first = &mut self.nv.slot_mut(slot)[0];
+            *first = (*first & 0x0F) | PUBKEY_INVALID;
+        }
+    }
+
     // ------------------------------------------------------------ GenKey
 
     /// The PubKey digest GenKey leaves in TempKey (CAL `atcah_gen_key_msg`):
@@ -89,14 +101,18 @@ impl Atecc608 {
             if !self.config_locked() || self.is_private_slot(slot) {
                 return status(Status::Execution);
             }
-            let stored = self.nv.slot(slot);
-            let n = silicon::GENKEY_STORED_PUBKEY_DIGEST_LEN;
-            if stored.len() < n {
-                return status(Status::Execution);
-            }
-            let stored = stored[..n].to_vec();
             let head = [c.data[0], c.data[1], c.data[2]];
-            self.genkey_digest(head, slot, &stored)?;
+            if silicon::GENKEY_STORED_PUBKEY_DIGEST_PADDED {
+                let stored = self.nv.slot(slot);
+                if stored.len() < 72 {
+                    return status(Status::Execution);
+                }
+                let stored = stored[..72].to_vec();
+                self.genkey_digest(head, slot, &stored)?;
+            } else {
+                let xy = self.stored_public_key(slot).ok_or(Status::Execution)?;
+                self.genkey_digest(head, slot, &xy)?;
+            }
             return OK;
         }
         if !c.data.is_empty() && c.data.len() != 3 {

@@ -68,20 +68,10 @@ impl Atecc608 {
         // A command that changes non-volatile state commits only once the
         // image holds it: when the save fails, the change is undone and the
         // host gets an execution error, as if the EEPROM write had failed.
-        let before = (self.image.is_some()
-            && matches!(
-                op,
-                opcode::WRITE
-                    | opcode::LOCK
-                    | opcode::GENKEY
-                    | opcode::COUNTER
-                    | opcode::UPDATE_EXTRA
-                    | opcode::PRIVWRITE
-                    | opcode::DERIVE_KEY
-                    | opcode::ECDH
-                    | opcode::KDF
-            ))
-        .then(|| self.nv.clone());
+        // Every command is covered (any of them may save: Write, Lock,
+        // GenKey, PrivWrite, DeriveKey, ECDH and KDF to a slot, SHA to a
+        // slot, counters…); the copy is small next to the command itself.
+        let before = self.image.is_some().then(|| self.nv.clone());
         self.save_failed = false;
         let mut outcome = match op {
             opcode::INFO => self.cmd_info(&cmd),
@@ -124,8 +114,10 @@ impl Atecc608 {
         }
         // TempKey is cleared by every command but Info and, when they
         // succeed, the few that build on it (DS508 §2.5.1); a command that
-        // wrote a new TempKey keeps it.
+        // wrote a new TempKey keeps it. The 608's AES leaves it alone
+        // (`silicon::AES_KEEPS_TEMPKEY`).
         let keeps = op == opcode::INFO
+            || (op == opcode::AES && silicon::AES_KEEPS_TEMPKEY)
             || (outcome.is_ok()
                 && matches!(
                     op,
@@ -336,6 +328,7 @@ impl Atecc608 {
                 let bytes = self.nv.slot_mut(slot);
                 let end = (loc.offset + len).min(bytes.len());
                 bytes[loc.offset..end].copy_from_slice(&data[..end - loc.offset]);
+                self.invalidate_written_public_key(slot);
                 self.save();
                 OK
             }

@@ -76,15 +76,29 @@ impl Atecc608 {
                 OK
             }
             0x04 => {
-                // HMAC start: the key is the slot in param2.
+                // HMAC start: the key is the slot in param2, or TempKey's
+                // first 32 bytes for key id 0xFFFF (CAL `atcab_sha_hmac`
+                // with ATCA_TEMPKEY_KEYID; `atca_tests_sha.c`
+                // sha_hmac_tempkey runs it on 608 silicon).
                 if !c.data.is_empty() || c.param1 != 0x04 {
                     return status(Status::Parse);
                 }
-                let slot = slot_param(c.param2)?;
-                let key = self.symmetric_key(slot)?;
-                if self.nv.config.slot_config(slot).no_mac() {
-                    return status(Status::Execution);
-                }
+                let key = if c.param2 == 0xFFFF {
+                    let tk = self.tempkey()?;
+                    if tk.ecc_private {
+                        return status(Status::Execution);
+                    }
+                    let mut k = Zeroizing::new([0u8; 32]);
+                    k.copy_from_slice(&tk.value[..32]);
+                    k
+                } else {
+                    let slot = slot_param(c.param2)?;
+                    let key = self.symmetric_key(slot)?;
+                    if self.nv.config.slot_config(slot).no_mac() {
+                        return status(Status::Execution);
+                    }
+                    key
+                };
                 let mac =
                     <HmacSha256 as Mac>::new_from_slice(&key[..]).map_err(|_| Status::Execution)?;
                 self.vol.sha = Some(ShaContext::Hmac(Box::new(mac)));

@@ -86,12 +86,21 @@ pub const KDF_HKDF_IS_ONE_HMAC: bool = true;
 pub const ECDH_SLOT_TARGET_IS_NEXT_ODD: bool = true;
 
 /// Verify(Validate/Invalidate) checks the signature with the parent public
-/// key in the slot named by SlotConfig[KeyID].ReadKey (DS508 §2.2.6).
+/// key in the slot named by `SlotConfig[KeyID].ReadKey` (DS508 §2.2.6).
 pub const VALIDATE_PARENT_IN_READKEY: bool = true;
 
-/// GenKey mode 0x10 digests the stored public key as it sits in the slot,
-/// in the 72-byte pad format (CAL `atcah_gen_key_msg` takes its size).
-pub const GENKEY_STORED_PUBKEY_DIGEST_LEN: usize = 72;
+/// Whether GenKey mode 0x10 digests the stored public key in its 72-byte
+/// pad format. No: it digests X ‖ Y (64 bytes; pad bytes and the validity
+/// nibble left out). CryptoAuthLib's verify_validate test, run on 608
+/// silicon, computes the TempKey the chip must match with
+/// `atcah_gen_key_msg` over the 64-byte key.
+pub const GENKEY_STORED_PUBKEY_DIGEST_PADDED: bool = false;
+
+/// Whether AES (ECB, GFM) leaves TempKey as it was. DS508 §2.5.1 clears
+/// TempKey after every other command, but the 508 has no AES; CryptoAuthLib's
+/// aes_encrypt_key_tempkey / aes_decrypt_key_tempkey tests load TempKey once
+/// and run every AES block with it on 608 silicon.
+pub const AES_KEEPS_TEMPKEY: bool = true;
 
 /// Whether external-message Sign requires the data zone to be locked.
 /// The ATECC508A data sheet lists no such condition for Sign (it needs a

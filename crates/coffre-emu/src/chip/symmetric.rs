@@ -300,10 +300,12 @@ impl Atecc608 {
         let sc = self.nv.config.slot_config(target);
         // WriteConfig (SlotConfig bits 15:12, DS508 Table 2-9): bit 13
         // enables DeriveKey, bit 12 chooses Create (parent = WriteKey)
-        // over Roll (parent = the target), bit 15 requires an input MAC,
-        // bit 14 (encrypted writes) excludes it.
+        // over Roll (parent = the target), bit 15 requires an input MAC.
+        // Bit 14 (encrypted Write) is "X" in that table: CryptoAuthLib's
+        // derivekey tests, run on silicon, target slots with WriteConfig
+        // 0x6 and 0xF (test_ecc608_configdata slots 9 and 3).
         let wc = sc.write_config();
-        if wc & 0x2 == 0 || wc & 0x4 != 0 || self.nv.config.slot_locked(target) {
+        if wc & 0x2 == 0 || self.nv.config.slot_locked(target) {
             return status(Status::Execution);
         }
         let parent_slot = if wc & 0x1 != 0 {

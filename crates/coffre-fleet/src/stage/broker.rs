@@ -1,7 +1,6 @@
 //! Stage 2, broker: a real mosquitto on a free loopback port, with one ACL
 //! entry per device, no connection cap and no queue cap.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
@@ -67,8 +66,8 @@ impl Broker {
 /// The lines the fleet adds to coffre's broker configuration.
 const FLEET_CONF: &str = "\n# Fleet: no connection cap, no queue cap for the subscriber.\nmax_connections -1\nmax_queued_messages 0\nmax_inflight_messages 0\n";
 
-/// Write the configuration (coffre's, plus [`FLEET_CONF`]) and start
-/// mosquitto; returns once it accepts connections.
+/// Write the configuration (coffre's, plus no connection cap and no queue
+/// cap) and start mosquitto; returns once it accepts connections.
 pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<Broker> {
     progress(Progress::Step(
         "broker: mosquitto, one ACL entry per device".into(),
@@ -106,21 +105,14 @@ fn free_port() -> Result<SocketAddr> {
         .map_err(Error::Port)
 }
 
-/// Replace `path` with `bytes`: temporary file in the same directory,
-/// fsync, rename.
+/// Replace `path` with `bytes` atomically (coffre-fs: temporary file,
+/// fsync, rename).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let failed = |source| Error::Io {
+    coffre_fs::write_atomic(path, bytes, 0o644).map_err(|source| Error::Io {
         what: "writing",
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(failed)?;
-    tmp.persist(path).map_err(|e| failed(e.error))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

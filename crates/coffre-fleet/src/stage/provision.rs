@@ -2,7 +2,6 @@
 //! provisioned in memory, the subscriber's own chip, and the fleet
 //! manifest.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -270,8 +269,8 @@ fn provision_devices(
     Ok(results.into_iter().unzip())
 }
 
-/// Write the fleet manifest in one go, atomically (temporary file, fsync,
-/// rename), and check it by reading it back. One line per device, the
+/// Write the fleet manifest in one go, atomically (coffre-fs: temporary
+/// file, fsync, rename), and check it by reading it back. One line per device, the
 /// format of [`Manifest`] (whose `append` re-reads the whole file on each
 /// call, which is quadratic for a fleet).
 fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
@@ -285,13 +284,8 @@ fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
         text.push_str(&serde_json::to_string(e).map_err(|e| failed("writing", e.into()))?);
         text.push('\n');
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| failed("writing", e.into()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
+    coffre_fs::write_atomic(path, text.as_bytes(), 0o644)
         .map_err(|e| failed("writing", e.into()))?;
-    tmp.persist(path)
-        .map_err(|e| failed("writing", e.error.into()))?;
     let read_back = Manifest::at(path)
         .entries()
         .map_err(|e| failed("reading back", e.into()))?;
@@ -335,7 +329,7 @@ mod tests {
         let stray: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(stray.is_empty(), "{stray:?}");
     }

@@ -13,7 +13,7 @@ use super::store::{IndexEntry, Kind, Status};
 use super::{Pki, BACKDATE_SECONDS};
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
-use crate::util::{cert_facts, random_serial, write_atomic, CertFacts};
+use crate::util::{cert_facts, random_serial, write_atomic, write_files_synced_once, CertFacts};
 
 /// Options of [`Pki::issue_device`] and [`Pki::issue_from_csr`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,55 +132,136 @@ pub(crate) fn entry(kind: Kind, id: &str, facts: &CertFacts) -> IndexEntry {
     }
 }
 
+/// One certificate of a batch ([`Pki::issue_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// Device id: CN, MQTT username, file name.
+    pub id: String,
+    /// The device's public key.
+    pub public_key: PublicKey,
+}
+
 impl Pki {
     /// Issue a device certificate: CN = `id` (the MQTT username), clientAuth,
     /// digitalSignature, a random 16-byte serial; written to
     /// `devices/<id>.crt.pem`, which is never replaced unless `opts.force`.
+    ///
+    /// Runs under the PKI lock: any number of processes may issue at once.
     pub fn issue_device(
         &mut self,
         id: &str,
         public_key: &PublicKey,
         opts: &IssueOptions,
     ) -> Result<IssuedCert> {
-        validate_id(id)?;
-        let path = self.device_cert_path(id);
-        if path.exists() && !opts.force {
-            return Err(Error::DeviceExists {
-                id: id.to_owned(),
-                path,
-            });
+        let request = IssueRequest {
+            id: id.to_owned(),
+            public_key: *public_key,
+        };
+        let mut issued = self.issue_locked(std::slice::from_ref(&request), opts, false)?;
+        issued
+            .pop()
+            .ok_or_else(|| Error::encoding("device certificate", "nothing issued"))
+    }
+
+    /// Issue the certificates of a whole batch of devices (a fleet) under
+    /// one lock: one journal write and one sync for all of them, and one
+    /// file-system sync for all the certificate files.
+    ///
+    /// All or nothing for the checks: an invalid or repeated id, or an
+    /// existing certificate without `opts.force`, fails the batch before
+    /// anything is written. A write error afterwards leaves every
+    /// certificate of the batch in the index (so each can be revoked).
+    pub fn issue_batch(
+        &mut self,
+        requests: &[IssueRequest],
+        opts: &IssueOptions,
+    ) -> Result<Vec<IssuedCert>> {
+        self.issue_locked(requests, opts, true)
+    }
+
+    fn issue_locked(
+        &mut self,
+        requests: &[IssueRequest],
+        opts: &IssueOptions,
+        batch: bool,
+    ) -> Result<Vec<IssuedCert>> {
+        let mut ids = std::collections::HashSet::with_capacity(requests.len());
+        for r in requests {
+            validate_id(&r.id)?;
+            if !ids.insert(r.id.as_str()) {
+                return Err(Error::DuplicateId(r.id.clone()));
+            }
         }
         let (start, end) = validity(opts, self.ca.facts.not_after)?;
-        let mut params = leaf_params(id, start, end, public_key);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        // Unique within this CA, however unlikely a collision is.
-        while params.serial_number.as_ref().is_some_and(|s| {
-            self.store
-                .by_serial(&Serial::from_der(s.as_ref()))
-                .is_some()
-        }) {
-            params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        let lock = self.store.lock()?;
+        // Checked under the lock: two processes cannot both find the file
+        // absent and both write it.
+        for r in requests {
+            let path = self.device_cert_path(&r.id);
+            if path.exists() && !opts.force {
+                return Err(Error::DeviceExists {
+                    id: r.id.clone(),
+                    path,
+                });
+            }
         }
-        let der = self
-            .ca
-            .sign_leaf(&params, public_key, "device certificate")?;
-        let facts = cert_facts(&der).map_err(|d| Error::encoding("device certificate", d))?;
-        let pem = crate::util::to_pem("CERTIFICATE", &der);
+        let mut serials = std::collections::HashSet::with_capacity(requests.len());
+        let mut issued = Vec::with_capacity(requests.len());
+        let mut entries = Vec::with_capacity(requests.len());
+        for r in requests {
+            let mut params = leaf_params(&r.id, start, end, &r.public_key);
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            // Unique within this CA, however unlikely a collision is.
+            loop {
+                let serial = params
+                    .serial_number
+                    .as_ref()
+                    .map(|s| Serial::from_der(s.as_ref()));
+                match serial {
+                    Some(s)
+                        if self.store.by_serial(&s).is_some()
+                            || !serials.insert(s.key().to_owned()) =>
+                    {
+                        params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+                    }
+                    _ => break,
+                }
+            }
+            let der = self
+                .ca
+                .sign_leaf(&params, &r.public_key, "device certificate")?;
+            let facts = cert_facts(&der).map_err(|d| Error::encoding("device certificate", d))?;
+            entries.push(entry(Kind::Device, &r.id, &facts));
+            issued.push(IssuedCert {
+                id: r.id.clone(),
+                serial: Serial::from_der(&facts.serial),
+                fingerprint_sha256: facts.fingerprint,
+                not_before: facts.not_before.into(),
+                not_after: facts.not_after.into(),
+                path: self.device_cert_path(&r.id),
+                pem: crate::util::to_pem("CERTIFICATE", &der),
+                der,
+            });
+        }
         // The index first: a certificate on disk is then always indexed, so
         // it can always be revoked.
-        self.store.push(entry(Kind::Device, id, &facts));
-        self.store.save()?;
-        write_atomic(&path, pem.as_bytes(), CERT_MODE)?;
-        Ok(IssuedCert {
-            id: id.to_owned(),
-            serial: Serial::from_der(&facts.serial),
-            fingerprint_sha256: facts.fingerprint,
-            not_before: facts.not_before.into(),
-            not_after: facts.not_after.into(),
-            path,
-            pem,
-            der,
-        })
+        if let Err(e) = self.store.append(&lock, entries) {
+            self.store.invalidate();
+            return Err(e);
+        }
+        if batch {
+            let files: Vec<_> = issued
+                .iter()
+                .map(|c| (c.path.clone(), c.pem.clone().into_bytes()))
+                .collect();
+            write_files_synced_once(&files, CERT_MODE)?;
+        } else {
+            for c in &issued {
+                write_atomic(&c.path, c.pem.as_bytes(), CERT_MODE)?;
+            }
+        }
+        drop(lock);
+        Ok(issued)
     }
 
     /// Issue a device certificate from a PKCS#10 CSR (DER or PEM). The CSR's

@@ -8,7 +8,9 @@
 //! | `broker.crt.pem` | broker certificate: serverAuth; SANs localhost, 127.0.0.1, ::1 and the names given |
 //! | `devices/<id>.crt.pem` | device certificates: CN = id = MQTT username, clientAuth |
 //! | `crl.pem` | v2 CRL signed by the CA, for Mosquitto's `crlfile` |
-//! | `index.json` | every certificate issued: serial, id, fingerprint, status, validity |
+//! | `index.jsonl` | journal of every certificate issued: serial, id, fingerprint, status, validity (see [`super::store`]) |
+//! | `index.lock` | empty; locked (`flock`) while a process reads or changes the journal |
+//! | `index.json.migrated` | the index of an older coffre, once migrated to the journal |
 
 use std::path::{Path, PathBuf};
 
@@ -24,8 +26,12 @@ pub const BROKER_CERT: &str = "broker.crt.pem";
 pub const DEVICES_DIR: &str = "devices";
 /// CRL file name.
 pub const CRL: &str = "crl.pem";
-/// Index file name.
+/// Index file name of older versions, migrated to [`JOURNAL`] when found.
 pub const INDEX: &str = "index.json";
+/// Journal file name: the index, one JSON line per change.
+pub const JOURNAL: &str = "index.jsonl";
+/// Lock file name.
+pub const LOCK: &str = "index.lock";
 
 /// Permissions of a private key file.
 pub(crate) const KEY_MODE: u32 = 0o600;
@@ -67,9 +73,17 @@ impl Layout {
     pub fn crl(&self) -> PathBuf {
         self.dir.join(CRL)
     }
-    /// `index.json`.
+    /// `index.json`, the index of older versions.
     pub fn index(&self) -> PathBuf {
         self.dir.join(INDEX)
+    }
+    /// `index.jsonl`, the journal.
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join(JOURNAL)
+    }
+    /// `index.lock`.
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join(LOCK)
     }
     /// `devices/`.
     pub fn devices(&self) -> PathBuf {
@@ -85,6 +99,7 @@ impl Layout {
             self.ca_key(),
             self.ca_cert(),
             self.index(),
+            self.journal(),
             self.broker_key(),
             self.broker_cert(),
             self.crl(),

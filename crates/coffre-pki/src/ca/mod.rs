@@ -41,20 +41,25 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::types::Timestamp;
-use crate::util::{cert_facts, der_or_pem, key_identifier, random_serial, read_file, write_atomic};
+use crate::util::{
+    cert_facts, der_or_pem, key_identifier, random_serial, read_file, write_atomic, MAX_PEM_BYTES,
+};
 
 pub mod issuing;
 pub mod layout;
+mod lock;
 pub mod report;
 pub mod revocation;
 mod signer;
 pub mod store;
 
-pub use issuing::{validate_id, IssueOptions, IssuedCert};
-pub use layout::{Layout, BROKER_CERT, BROKER_KEY, CA_CERT, CA_KEY, CRL, DEVICES_DIR, INDEX};
+pub use issuing::{validate_id, IssueOptions, IssueRequest, IssuedCert};
+pub use layout::{
+    Layout, BROKER_CERT, BROKER_KEY, CA_CERT, CA_KEY, CRL, DEVICES_DIR, INDEX, JOURNAL, LOCK,
+};
 pub use report::{CertSummary, CrlStatus, DeviceStatus, PkiStatus};
 pub use revocation::{Verdict, CRL_VALIDITY_DAYS};
-pub use store::{Index, IndexEntry, Kind, Status, Store, INDEX_FORMAT};
+pub use store::{Index, IndexEntry, Kind, Locked, Status, Store, INDEX_FORMAT, JOURNAL_FORMAT};
 
 use layout::{CERT_MODE, KEY_MODE};
 use signer::{dn, leaf_params, rcgen_err, subject_is_cn_only, CaSigner, P256Signer};
@@ -156,8 +161,8 @@ impl Pki {
         let ca_cert_der = ca_cert.der().to_vec();
         let ca = cert_facts(&ca_cert_der).map_err(|d| Error::encoding("CA certificate", d))?;
 
-        let mut store = Store::create(layout.index());
-        store.push(issuing::entry(Kind::Ca, &opts.ca_name, &ca));
+        let mut store = Store::create(layout.clone());
+        store.insert(issuing::entry(Kind::Ca, &opts.ca_name, &ca));
         let mut pki = Pki {
             layout,
             ca: CaSigner {
@@ -211,7 +216,7 @@ impl Pki {
         let broker =
             cert_facts(&broker_der).map_err(|d| Error::encoding("broker certificate", d))?;
         pki.store
-            .push(issuing::entry(Kind::Broker, broker_cn, &broker));
+            .insert(issuing::entry(Kind::Broker, broker_cn, &broker));
 
         // Files: keys first, the index last, so an interrupted init is seen
         // as an existing (and then corrupted) PKI rather than a valid one.
@@ -226,8 +231,18 @@ impl Pki {
         write_atomic(&pki.ca_cert_path(), ca_cert.pem().as_bytes(), CERT_MODE)?;
         let broker_pem = crate::util::to_pem("CERTIFICATE", &broker_der);
         write_atomic(&pki.broker_cert_path(), broker_pem.as_bytes(), CERT_MODE)?;
-        pki.write_crl()?;
-        pki.store.save()?;
+        let layout_index = pki.layout.index();
+        let lock = pki.store.lock_new()?;
+        pki.write_crl(&lock)?;
+        pki.store.compact(&lock)?;
+        // An index of an older version would be migrated over the new
+        // journal on the next open.
+        match fs::remove_file(&layout_index) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", layout_index, e))
+            }
+            _ => {}
+        }
         Ok(pki)
     }
 
@@ -242,10 +257,10 @@ impl Pki {
             });
         }
         let layout = Layout::new(dir.clone());
-        let store = Store::open(&dir, layout.index())?;
+        let store = Store::open(layout.clone())?;
 
         let key_path = layout.ca_key();
-        let key_bytes = Zeroizing::new(read_file(&dir, &key_path)?);
+        let key_bytes = Zeroizing::new(read_file(&dir, &key_path, MAX_PEM_BYTES)?);
         let corrupt_key = |detail: String| Error::Corrupt {
             path: key_path.clone(),
             what: "PKCS#8 EC P-256 private key (PEM)",
@@ -257,7 +272,7 @@ impl Pki {
         let ca_key = EcdsaKey::from(&secret);
 
         let cert_path = layout.ca_cert();
-        let cert_bytes = read_file(&dir, &cert_path)?;
+        let cert_bytes = read_file(&dir, &cert_path, MAX_PEM_BYTES)?;
         let corrupt_cert = |detail: String| Error::Corrupt {
             path: cert_path.clone(),
             what: "X.509 CA certificate (PEM)",
@@ -351,9 +366,9 @@ impl Pki {
     pub fn crl_path(&self) -> PathBuf {
         self.layout.crl()
     }
-    /// `index.json`.
+    /// `index.jsonl`, the journal of the index.
     pub fn index_path(&self) -> PathBuf {
-        self.layout.index()
+        self.layout.journal()
     }
     /// `devices/<id>.crt.pem` (the id is not checked here).
     pub fn device_cert_path(&self, id: &str) -> PathBuf {

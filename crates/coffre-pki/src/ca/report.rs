@@ -105,7 +105,7 @@ impl Pki {
     /// The CA, the broker and every device certificate with its status.
     pub fn show(&self) -> Result<PkiStatus> {
         let now = Timestamp::now();
-        let mut warnings = Vec::new();
+        let mut warnings = self.store.warnings().to_vec();
         #[cfg(unix)]
         for key in [self.ca_key_path(), self.broker_key_path()] {
             use std::os::unix::fs::PermissionsExt;

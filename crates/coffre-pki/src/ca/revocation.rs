@@ -8,11 +8,11 @@ use time::Duration;
 
 use super::layout::CERT_MODE;
 use super::signer::{rcgen_err, CaSigner};
-use super::store::{IndexEntry, Status};
+use super::store::{IndexEntry, Locked, Status};
 use super::Pki;
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
-use crate::util::{der_or_pem, read_file, write_atomic};
+use crate::util::{der_or_pem, read_file, write_atomic, MAX_PEM_BYTES};
 
 /// How long a CRL stays valid (its nextUpdate). OpenSSL, and so Mosquitto,
 /// refuse every client once the CRL has expired: refresh it before then
@@ -63,7 +63,7 @@ impl Pki {
             what: "CRL signed by this CA",
             detail,
         };
-        let bytes = read_file(self.dir(), &path)?;
+        let bytes = read_file(self.dir(), &path, MAX_PEM_BYTES)?;
         let crl_der = der_or_pem(&bytes, &["X509 CRL"]).map_err(corrupt)?;
         let (_, crl) = x509_parser::parse_x509_crl(&crl_der).map_err(|e| corrupt(e.to_string()))?;
         if !self.signed_by_ca(crl.tbs_cert_list.as_ref(), &crl.signature_value.data) {
@@ -93,31 +93,41 @@ impl Pki {
     }
 
     /// Revoke every issued device certificate whose id or serial (hex,
-    /// colons and case ignored) is `target`, then write a new CRL. Returns
-    /// the entries revoked.
+    /// colons and case ignored) is `target`, then write a new CRL and
+    /// compact the journal. Returns the entries revoked.
     pub fn revoke(&mut self, target: &str) -> Result<Vec<IndexEntry>> {
-        let revoked = match self.store.revoke(target, Timestamp::now()) {
+        let lock = self.store.lock()?;
+        let revoked = match self.store.revoke(&lock, target, Timestamp::now()) {
             None => return Err(Error::NotIssued(target.to_owned())),
             Some(r) if r.is_empty() => return Err(Error::AlreadyRevoked(target.to_owned())),
             Some(r) => r,
         };
         // The CRL first: if writing the index then fails, the revocation is
         // already in force at the broker.
-        self.write_crl()?;
-        self.store.save()?;
+        self.write_crl_and_compact(&lock)?;
         Ok(revoked)
     }
 
-    /// Write a new CRL (next number, nextUpdate in [`CRL_VALIDITY_DAYS`]).
-    /// Run it before the current CRL's nextUpdate passes.
+    /// Write a new CRL (next number, nextUpdate in [`CRL_VALIDITY_DAYS`])
+    /// and compact the journal. Run it before the current CRL's nextUpdate
+    /// passes.
     pub fn refresh_crl(&mut self) -> Result<()> {
-        self.write_crl()?;
-        self.store.save()
+        let lock = self.store.lock()?;
+        self.write_crl_and_compact(&lock)
+    }
+
+    fn write_crl_and_compact(&mut self, lock: &Locked) -> Result<()> {
+        let done = self.write_crl(lock).and_then(|()| self.store.compact(lock));
+        if done.is_err() {
+            // Memory holds changes the disk may not: read it again next time.
+            self.store.invalidate();
+        }
+        done
     }
 
     /// Write the CRL of the index's revoked certificates, numbered one more
     /// than the last.
-    pub(crate) fn write_crl(&mut self) -> Result<()> {
+    pub(crate) fn write_crl(&mut self, lock: &Locked) -> Result<()> {
         let number = self.store.index().crl_number + 1;
         let pem = crl_pem(
             &self.ca,
@@ -126,7 +136,7 @@ impl Pki {
             Timestamp::now(),
         )?;
         write_atomic(&self.crl_path(), pem.as_bytes(), CERT_MODE)?;
-        self.store.set_crl_number(number);
+        self.store.set_crl_number(lock, number);
         Ok(())
     }
 }

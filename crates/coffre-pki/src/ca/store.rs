@@ -1,18 +1,38 @@
-//! The index of every certificate the CA issued, with look-ups by device id
-//! and by serial.
+//! The index of every certificate the CA issued: an append-only journal
+//! (`index.jsonl`) under an exclusive lock (`index.lock`), read into memory
+//! with look-ups by device id and by serial in O(1).
+//!
+//! - Every change is appended as one JSON line, written and synced under
+//!   the lock; a batch of certificates is one write and one sync.
+//! - Before each change the store reads what other processes appended
+//!   since it last looked, so no process overwrites another's entries.
+//! - Writing the CRL compacts the journal: it is rewritten atomically as a
+//!   header and one line per certificate, revocations folded in.
+//! - A last line cut short (the writer was killed mid-write) is dropped
+//!   with a warning; a damaged line before it is an error.
+//! - A PKI made by an older coffre holds `index.json`: it is read once,
+//!   written as the journal, and renamed `index.json.migrated`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::CERT_MODE;
+use super::layout::{Layout, CERT_MODE};
+use super::lock::PkiLock;
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
 use crate::util::{read_file, write_atomic};
 
-/// Version of the `index.json` format written by this crate.
+/// Version of the `index.json` format of older PKIs, read when migrating.
 pub const INDEX_FORMAT: u32 = 1;
+/// Version of the journal format written by this crate.
+pub const JOURNAL_FORMAT: u32 = 2;
+/// Largest journal read, as a guard against a file that is not ours
+/// (a million certificates take about 400 MB).
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
 /// What a certificate in the index is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +83,7 @@ pub struct IndexEntry {
 /// The content of the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
-    /// Format version ([`INDEX_FORMAT`]).
+    /// Format version of the file it was read from.
     pub format: u32,
     /// Number of the last CRL written.
     pub crl_number: u64,
@@ -71,75 +91,297 @@ pub struct Index {
     pub certificates: Vec<IndexEntry>,
 }
 
-/// The index in memory, with its look-up tables.
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum Record {
+    /// First line: the format and the number of the last CRL written.
+    Header {
+        /// [`JOURNAL_FORMAT`].
+        format: u32,
+        /// Number of the last CRL written.
+        crl_number: u64,
+    },
+    /// A certificate was issued.
+    Issue(IndexEntry),
+    /// A certificate was revoked.
+    Revoke {
+        /// Its serial.
+        serial: Serial,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// Identity of the journal file read: a compaction by another process
+/// replaces it, and then it is read again from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_id(meta: &fs::Metadata) -> FileId {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        FileId { dev: 0, ino: 0 }
+    }
+}
+
+/// The index in memory, with its look-up tables, and where it is on disk.
 #[derive(Debug)]
 pub struct Store {
-    path: PathBuf,
+    layout: Layout,
     index: Index,
     /// Positions in `index.certificates` of each id's entries, oldest first.
     by_id: HashMap<String, Vec<usize>>,
     /// Position of each serial ([`Serial::key`]).
     by_serial: HashMap<String, usize>,
+    /// The journal file read, and how many bytes of it.
+    seen: Option<FileId>,
+    offset: u64,
+    warnings: Vec<String>,
+}
+
+/// Proof that the PKI lock is held, for the store's writing methods.
+#[derive(Debug)]
+pub struct Locked {
+    _lock: PkiLock,
 }
 
 impl Store {
-    /// An empty index to be saved at `path`.
-    pub(crate) fn create(path: PathBuf) -> Store {
-        Store::from_index(
-            path,
-            Index {
-                format: INDEX_FORMAT,
+    fn empty(layout: Layout) -> Store {
+        Store {
+            layout,
+            index: Index {
+                format: JOURNAL_FORMAT,
                 crl_number: 0,
                 certificates: Vec::new(),
             },
-        )
+            by_id: HashMap::new(),
+            by_serial: HashMap::new(),
+            seen: None,
+            offset: 0,
+            warnings: Vec::new(),
+        }
     }
 
-    /// Read the index at `path`, of the PKI in `dir`.
-    pub(crate) fn open(dir: &Path, path: PathBuf) -> Result<Store> {
-        let bytes = read_file(dir, &path)?;
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+    /// A new, empty index for the PKI at `layout`; nothing is written
+    /// until [`Store::compact`].
+    pub(crate) fn create(layout: Layout) -> Store {
+        Store::empty(layout)
+    }
+
+    /// Open the index of the PKI at `layout`: migrate an `index.json` of an
+    /// older coffre if there is no journal yet, then read the journal.
+    pub(crate) fn open(layout: Layout) -> Result<Store> {
+        let mut s = Store::empty(layout);
+        if !s.layout.journal().exists() && !s.layout.index().exists() {
+            return Err(Error::NotFound {
+                dir: s.layout.dir().to_path_buf(),
+                missing: s.layout.journal(),
+            });
+        }
+        let lock = s.lock()?;
+        drop(lock);
+        Ok(s)
+    }
+
+    /// Take the PKI lock for a journal that is about to be written whole
+    /// ([`Pki::init`](super::Pki::init)): nothing is read.
+    pub(crate) fn lock_new(&mut self) -> Result<Locked> {
+        Ok(Locked {
+            _lock: PkiLock::acquire(&self.layout.lock())?,
+        })
+    }
+
+    /// Forget what was read: the next [`Store::lock`] reads the journal
+    /// again. After a failed change, so memory does not run ahead of disk.
+    pub(crate) fn invalidate(&mut self) {
+        self.seen = None;
+    }
+
+    /// Take the PKI lock (waiting for other processes), then catch up with
+    /// what they wrote.
+    pub fn lock(&mut self) -> Result<Locked> {
+        let lock = Locked {
+            _lock: PkiLock::acquire(&self.layout.lock())?,
+        };
+        if !self.layout.journal().exists() && self.layout.index().exists() {
+            self.migrate(&lock)?;
+        }
+        self.catch_up(&lock)?;
+        Ok(lock)
+    }
+
+    /// Read `index.json` (format 1), write it as the journal, and rename it
+    /// so that it is not read again.
+    fn migrate(&mut self, lock: &Locked) -> Result<()> {
+        let path = self.layout.index();
+        let bytes = read_file(self.layout.dir(), &path, MAX_JOURNAL_BYTES)?;
+        let old: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             path: path.clone(),
             what: "PKI index (JSON)",
             detail: e.to_string(),
         })?;
-        if index.format != INDEX_FORMAT {
+        if old.format != INDEX_FORMAT {
             return Err(Error::Corrupt {
                 path,
                 what: "PKI index",
                 detail: format!(
                     "format {} is not the supported format {INDEX_FORMAT}",
-                    index.format
+                    old.format
                 ),
             });
         }
-        Ok(Store::from_index(path, index))
-    }
-
-    fn from_index(path: PathBuf, index: Index) -> Store {
-        let mut s = Store {
-            path,
-            index: Index {
-                certificates: Vec::new(),
-                ..index
-            },
-            by_id: HashMap::new(),
-            by_serial: HashMap::new(),
-        };
-        for e in index.certificates {
-            s.push(e);
+        self.reset();
+        self.index.crl_number = old.crl_number;
+        for e in old.certificates {
+            self.insert(e);
         }
-        s
+        self.compact(lock)?;
+        let done = self.layout.dir().join(format!(
+            "{}.migrated",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("index.json")
+        ));
+        fs::rename(&path, &done).map_err(|e| Error::io("rename", &path, e))?;
+        let msg = format!(
+            "migrated {} ({} certificates) to the journal {}; the old file is kept as {}",
+            path.display(),
+            self.index.certificates.len(),
+            self.layout.journal().display(),
+            done.display()
+        );
+        tracing::warn!("{msg}");
+        self.warnings.push(msg);
+        Ok(())
     }
 
-    /// The index file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn reset(&mut self) {
+        self.index.certificates.clear();
+        self.index.crl_number = 0;
+        self.index.format = JOURNAL_FORMAT;
+        self.by_id.clear();
+        self.by_serial.clear();
+        self.seen = None;
+        self.offset = 0;
     }
 
-    /// Everything, as loaded or last changed.
+    /// Read what was appended since the last look (everything, if the
+    /// journal was replaced by a compaction). Runs under the lock, so no
+    /// writer is mid-line: a last line without its newline was cut short.
+    fn catch_up(&mut self, _lock: &Locked) -> Result<()> {
+        let path = self.layout.journal();
+        let mut f = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    dir: self.layout.dir().to_path_buf(),
+                    missing: path.clone(),
+                }
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        let meta = f.metadata().map_err(|e| Error::io("read", &path, e))?;
+        if meta.len() > MAX_JOURNAL_BYTES {
+            return Err(Error::TooLarge {
+                path,
+                limit: MAX_JOURNAL_BYTES,
+            });
+        }
+        let id = file_id(&meta);
+        if self.seen != Some(id) || meta.len() < self.offset {
+            self.reset();
+            self.seen = Some(id);
+        }
+        if meta.len() == self.offset {
+            return Ok(());
+        }
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| Error::io("read", &path, e))?;
+        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
+        f.read_to_end(&mut buf)
+            .map_err(|e| Error::io("read", &path, e))?;
+        let (records, used, torn) =
+            parse_lines(&buf, self.offset == 0).map_err(|(n, d)| Error::Corrupt {
+                path: path.clone(),
+                what: "PKI journal",
+                detail: format!("line {} after byte {}: {d}", n + 1, self.offset),
+            })?;
+        for r in records {
+            self.apply(r);
+        }
+        let good = self.offset + used as u64;
+        if torn {
+            // Only whole lines are kept: the cut one is dropped, and the
+            // file is truncated so that the next append starts a line.
+            let msg = format!(
+                "{}: the last line was cut short ({} bytes, a write interrupted); it was dropped, the {} entries before it are intact",
+                path.display(),
+                buf.len() - used,
+                self.index.certificates.len()
+            );
+            tracing::warn!("{msg}");
+            self.warnings.push(msg);
+            let w = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("write", &path, e))?;
+            w.set_len(good).map_err(|e| Error::io("write", &path, e))?;
+            w.sync_all().map_err(|e| Error::io("write", &path, e))?;
+        }
+        self.offset = good;
+        Ok(())
+    }
+
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Header { format, crl_number } => {
+                self.index.format = format;
+                self.index.crl_number = crl_number;
+            }
+            Record::Issue(e) => self.insert(e),
+            Record::Revoke { serial, at } => {
+                if let Some(&i) = self.by_serial.get(serial.key()) {
+                    let e = &mut self.index.certificates[i];
+                    e.status = Status::Revoked;
+                    e.revoked_at = Some(at);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn insert(&mut self, e: IndexEntry) {
+        let i = self.index.certificates.len();
+        self.by_id.entry(e.id.clone()).or_default().push(i);
+        self.by_serial.insert(e.serial.key().to_owned(), i);
+        self.index.certificates.push(e);
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> PathBuf {
+        self.layout.journal()
+    }
+
+    /// Everything, as of the last read or change.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// What was repaired or migrated when the journal was read.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The entry with this serial.
@@ -158,18 +400,49 @@ impl Store {
             .map(|&i| &self.index.certificates[i])
     }
 
-    /// Add an entry.
-    pub(crate) fn push(&mut self, e: IndexEntry) {
-        let i = self.index.certificates.len();
-        self.by_id.entry(e.id.clone()).or_default().push(i);
-        self.by_serial.insert(e.serial.key().to_owned(), i);
-        self.index.certificates.push(e);
+    /// Add entries: one write and one sync for all of them.
+    pub(crate) fn append(&mut self, _lock: &Locked, entries: Vec<IndexEntry>) -> Result<()> {
+        let records: Vec<Record> = entries.into_iter().map(Record::Issue).collect();
+        self.append_records(records)
+    }
+
+    fn append_records(&mut self, records: Vec<Record>) -> Result<()> {
+        let path = self.layout.journal();
+        let mut buf = Vec::new();
+        for r in &records {
+            serde_json::to_writer(&mut buf, r).map_err(|e| Error::encoding("journal line", e))?;
+            buf.push(b'\n');
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("write", &path, e))?;
+        let written = f
+            .write_all(&buf)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io("write", &path, e));
+        if let Err(e) = written {
+            // Leave no partial line behind (a full disk, for instance).
+            let _ = f.set_len(self.offset);
+            return Err(e);
+        }
+        self.offset += buf.len() as u64;
+        for r in records {
+            self.apply(r);
+        }
+        Ok(())
     }
 
     /// Mark the device certificates of id `target`, or of serial `target`,
-    /// revoked at `when`. `None` when nothing matches; otherwise the entries
-    /// this call revoked (empty when all were revoked already).
-    pub(crate) fn revoke(&mut self, target: &str, when: Timestamp) -> Option<Vec<IndexEntry>> {
+    /// revoked at `when`, in memory: [`Store::compact`] writes it. `None`
+    /// when nothing matches; otherwise the entries this call revoked (empty
+    /// when all were revoked already).
+    pub(crate) fn revoke(
+        &mut self,
+        _lock: &Locked,
+        target: &str,
+        when: Timestamp,
+    ) -> Option<Vec<IndexEntry>> {
         let mut positions: Vec<usize> = self.by_id.get(target).cloned().unwrap_or_default();
         if let Some(&i) = Serial::parse(target).and_then(|s| self.by_serial.get(s.key())) {
             if !positions.contains(&i) {
@@ -193,61 +466,81 @@ impl Store {
         Some(revoked)
     }
 
-    /// Record the number of the CRL just written.
-    pub(crate) fn set_crl_number(&mut self, n: u64) {
+    /// Record, in memory, the number of the CRL just written.
+    pub(crate) fn set_crl_number(&mut self, _lock: &Locked, n: u64) {
         self.index.crl_number = n;
     }
 
-    /// Write the index (atomically).
-    pub(crate) fn save(&self) -> Result<()> {
-        let mut json =
-            serde_json::to_vec_pretty(&self.index).map_err(|e| Error::encoding("index", e))?;
-        json.push(b'\n');
-        write_atomic(&self.path, &json, CERT_MODE)
+    /// Rewrite the journal atomically as its header and one line per
+    /// certificate (revocations folded in).
+    pub(crate) fn compact(&mut self, _lock: &Locked) -> Result<()> {
+        let path = self.layout.journal();
+        let mut buf = Vec::new();
+        let header = Record::Header {
+            format: JOURNAL_FORMAT,
+            crl_number: self.index.crl_number,
+        };
+        let mut line = |r: &Record| -> Result<()> {
+            serde_json::to_writer(&mut buf, r).map_err(|e| Error::encoding("journal line", e))?;
+            buf.push(b'\n');
+            Ok(())
+        };
+        line(&header)?;
+        for e in &self.index.certificates {
+            line(&Record::Issue(e.clone()))?;
+        }
+        write_atomic(&path, &buf, CERT_MODE)?;
+        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        self.seen = Some(file_id(&meta));
+        self.offset = buf.len() as u64;
+        self.index.format = JOURNAL_FORMAT;
+        Ok(())
     }
+}
+
+/// Split `buf` into records. Returns the records, the bytes consumed (whole
+/// lines only) and whether a last line was cut short; or the line number
+/// and what is wrong with a damaged whole line.
+fn parse_lines(
+    buf: &[u8],
+    from_start: bool,
+) -> std::result::Result<(Vec<Record>, usize, bool), (usize, String)> {
+    let mut records = Vec::new();
+    let mut used = 0;
+    let mut n = 0;
+    while used < buf.len() {
+        let rest = &buf[used..];
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            // No newline: a write cut short.
+            return Ok((records, used, true));
+        };
+        let line = &rest[..end];
+        if line.iter().all(|&b| b == 0) && !line.is_empty() {
+            // Zeros where a line should be: blocks allocated, never written
+            // (a crash of the machine rather than of the process).
+            if rest[end + 1..].iter().all(|&b| b == 0 || b == b'\n') {
+                return Ok((records, used, true));
+            }
+        }
+        let r: Record =
+            serde_json::from_slice(line).map_err(|e| (n, format!("not a journal record ({e})")))?;
+        if n == 0 && from_start && !matches!(r, Record::Header { .. }) {
+            return Err((0, "the journal does not start with its header".into()));
+        }
+        if let Record::Header { format, .. } = r {
+            if format != JOURNAL_FORMAT {
+                return Err((
+                    n,
+                    format!("format {format} is not the supported format {JOURNAL_FORMAT}"),
+                ));
+            }
+        }
+        records.push(r);
+        used += end + 1;
+        n += 1;
+    }
+    Ok((records, used, false))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn entry(id: &str, serial: &str) -> IndexEntry {
-        let t = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
-        IndexEntry {
-            kind: Kind::Device,
-            id: id.into(),
-            serial: Serial::parse(serial).unwrap(),
-            fingerprint_sha256: "AA".into(),
-            status: Status::Issued,
-            not_before: t,
-            not_after: t,
-            issued_at: t,
-            revoked_at: None,
-        }
-    }
-
-    #[test]
-    fn lookups_and_revocation() {
-        let d = tempfile::tempdir().unwrap();
-        let mut s = Store::create(d.path().join("index.json"));
-        s.push(entry("a", "0A01"));
-        s.push(entry("b", "0B01"));
-        s.push(entry("a", "0A02"));
-        assert_eq!(s.by_id("a").count(), 2);
-        assert_eq!(s.by_id("nobody").count(), 0);
-        assert_eq!(s.by_serial(&Serial::parse("b01").unwrap()).unwrap().id, "b");
-        let when = Timestamp::now();
-        assert_eq!(s.revoke("nobody", when), None);
-        assert_eq!(s.revoke("0a:02", when).unwrap().len(), 1);
-        let again = s.revoke("a", when).unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].serial.as_str(), "0A01");
-        assert_eq!(s.revoke("a", when), Some(Vec::new()));
-
-        s.set_crl_number(7);
-        s.save().unwrap();
-        let back = Store::open(d.path(), s.path().to_path_buf()).unwrap();
-        assert_eq!(back.index(), s.index());
-        assert_eq!(back.by_id("a").count(), 2);
-    }
-}
+mod tests;

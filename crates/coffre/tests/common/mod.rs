@@ -4,6 +4,25 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// A child process stopped with SIGTERM (then SIGKILL after 5 s) when dropped.
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+    }
+}
+
 /// Run `coffre args…` in `dir`, no standard input.
 pub fn coffre(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_coffre"))

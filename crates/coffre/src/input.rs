@@ -1,0 +1,104 @@
+//! Bounds on what the command line accepts: each value parser turns a bad
+//! value into a usage error (exit code 2) that says what is allowed, and
+//! every file given on the command line is read with a size limit.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// Largest file read from the command line (certificates, configurations).
+pub const MAX_INPUT_FILE: u64 = 1024 * 1024;
+
+/// Read a file named on the command line, refusing one over
+/// [`MAX_INPUT_FILE`] (a device such as /dev/zero is not read forever).
+/// The caller says which file it was, with `.with_context`.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    coffre_fs::read_limited(path, MAX_INPUT_FILE)
+}
+
+/// As [`read_file`], as text.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_file(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// A duration between `min` and `max`.
+fn bounded(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = coffre_fleet::parse_duration(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "'{s}' is out of range: use {} to {}",
+            show(min),
+            show(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn show(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms < 1000 => format!("{ms}ms"),
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms => format!("{}s", ms / 1000),
+    }
+}
+
+/// Time between readings: 10 ms to 1 day (0 would take readings in a busy
+/// loop and queue them faster than any broker takes them).
+pub fn interval(s: &str) -> Result<Duration, String> {
+    bounded(s, Duration::from_millis(10), Duration::from_secs(86_400))
+}
+
+/// A run length: 1 ms to 30 days.
+pub fn run_length(s: &str) -> Result<Duration, String> {
+    bounded(
+        s,
+        Duration::from_millis(1),
+        Duration::from_secs(30 * 86_400),
+    )
+}
+
+/// A ramp rate, connections per second: above 0, at most 100 000.
+pub fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 100_000.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a rate: use a number above 0, at most 100000"
+        )),
+    }
+}
+
+/// A device id: the certificate CN, MQTT username and a file name.
+pub fn device_id(s: &str) -> Result<String, String> {
+    coffre_pki::ca::validate_id(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// A fleet id prefix: ids are PREFIX + number, each a file name in --dir,
+/// so the prefix can hold no path separator and cannot start with '.'.
+pub fn id_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the prefix is empty: ids would be bare numbers; use e.g. m5go-".into());
+    }
+    if s.len() > 48 {
+        return Err("the prefix is longer than 48 characters".into());
+    }
+    coffre_pki::ca::validate_id(&format!("{s}1"))
+        .map_err(|_| format!("'{s}' cannot start a device id: use letters, digits, '.', '_' and '-' only, not starting with '.' or '-' (ids become file names inside --dir)"))?;
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert!(interval("0s").is_err());
+        assert!(interval("99999999999999999999s").is_err());
+        assert_eq!(interval("500ms").unwrap(), Duration::from_millis(500));
+        assert!(run_length("31d").is_err());
+        assert!(id_prefix("../x-").is_err());
+        assert!(id_prefix("/tmp/x-").is_err());
+        assert!(id_prefix("m5go-").is_ok());
+    }
+}

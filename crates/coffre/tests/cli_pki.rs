@@ -1,0 +1,113 @@
+//! `coffre pki` through the built binary: many processes at once, and
+//! bounded input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{coffre, ok};
+use p256::pkcs8::EncodePublicKey;
+
+fn key_pem(dir: &Path) {
+    let sk = p256::SecretKey::random(&mut rand_core::OsRng);
+    let pem = sk
+        .public_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    std::fs::write(dir.join("k.pem"), pem).unwrap();
+}
+
+fn device_ids(dir: &Path) -> Vec<String> {
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&["pki", "show", "--dir", "c", "--json"], dir)).unwrap();
+    let mut ids: Vec<String> = show["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Issue 15, item 1: `for i in $(seq 20); do coffre pki issue --dir c --id d$i
+/// --public-key k.pem & done; wait` left 1–3 of 20 entries in the index.
+#[test]
+fn twenty_concurrent_issues_lose_no_index_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&["pki", "init", "--dir", "c"], d);
+    key_pem(d);
+    for round in 0..2 {
+        let children: Vec<_> = (1..=20)
+            .map(|i| {
+                Command::new(env!("CARGO_BIN_EXE_coffre"))
+                    .args(["pki", "issue", "--dir", "c", "--public-key", "k.pem"])
+                    .arg("--id")
+                    .arg(format!("r{round}-d{i:02}"))
+                    .current_dir(d)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    let ids = device_ids(d);
+    let want: Vec<String> = (0..2)
+        .flat_map(|r| (1..=20).map(move |i| format!("r{r}-d{i:02}")))
+        .collect();
+    assert_eq!(ids, want, "every certificate issued is in the index");
+    assert_eq!(std::fs::read_dir(d.join("c/devices")).unwrap().count(), 40);
+    // ... so every one can be revoked, here while others issue.
+    let issuing = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["pki", "issue", "--dir", "c", "--public-key", "k.pem"])
+        .args(["--id", "late"])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .output();
+    for id in &want[..5] {
+        ok(&["pki", "revoke", id, "--dir", "c"], d);
+    }
+    assert!(issuing.unwrap().status.success());
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&["pki", "show", "--dir", "c", "--json"], d)).unwrap();
+    assert_eq!(show["devices"].as_array().unwrap().len(), 41);
+    assert_eq!(show["crl"]["revoked"], 5);
+}
+
+#[test]
+fn a_second_issue_for_the_same_id_is_refused_even_when_concurrent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&["pki", "init", "--dir", "c"], d);
+    key_pem(d);
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_coffre"))
+                .args(["pki", "issue", "--dir", "c", "--public-key", "k.pem"])
+                .args(["--id", "same"])
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let wins = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.success())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(wins, 1, "exactly one process issues 'same'");
+    assert_eq!(device_ids(d), vec!["same".to_string()]);
+    let o = coffre(&["pki", "show", "--dir", "c"], d);
+    assert!(o.status.success());
+}
