@@ -364,6 +364,13 @@ fn demo_only_runs_the_named_scenarios() {
 
 #[test]
 fn bench_measures_both_tools_as_processes() {
+    // The device binary the bench runs is another package's: build it beside
+    // this one (a no-op when `cargo test --workspace` already did).
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "coffre-device-bin"])
+        .status()
+        .unwrap();
+    assert!(built.success());
     let d = tempfile::tempdir().unwrap();
     let out = ok(&["bench", "--runs", "3", "--json"], d.path());
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -384,6 +391,21 @@ fn bench_measures_both_tools_as_processes() {
     assert!(rows
         .iter()
         .any(|r| r["what"].as_str().unwrap().starts_with("mosquitto_pub")));
+    assert!(rows
+        .iter()
+        .any(|r| r["what"].as_str().unwrap().starts_with("coffre-device")));
+    // The three ratios, whatever this machine makes of them.
+    for k in ["wall", "max_rss", "cpu"] {
+        assert!(
+            v["ratios"][k].as_f64().unwrap() > 0.0,
+            "{k}: {}",
+            v["ratios"]
+        );
+    }
+    // The embedded-tls driver connected, and its memory is accounted.
+    let fw = &v["firmware"];
+    assert!(fw["connect_median_ms"].as_f64().unwrap() > 0.0, "{fw}");
+    assert!(fw["connect_future_bytes"].as_u64().unwrap() > 0, "{fw}");
 }
 
 /// A blank chip configured hardened, a lab key written and read only
