@@ -234,9 +234,17 @@ fn bench_prints_figures() {
     .unwrap();
     assert!(v["read_throughput"]["reads_per_second"].as_f64().unwrap() > 0.0);
     let rows = v["datasheet_timing"].as_array().unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["command"].as_str().unwrap()).collect();
-    for c in ["Info", "Read", "Sign", "Sign int", "ECDH", "GenDig", "MAC", "AES"] {
-        assert!(names.contains(&c), "no datasheet timing row for {c}: {names:?}");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    for c in [
+        "Info", "Read", "Sign", "Sign int", "ECDH", "GenDig", "MAC", "AES",
+    ] {
+        assert!(
+            names.contains(&c),
+            "no datasheet timing row for {c}: {names:?}"
+        );
     }
 }
 

@@ -311,7 +311,10 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
         ],
         p,
     );
-    assert!(e.contains("IO protection key") && e.contains("b-2.iokey"), "{e}");
+    assert!(
+        e.contains("IO protection key") && e.contains("b-2.iokey"),
+        "{e}"
+    );
 }
 
 #[test]
