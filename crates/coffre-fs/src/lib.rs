@@ -10,6 +10,27 @@
 //! - [`read_limited`]: read a whole file, refusing one larger than a bound
 //!   (a device such as `/dev/zero` is refused instead of read forever).
 //! - [`rotate`]: keep the previous versions of a log (`log.1` … `log.N`).
+//!
+//! # Example
+//!
+//! ```
+//! use coffre_fs::{read_limited, write_atomic, LockError, LockFile};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let index = dir.path().join("index.jsonl");
+//! // One writer at a time: a second lock on the same file is refused and
+//! // names the holder.
+//! let lock = LockFile::try_lock(&dir.path().join("index.lock")).map_err(std::io::Error::other)?;
+//! match LockFile::try_lock(lock.path()) {
+//!     Err(LockError::Held { holder, .. }) => assert!(holder.starts_with("pid ")),
+//!     _ => panic!("the lock is held"),
+//! }
+//! write_atomic(&index, b"{\"id\":\"m5go\"}\n", 0o644)?;
+//! assert_eq!(read_limited(&index, 1024)?, b"{\"id\":\"m5go\"}\n");
+//! // A file larger than the bound is refused, not read.
+//! assert!(read_limited(&index, 4).is_err());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
