@@ -11,7 +11,11 @@ use crate::bytes::Input;
 pub fn atcacert(data: &[u8]) {
     let _ = CompCert::parse(data.get(..72).unwrap_or(data));
     let mut input = Input::new(data);
-    let def = if input.u8() & 1 == 0 { &TNGTLS_DEVICE_3 } else { &TNGTLS_SIGNER };
+    let def = if input.u8() & 1 == 0 {
+        &TNGTLS_DEVICE_3
+    } else {
+        &TNGTLS_SIGNER
+    };
     let mut dd = DeviceData::default();
     for loc in def.device_locs() {
         dd.insert(loc, input.take(loc.count as usize).to_vec());
@@ -27,7 +31,11 @@ pub fn atcacert(data: &[u8]) {
         coffre_atcacert::der::split_cert(&cert).expect("a rebuilt certificate splits");
         let comp = coffre_atcacert::compress(def, &cert).expect("a rebuilt certificate compresses");
         let original = dd.get(&def.comp_cert_loc).expect("present");
-        assert_eq!(&comp[..], original, "rebuild → compress changed the compressed certificate");
+        assert_eq!(
+            &comp[..],
+            original,
+            "rebuild → compress changed the compressed certificate"
+        );
     }
 }
 

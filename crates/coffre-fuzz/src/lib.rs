@@ -20,6 +20,7 @@ pub mod bytes;
 pub mod certs;
 pub mod chip;
 pub mod driver;
+pub mod files;
 pub mod kit;
 pub mod mqtt;
 pub mod proto;
@@ -97,6 +98,11 @@ pub const TARGETS: &[Target] = &[
         name: "pki_files",
         what: "certificates, CSRs, PKCS#8 keys and slot-8 blobs given to the PKI",
         run: certs::pki,
+    },
+    Target {
+        name: "queue_files",
+        what: "the durable queue's marker and file as found on disk",
+        run: files::queue,
     },
 ];
 

@@ -79,6 +79,9 @@ pub fn session(data: &[u8]) {
         while s.poll_transmit().is_some() {}
         while s.poll_event().is_some() {}
         while s.poll_message().is_some() {}
-        assert!(s.inflight().count() <= max_inflight, "more in flight than allowed");
+        assert!(
+            s.inflight().count() <= max_inflight,
+            "more in flight than allowed"
+        );
     }
 }

@@ -60,7 +60,9 @@ fn mqtt_packets() -> Vec<Vec<u8>> {
         vec![1, 0x20, 0x02, 0x00, 0x00],
         vec![0, 0x90, 0x04, 0x00, 0x01, 0x00, 0x01],
         vec![0, 0x40, 0x03, 0x00, 0x01, 0x00],
-        vec![0, 0x30, 0x0A, 0x00, 0x08, b'm', b'5', b'g', b'o', b'/', b'e', b'n', b'v'],
+        vec![
+            0, 0x30, 0x0A, 0x00, 0x08, b'm', b'5', b'g', b'o', b'/', b'e', b'n', b'v',
+        ],
         vec![0, 0xD0, 0x00],
         vec![0, 0xE0, 0x01, 0x8E],
     ]
@@ -140,6 +142,11 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n".to_vec(),
             vec![0x30, 0x03, 0x02, 0x01, 0x00],
             vec![0x00, 0x03, 0x30, 0x01, 0x00],
+        ],
+        "queue_files" => vec![
+            b"\x021\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3}\n".to_vec(),
+            b"\x0350\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3".to_vec(),
+            b"\x00{\"device\":\"m5go\",\"seq\":7,\"ts\":\"2026-12-01T00:00:00Z\"}\n".to_vec(),
         ],
         _ => Vec::new(),
     }
