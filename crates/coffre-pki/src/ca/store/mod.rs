@@ -18,10 +18,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+mod records;
+
+pub(crate) use records::{parse_lines, Record};
+pub use records::{Index, IndexEntry, Kind, Status};
 
 use super::layout::{Layout, CERT_MODE};
-use super::lock::PkiLock;
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
 use crate::util::{read_file, write_atomic};
@@ -29,89 +31,10 @@ use crate::util::{read_file, write_atomic};
 /// Version of the `index.json` format of older PKIs, read when migrating.
 pub const INDEX_FORMAT: u32 = 1;
 /// Version of the journal format written by this crate.
-pub const JOURNAL_FORMAT: u32 = 2;
+pub const JOURNAL_FORMAT: u32 = records::JOURNAL_FORMAT;
 /// Largest journal read, as a guard against a file that is not ours
 /// (a million certificates take about 400 MB).
 pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
-
-/// What a certificate in the index is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// The CA itself.
-    Ca,
-    /// The MQTT broker (TLS server).
-    Broker,
-    /// A device (TLS client).
-    Device,
-}
-
-/// Status of a certificate in the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Issued and not revoked.
-    Issued,
-    /// Revoked: listed in `crl.pem`.
-    Revoked,
-}
-
-/// One certificate in the index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexEntry {
-    /// What it is for.
-    pub kind: Kind,
-    /// Subject CN (for devices: the device id).
-    pub id: String,
-    /// Serial number, upper-case hex as `openssl x509 -serial` prints it.
-    pub serial: Serial,
-    /// SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
-    pub fingerprint_sha256: String,
-    /// Issued or revoked.
-    pub status: Status,
-    /// notBefore.
-    pub not_before: Timestamp,
-    /// notAfter.
-    pub not_after: Timestamp,
-    /// When it was issued.
-    pub issued_at: Timestamp,
-    /// When it was revoked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<Timestamp>,
-}
-
-/// The content of the index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Index {
-    /// Format version of the file it was read from.
-    pub format: u32,
-    /// Number of the last CRL written.
-    pub crl_number: u64,
-    /// Every certificate issued, oldest first.
-    pub certificates: Vec<IndexEntry>,
-}
-
-/// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub(crate) enum Record {
-    /// First line: the format and the number of the last CRL written.
-    Header {
-        /// [`JOURNAL_FORMAT`].
-        format: u32,
-        /// Number of the last CRL written.
-        crl_number: u64,
-    },
-    /// A certificate was issued.
-    Issue(IndexEntry),
-    /// A certificate was revoked.
-    Revoke {
-        /// Its serial.
-        serial: Serial,
-        /// When.
-        at: Timestamp,
-    },
-}
 
 /// Identity of the journal file read: a compaction by another process
 /// replaces it, and then it is read again from the start.
@@ -155,7 +78,18 @@ pub struct Store {
 /// Proof that the PKI lock is held, for the store's writing methods.
 #[derive(Debug)]
 pub struct Locked {
-    _lock: PkiLock,
+    _lock: coffre_fs::LockFile,
+}
+
+impl Locked {
+    /// Wait for `index.lock`, then hold it.
+    fn take(path: &std::path::Path) -> Result<Locked> {
+        let lock = coffre_fs::LockFile::lock(path).map_err(|e| match e {
+            coffre_fs::LockError::Io { path, source } => Error::io("lock", path, source),
+            other => Error::io("lock", path, std::io::Error::other(other.to_string())),
+        })?;
+        Ok(Locked { _lock: lock })
+    }
 }
 
 impl Store {
@@ -199,9 +133,7 @@ impl Store {
     /// Take the PKI lock for a journal that is about to be written whole
     /// ([`Pki::init`](super::Pki::init)): nothing is read.
     pub(crate) fn lock_new(&mut self) -> Result<Locked> {
-        Ok(Locked {
-            _lock: PkiLock::acquire(&self.layout.lock())?,
-        })
+        Locked::take(&self.layout.lock())
     }
 
     /// Forget what was read: the next [`Store::lock`] reads the journal
@@ -213,9 +145,7 @@ impl Store {
     /// Take the PKI lock (waiting for other processes), then catch up with
     /// what they wrote.
     pub fn lock(&mut self) -> Result<Locked> {
-        let lock = Locked {
-            _lock: PkiLock::acquire(&self.layout.lock())?,
-        };
+        let lock = Locked::take(&self.layout.lock())?;
         if !self.layout.journal().exists() && self.layout.index().exists() {
             self.migrate(&lock)?;
         }
@@ -466,6 +396,29 @@ impl Store {
         Some(revoked)
     }
 
+    /// Mark, in memory, every issued device certificate of `id` revoked at
+    /// `when`, except the one with serial `keep`; the entries revoked.
+    pub(crate) fn revoke_except(
+        &mut self,
+        _lock: &Locked,
+        id: &str,
+        keep: &Serial,
+        when: Timestamp,
+    ) -> Vec<IndexEntry> {
+        let positions = self.by_id.get(id).cloned().unwrap_or_default();
+        let mut revoked = Vec::new();
+        for i in positions {
+            let e = &mut self.index.certificates[i];
+            if e.kind == Kind::Device && e.status == Status::Issued && e.serial.key() != keep.key()
+            {
+                e.status = Status::Revoked;
+                e.revoked_at = Some(when);
+                revoked.push(e.clone());
+            }
+        }
+        revoked
+    }
+
     /// Record, in memory, the number of the CRL just written.
     pub(crate) fn set_crl_number(&mut self, _lock: &Locked, n: u64) {
         self.index.crl_number = n;
@@ -496,50 +449,6 @@ impl Store {
         self.index.format = JOURNAL_FORMAT;
         Ok(())
     }
-}
-
-/// Split `buf` into records. Returns the records, the bytes consumed (whole
-/// lines only) and whether a last line was cut short; or the line number
-/// and what is wrong with a damaged whole line.
-fn parse_lines(
-    buf: &[u8],
-    from_start: bool,
-) -> std::result::Result<(Vec<Record>, usize, bool), (usize, String)> {
-    let mut records = Vec::new();
-    let mut used = 0;
-    let mut n = 0;
-    while used < buf.len() {
-        let rest = &buf[used..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            // No newline: a write cut short.
-            return Ok((records, used, true));
-        };
-        let line = &rest[..end];
-        if line.iter().all(|&b| b == 0) && !line.is_empty() {
-            // Zeros where a line should be: blocks allocated, never written
-            // (a crash of the machine rather than of the process).
-            if rest[end + 1..].iter().all(|&b| b == 0 || b == b'\n') {
-                return Ok((records, used, true));
-            }
-        }
-        let r: Record =
-            serde_json::from_slice(line).map_err(|e| (n, format!("not a journal record ({e})")))?;
-        if n == 0 && from_start && !matches!(r, Record::Header { .. }) {
-            return Err((0, "the journal does not start with its header".into()));
-        }
-        if let Record::Header { format, .. } = r {
-            if format != JOURNAL_FORMAT {
-                return Err((
-                    n,
-                    format!("format {format} is not the supported format {JOURNAL_FORMAT}"),
-                ));
-            }
-        }
-        records.push(r);
-        used += end + 1;
-        n += 1;
-    }
-    Ok((records, used, false))
 }
 
 #[cfg(test)]
