@@ -25,6 +25,7 @@ pub mod kit;
 pub mod mqtt;
 pub mod proto;
 pub mod seeds;
+pub mod web;
 
 /// One fuzz target.
 #[derive(Clone, Copy)]
@@ -103,6 +104,11 @@ pub const TARGETS: &[Target] = &[
         name: "queue_files",
         what: "the durable queue's marker and file as found on disk",
         run: files::queue,
+    },
+    Target {
+        name: "web_request",
+        what: "HTTP requests to the web explorer, with any Host, Origin and body",
+        run: web::request,
     },
 ];
 
