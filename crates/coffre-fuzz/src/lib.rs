@@ -20,10 +20,12 @@ pub mod bytes;
 pub mod certs;
 pub mod chip;
 pub mod driver;
+pub mod files;
 pub mod kit;
 pub mod mqtt;
 pub mod proto;
 pub mod seeds;
+pub mod web;
 
 /// One fuzz target.
 #[derive(Clone, Copy)]
@@ -97,6 +99,16 @@ pub const TARGETS: &[Target] = &[
         name: "pki_files",
         what: "certificates, CSRs, PKCS#8 keys and slot-8 blobs given to the PKI",
         run: certs::pki,
+    },
+    Target {
+        name: "queue_files",
+        what: "the durable queue's marker and file as found on disk",
+        run: files::queue,
+    },
+    Target {
+        name: "web_request",
+        what: "HTTP requests to the web explorer, with any Host, Origin and body",
+        run: web::request,
     },
 ];
 

@@ -143,6 +143,29 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             vec![0x30, 0x03, 0x02, 0x01, 0x00],
             vec![0x00, 0x03, 0x30, 0x01, 0x00],
         ],
+        "queue_files" => vec![
+            b"\x021\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3}\n".to_vec(),
+            b"\x0350\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3".to_vec(),
+            b"\x00{\"device\":\"m5go\",\"seq\":7,\"ts\":\"2026-12-01T00:00:00Z\"}\n".to_vec(),
+        ],
+        "web_request" => vec![
+            vec![0, 3, 0],
+            [
+                &[0u8, 4, 0, 3, 9][..],
+                b"localhost",
+                &[14],
+                b"http://evil.com",
+            ]
+            .concat(),
+            [&[0u8, 3, 0, 1, 9][..], b"evil.test"].concat(),
+            [
+                &[1u8, 200, 10][..],
+                b"api/chips/",
+                &[1, 14],
+                b"127.0.0.1:8080",
+            ]
+            .concat(),
+        ],
         _ => Vec::new(),
     }
 }
