@@ -64,7 +64,7 @@ pub fn session(data: &[u8]) {
             }
             6 => s.connection_lost(),
             _ => {
-                if input.u8() % 8 == 0 {
+                if input.u8().is_multiple_of(8) {
                     let _ = s.disconnect(now, ReasonCode::SUCCESS);
                 } else {
                     let _ = s.connect(now);
