@@ -10,8 +10,8 @@ for target in thumbv7em-none-eabihf riscv32imc-unknown-none-elf; do
       continue
     fi
   fi
-  if cargo build -q -p coffre-proto -p coffre-driver -p coffre-sensors -p coffre-mqtt -p coffre-device --target "$target"; then
-    echo "cross: coffre-proto, coffre-driver, coffre-sensors, coffre-mqtt and coffre-device build for $target"
+  if cargo build -q -p coffre-proto -p coffre-driver -p coffre-sensors -p coffre-mqtt -p coffre-device -p coffre-firmware --target "$target"; then
+    echo "cross: coffre-proto, coffre-driver, coffre-sensors, coffre-mqtt, coffre-device and coffre-firmware build for $target"
   else
     echo "cross: build FAILED for $target"
     status=1

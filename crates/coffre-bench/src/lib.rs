@@ -151,9 +151,14 @@ impl Ratios {
     }
 }
 
+mod firmware;
+pub use firmware::FirmwareRow;
+
 /// Everything [`run`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The embedded-tls driver on the host.
+    pub firmware: Option<FirmwareRow>,
     /// Whole processes, per tool and configuration.
     pub processes: Vec<Row>,
     /// In-process handshakes.
@@ -192,6 +197,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
             opts.device_exe.display()
         );
     }
+    progress(&format!("device binary: {}", opts.device_exe.display()));
     if runs < 3 {
         bail!("--runs must be at least 3");
     }
@@ -251,6 +257,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         write_private(&d.join("ms-sub.key.pem"), pem.as_bytes())?;
     }
     let mut handshakes = Vec::new();
+    let mut firmware = None;
     let mut latencies = Vec::new();
     let exe = opts.device_exe.display().to_string();
     let s = |p: &Path| p.display().to_string();
@@ -315,6 +322,14 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
             rows.push(measure(what, nodelay, runs, &cmd)?);
         }
         if nodelay {
+            progress("  embedded-tls driver (coffre-firmware), TLS 1.3, chip signs");
+            firmware = Some(firmware::firmware_row(
+                d,
+                &chip_img,
+                "m5go-chip",
+                setup.listen,
+                runs,
+            )?);
             handshakes = handshake_rows(d, &img, &chip_img, setup.listen, runs)?;
             latencies = latency_rows(d, setup.listen, 50)?;
         }
@@ -322,6 +337,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
     }
     drop(dir);
     Ok(Report {
+        firmware,
         ratios: ratios(&rows),
         processes: rows,
         handshakes,

@@ -45,6 +45,7 @@ fn every_scenario_passes_with_evidence() {
         "disclosure",
         "clientid-takeover",
         "live-revocation",
+        "firmware-core",
     ] {
         assert!(ids.contains(&want), "scenario {want} missing");
     }

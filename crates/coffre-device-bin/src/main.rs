@@ -27,6 +27,7 @@ use coffre_agent::{BrokerAddr, EnvSensors, Identity, MqttVersion, Publisher, Pub
 /// ATECC608B.
 #[derive(Debug, Parser)]
 #[command(name = "coffre-device", version)]
+#[allow(rustdoc::broken_intra_doc_links)] // clap's --help text, not rustdoc
 struct Args {
     /// The chip's bus: linux:/dev/i2c-1[@0x35], or emu:IMAGE (emulated).
     #[arg(long)]
@@ -106,6 +107,9 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
+            // Encrypted reads of a hardened chip's slot 8 are `coffre
+            // publish`'s; this binary reads slot 8 in clear.
+            io_key: None,
         },
         &mut |step, msg| out.boot_step(step, msg),
     )?;

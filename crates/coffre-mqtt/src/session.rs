@@ -300,6 +300,24 @@ impl Session {
         self.inflight.iter().map(|(_, m)| m)
     }
 
+    /// Heap the session holds now, bytes: its buffers and queues (their
+    /// capacity), and the messages in flight.
+    pub fn heap_bytes(&self) -> usize {
+        let inflight: usize = self
+            .inflight
+            .iter()
+            .map(|(_, m)| m.publish.topic.capacity() + m.publish.payload.capacity())
+            .sum();
+        self.rx.capacity()
+            + self.tx.capacity()
+            + self.config.client_id.capacity()
+            + self.inflight.capacity() * core::mem::size_of::<(u16, Inflight)>()
+            + self.subscribes.capacity() * core::mem::size_of::<(u16, u64)>()
+            + self.events.capacity() * core::mem::size_of::<Event>()
+            + self.messages.capacity() * core::mem::size_of::<Publish>()
+            + inflight
+    }
+
     /// Whether a QoS 1 message can be published now.
     pub fn can_publish(&self) -> bool {
         self.state == State::Connected && self.inflight.len() < usize::from(self.max_inflight)

@@ -78,17 +78,15 @@ pub fn run(dir: &Path) -> Result<()> {
         "mosquitto listening on {addr} (pid {}); Ctrl-C stops it",
         m.pid().unwrap_or(0)
     );
-    let mut printed = 0usize;
+    let follower = coffre_broker::LogFollower::follow(&log);
+    let mut printed = coffre_broker::LogCursor::START;
     while !stop.load(Ordering::Relaxed) {
-        let text = m.log();
-        for line in text.lines().skip(printed) {
+        for line in follower.next_lines(&mut printed, Duration::from_millis(100)) {
             println!("{line}");
-            printed += 1;
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     m.stop();
-    for line in m.log().lines().skip(printed) {
+    for line in follower.since(printed) {
         println!("{line}");
     }
     eprintln!("mosquitto stopped");

@@ -6,10 +6,19 @@ use coffre_bench::{is_device_row, BenchOptions, Ratios, Report};
 
 use crate::output::print_json;
 
-/// The device binary: beside this executable (same build).
+/// The device binary: the `device` profile's build (target/device) when
+/// there is one, else the one beside this executable (same build).
 fn device_exe() -> Result<std::path::PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
-    Ok(me.with_file_name(format!("coffre-device{}", std::env::consts::EXE_SUFFIX)))
+    let name = format!("coffre-device{}", std::env::consts::EXE_SUFFIX);
+    let shipped = me
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|t| t.join("device").join(&name));
+    Ok(match shipped {
+        Some(p) if p.exists() => p,
+        _ => me.with_file_name(name),
+    })
 }
 
 /// `coffre bench`.
@@ -71,6 +80,19 @@ fn print_report(r: &Report) {
         println!(
             "  {:<46} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({} of {} received)",
             l.what, l.p50_ms, l.p99_ms, l.max_ms, l.received, l.sent
+        );
+    }
+    if let Some(f) = &r.firmware {
+        println!();
+        println!("embedded-tls driver (coffre-firmware) on the host, TLS 1.3, the chip signs:");
+        println!(
+            "  connect → CONNACK p50 {:.2} ms over {} runs; futures: connect {} B, publish {} B; record buffers {} B; session heap {} B",
+            f.connect_median_ms,
+            f.runs,
+            f.connect_future_bytes,
+            f.publish_future_bytes,
+            f.record_buffers_bytes,
+            f.session_heap_bytes
         );
     }
     let failed: usize = r

@@ -362,7 +362,7 @@ enum PkiCommand {
         #[arg(long = "broker-name", value_name = "NAME")]
         broker_names: Vec<String>,
         /// Validity of the CA and broker certificates, days.
-        #[arg(long, default_value = "3650")]
+        #[arg(long, default_value = "3650", value_parser = input::days)]
         days: u32,
         /// Replace an existing PKI (every certificate issued from it stops being trusted).
         #[arg(long)]
@@ -386,7 +386,7 @@ enum PkiCommand {
         #[arg(long, value_name = "PEM", required_unless_present = "csr")]
         public_key: Option<PathBuf>,
         /// Validity, days.
-        #[arg(long, default_value = "365")]
+        #[arg(long, default_value = "365", value_parser = input::days)]
         days: u32,
         /// Explicit notBefore (RFC 3339).
         #[arg(long, value_name = "TIME")]
@@ -483,14 +483,14 @@ struct ProvisionCmd {
     /// Answer yes to every confirmation (locks are irreversible).
     #[arg(long)]
     yes: bool,
-    /// Replace an existing key in slot 8 or an existing certificate.
+    /// Replace an existing key in slot 8 or an existing certificate (the old certificate is revoked).
     #[arg(long)]
     force: bool,
     /// Append the result to this fleet manifest (JSON lines).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Certificate validity, days.
-    #[arg(long, default_value = "365")]
+    #[arg(long, default_value = "365", value_parser = input::days)]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
     #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]

@@ -34,6 +34,7 @@ registry! {
     live_revocation,
     factory_identity,
     manifest_tamper,
+    firmware_core,
 }
 
 /// What several scenarios share.

@@ -1,0 +1,202 @@
+//! The firmware's code path: the device core's MQTT session over
+//! embedded-io-async and embedded-tls (crate `coffre-firmware`, what the
+//! MCU links), here over tokio's TCP through `embedded-io-adapters`. It
+//! publishes readings over mutual TLS 1.3, the CertificateVerify signed by
+//! the (emulated) chip; the subscriber must receive them all, in order.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use coffre_agent::{Event, SeqStatus, SubscriberOptions};
+use coffre_device::boot::{BootKey, BootOptions, KeyMode};
+use coffre_device::{MemoryQueue, Measurement, Reading, ReadingQueue};
+use coffre_firmware::{DeviceCrypto, Firmware, KeySigner, RECORD_READ_BUF, RECORD_WRITE_BUF};
+use coffre_mqtt::{Config, MqttVersion, QoS, Session};
+use embedded_io_adapters::tokio_1::FromTokio;
+
+use crate::device::{Device, Listening};
+use crate::prelude::*;
+use crate::setup::{self, OFFLOAD_ID, SUB_ID};
+
+pub(crate) const SCENARIO: Scenario = Scenario {
+    id: "firmware-core",
+    proves: &[Threat::Spoofing],
+    cases: &[Case::new(
+        "firmware core: embedded-tls publisher → subscriber",
+        Mode::Offload,
+        "mutual TLS 1.3, chip signs; 5 readings arrive, in order",
+        run,
+    )],
+};
+
+const READINGS: u64 = 5;
+
+/// The device core's clock on the host.
+struct HostClock(Instant);
+
+impl coffre_device::Clock for HostClock {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the firmware run did.
+#[derive(Default)]
+struct FwRun {
+    handshake_ms: f64,
+    signatures: u32,
+    pubacks: Vec<u8>,
+    error: Option<String>,
+}
+
+fn run(cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
+    let sub = Device::boot(cx.lab, SUB_ID, Mode::Offload, SUB_ID, false);
+    let Some(sub_identity) = sub.identity else {
+        return Outcome::not_tried("the subscriber did not boot");
+    };
+    let mut sopts = SubscriberOptions::new(cx.lab.broker_addr.into(), SUB_ID);
+    sopts.max_messages = Some(READINGS);
+    let listening = Listening::start(sopts, sub_identity, Vec::new(), |seqs, ev| {
+        if let Event::Received(d) = ev {
+            if let (Some(r), Some(st)) = (&d.reading, d.status) {
+                seqs.push((r.device.clone(), r.seq, st));
+            }
+        }
+    });
+    listening.wait_subscribed(Duration::from_secs(5));
+    let fw = publish(cx);
+    listening.wait_finished(Duration::from_secs(5));
+    let seqs = match listening.finish() {
+        Ok(s) => s,
+        Err(e) => return Outcome::not_tried(format!("subscriber error: {e}")),
+    };
+    let mine: Vec<_> = seqs.iter().filter(|s| s.0 == OFFLOAD_ID).collect();
+    let in_order = mine
+        .iter()
+        .enumerate()
+        .all(|(i, s)| i == 0 || matches!(s.2, SeqStatus::InOrder));
+    let all = mine.len() as u64 == READINGS && in_order && fw.error.is_none();
+    let mut evidence = Evidence::default().with(
+        Source::Subscriber,
+        format!("seq {:?}", mine.iter().map(|s| s.1).collect::<Vec<_>>()),
+    );
+    evidence = match &fw.error {
+        Some(e) => evidence.with(Source::Client, e.clone()),
+        None => evidence.with(
+            Source::Device,
+            format!(
+                "embedded-tls TLS 1.3 handshake + CONNACK {:.1} ms, {} CertificateVerify signed by the chip; PUBACKs {:?}",
+                fw.handshake_ms, fw.signatures, fw.pubacks
+            ),
+        ),
+    };
+    Outcome::new(
+        all && fw.signatures >= 1,
+        format!(
+            "{} of {READINGS} received{}",
+            mine.len(),
+            if in_order { ", in order" } else { ", OUT OF ORDER" }
+        ),
+        evidence,
+    )
+}
+
+fn publish(cx: &Ctx<'_>) -> FwRun {
+    let mut out = FwRun::default();
+    let fail = |mut out: FwRun, e: String| {
+        out.error = Some(e);
+        out
+    };
+    let (_board, chip) = match setup::open(&cx.lab.chip(OFFLOAD_ID)) {
+        Ok(x) => x,
+        Err(e) => return fail(out, e.to_string()),
+    };
+    let opts = BootOptions {
+        mode: KeyMode::Offload { slot: 0 },
+        allow_unlocked: false,
+        io_key: None,
+    };
+    let signer = match coffre_device::boot::boot(chip, &opts, &mut |_, _| {}) {
+        Ok((BootKey::Offload { chip, slot }, _)) => KeySigner::Chip { chip, slot },
+        Ok(_) => return fail(out, "the boot did not keep the key in the chip".into()),
+        Err(e) => return fail(out, format!("boot: {e}")),
+    };
+    let der = |pem: &[u8], what| {
+        coffre_agent::tls::parse_certificates(pem, what).map(|c| c[0].as_ref().to_vec())
+    };
+    let cert_pem = std::fs::read(cx.lab.cert(OFFLOAD_ID)).unwrap_or_default();
+    let (ca, cert) = match (
+        der(&cx.lab.ca_pem, "the CA certificate"),
+        der(&cert_pem, "the device certificate"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return fail(out, e.to_string()),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(out, e.to_string()),
+    };
+    let broker = cx.lab.broker_addr;
+    let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
+    let r: Result<(f64, Vec<u8>), String> = rt.block_on(async {
+        let clock = HostClock(Instant::now());
+        let mut pubacks = Vec::new();
+        let socket = tokio::net::TcpStream::connect(broker)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = socket.set_nodelay(true);
+        let (mut rbuf, mut wbuf) = (vec![0u8; RECORD_READ_BUF], vec![0u8; RECORD_WRITE_BUF]);
+        let t0 = Instant::now();
+        let (mut fw, _) = Firmware::connect(
+            FromTokio::new(socket),
+            &mut rbuf,
+            &mut wbuf,
+            "localhost",
+            &mut crypto,
+            Session::new(Config::new(OFFLOAD_ID, MqttVersion::V5)),
+            &clock,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let handshake_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let mut queue = MemoryQueue::new();
+        for i in 0..READINGS {
+            let seq = queue.next_seq();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            let m = Measurement {
+                temperature_c: 21.0 + i as f32 / 10.0,
+                humidity_pct: 45.0,
+                pressure_hpa: 1013.0,
+            };
+            let _ = queue.push(seq, Reading::at_unix_micros(OFFLOAD_ID, seq, now, &m).to_json());
+            let Some(r) = queue.front().cloned() else {
+                break;
+            };
+            let ack = fw
+                .publish(&clock, "m5go/env", r.payload.as_bytes(), QoS::AtLeastOnce)
+                .await
+                .map_err(|e| e.to_string())?;
+            pubacks.push(ack.reason.0);
+            let _ = queue.ack(r.seq);
+        }
+        fw.disconnect(&clock).await.map_err(|e| e.to_string())?;
+        Ok((handshake_ms, pubacks))
+    });
+    let signed = crypto.signatures();
+    out.signatures = signed.made;
+    match r {
+        Ok((ms, acks)) => {
+            out.handshake_ms = ms;
+            out.pubacks = acks;
+        }
+        Err(e) if signed.failure.is_some() => {
+            out.error = Some(format!("{e} (the chip failed to sign: {:?})", signed.failure));
+        }
+        Err(e) => out.error = Some(e),
+    }
+    out
+}

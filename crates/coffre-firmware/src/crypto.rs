@@ -1,0 +1,183 @@
+//! The TLS identity of the device for embedded-tls.
+
+use core::fmt;
+
+use coffre_driver::Atecc;
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::I2c;
+use embedded_tls::pki::CertVerifier;
+use embedded_tls::{
+    Aes128GcmSha256, Certificate, CryptoProvider, CryptoRngCore, NoClock, SignatureScheme,
+    TlsError, TlsVerifier,
+};
+use p256::ecdsa::{DerSignature, Signature, SigningKey};
+use sha2::{Digest, Sha256};
+
+/// Largest broker certificate the verifier keeps, bytes.
+const BROKER_CERT_MAX: usize = 2048;
+
+/// Who signs the client's CertificateVerify.
+pub enum KeySigner<I2C, D> {
+    /// Offload: the chip signs the SHA-256 of the message with the key in
+    /// `slot`; no key byte leaves it.
+    Chip {
+        /// The chip.
+        chip: Atecc<I2C, D>,
+        /// Its private-key slot (Trust&GO: 0).
+        slot: u8,
+    },
+    /// Lab: the key read from slot 8. `SigningKey` zeroizes itself when
+    /// dropped, which happens with the [`DeviceCrypto`] after the
+    /// handshake.
+    Lab(SigningKey),
+}
+
+impl<I2C, D> fmt::Debug for KeySigner<I2C, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySigner::Chip { slot, .. } => write!(f, "KeySigner::Chip {{ slot: {slot} }}"),
+            KeySigner::Lab(_) => f.write_str("KeySigner::Lab(<redacted>)"),
+        }
+    }
+}
+
+impl<I2C, D> KeySigner<I2C, D> {
+    /// The lab key from slot 8's PKCS#8 DER.
+    pub fn lab_from_pkcs8(der: &[u8]) -> Option<Self> {
+        use p256::pkcs8::DecodePrivateKey;
+        SigningKey::from_pkcs8_der(der).ok().map(KeySigner::Lab)
+    }
+}
+
+/// The chip failed to sign: the handshake went on with a signature that
+/// cannot verify (embedded-tls's signer interface cannot fail without a
+/// panic), so the broker refuses it; this says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignFailure {
+    /// The chip did not answer at all (unplugged, unpowered).
+    pub absent: bool,
+}
+
+/// Signatures made so far, and the last failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signatures {
+    /// CertificateVerify signatures made.
+    pub made: u32,
+    /// Why the last one failed, if it did.
+    pub failure: Option<SignFailure>,
+}
+
+/// embedded-tls's `CryptoProvider` for a coffre device.
+pub struct DeviceCrypto<'a, RNG, I2C, D> {
+    rng: RNG,
+    verifier: CertVerifier<'a, Aes128GcmSha256, NoClock, BROKER_CERT_MAX>,
+    cert: &'a [u8],
+    signer: KeySigner<I2C, D>,
+    signatures: Signatures,
+}
+
+impl<'a, RNG, I2C, D> DeviceCrypto<'a, RNG, I2C, D> {
+    /// `ca_der` issued the broker's certificate; `cert_der` is the device
+    /// certificate, whose key `signer` holds.
+    pub fn new(rng: RNG, ca_der: &'a [u8], cert_der: &'a [u8], signer: KeySigner<I2C, D>) -> Self {
+        DeviceCrypto {
+            rng,
+            verifier: CertVerifier::new(Certificate::X509(ca_der)),
+            cert: cert_der,
+            signer,
+            signatures: Signatures::default(),
+        }
+    }
+
+    /// What the signer did.
+    pub fn signatures(&self) -> Signatures {
+        self.signatures
+    }
+
+    /// Give the signer back (the chip, for the next connection).
+    pub fn into_signer(self) -> KeySigner<I2C, D> {
+        self.signer
+    }
+}
+
+/// The signer as embedded-tls calls it, for one handshake.
+struct Sign<'s, I2C, D> {
+    signer: &'s mut KeySigner<I2C, D>,
+    signatures: &'s mut Signatures,
+}
+
+/// A well-formed signature that verifies against no key (r = s = 1).
+fn unverifiable() -> Result<DerSignature, signature::Error> {
+    let mut rs = [0u8; 64];
+    rs[31] = 1;
+    rs[63] = 1;
+    Ok(Signature::from_slice(&rs)?.to_der())
+}
+
+impl<I2C, D, E> signature::SignerMut<DerSignature> for Sign<'_, I2C, D>
+where
+    I2C: I2c<Error = E>,
+    D: DelayNs,
+    E: embedded_hal::i2c::Error,
+{
+    /// `msg` is the TLS 1.3 CertificateVerify content, not hashed.
+    fn try_sign(&mut self, msg: &[u8]) -> Result<DerSignature, signature::Error> {
+        match self.signer {
+            KeySigner::Lab(key) => {
+                let sig: Signature = signature::Signer::try_sign(key, msg)?;
+                self.signatures.made += 1;
+                Ok(sig.to_der())
+            }
+            KeySigner::Chip { chip, slot } => {
+                let digest: [u8; 32] = Sha256::digest(msg).into();
+                match chip.sign_digest(*slot, &digest) {
+                    Ok(rs) => {
+                        self.signatures.made += 1;
+                        Ok(Signature::from_slice(&rs)?.to_der())
+                    }
+                    Err(e) => {
+                        self.signatures.failure = Some(SignFailure {
+                            absent: matches!(e, coffre_driver::Error::NotPresent { .. }),
+                        });
+                        unverifiable()
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<RNG, I2C, D, E> CryptoProvider for DeviceCrypto<'_, RNG, I2C, D>
+where
+    RNG: CryptoRngCore,
+    I2C: I2c<Error = E>,
+    D: DelayNs,
+    E: embedded_hal::i2c::Error,
+{
+    type CipherSuite = Aes128GcmSha256;
+    type Signature = DerSignature;
+
+    fn rng(&mut self) -> impl CryptoRngCore {
+        &mut self.rng
+    }
+
+    fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Self::CipherSuite>, TlsError> {
+        Ok(&mut self.verifier)
+    }
+
+    fn signer(
+        &mut self,
+    ) -> Result<(impl signature::SignerMut<Self::Signature>, SignatureScheme), TlsError> {
+        Ok((
+            Sign {
+                signer: &mut self.signer,
+                signatures: &mut self.signatures,
+            },
+            SignatureScheme::EcdsaSecp256r1Sha256,
+        ))
+    }
+
+    fn client_cert(&mut self) -> Option<Certificate<impl AsRef<[u8]>>> {
+        Some(Certificate::X509(self.cert))
+    }
+}

@@ -1,0 +1,32 @@
+//! The device core on the MCU: the sans-IO MQTT session
+//! ([`coffre_mqtt::Session`]) over any `embedded-io-async` socket under
+//! embedded-tls (TLS 1.3, mutual authentication, no allocator in TLS).
+//!
+//! This is the code the firmware links. On the host, the same code runs in
+//! the tests and in the demo scenario `firmware-core` over tokio's TCP
+//! (through `embedded-io-adapters`) against a real mosquitto, with an
+//! emulated chip.
+//!
+//! - [`DeviceCrypto`]: embedded-tls's `CryptoProvider`: the broker's
+//!   certificate checked against the CA (embedded-tls's `CertVerifier`),
+//!   the device certificate sent, and the TLS 1.3 CertificateVerify
+//!   signed by [`KeySigner`]: the chip (offload, through coffre-driver's
+//!   Sign) or the lab key from slot 8 (zeroized when dropped).
+//! - [`Firmware`]: CONNECT/CONNACK, QoS 1 publish with PUBACK,
+//!   DISCONNECT + `close_notify`, all decided by the session.
+//!
+//! What it does not do yet: wait with a time limit. Reads wait until the
+//! broker sends something (the session's keep alive and timeouts are
+//! checked at each step); an MCU build adds its timer with a `select`.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod crypto;
+mod driver;
+
+pub use crypto::{DeviceCrypto, KeySigner, SignFailure, Signatures};
+pub use driver::{Firmware, FirmwareError, RECORD_READ_BUF, RECORD_WRITE_BUF};
+pub use embedded_tls;
