@@ -35,7 +35,7 @@ def test_written_counter_survives_a_new_session_and_counts_on(blank):
     assert counter(1) == 1048576
 
 
-def test_counter_increment_and_bad_id(chip):
+def test_counter_increment(chip):
     # CryptoAuthLib's counter_test.
     before = counter(1)
     after = AtcaReference(0)
