@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t FAILED (exit $rc, $crashes crash file(s) copied to fuzz/regressions/$t; log $logdir/$t.log)"
   fi
   # Keep the committed corpus small: only inputs that add coverage.
-  (cd fuzz && mkdir -p "cmin/$t" && cargo +nightly fuzz cmin --release "$t" "corpus/$t" >/dev/null 2>&1) || true
+  (cd fuzz && cargo +nightly fuzz cmin --release "$t" "corpus/$t" >/dev/null 2>&1) || true
   rows+=("$(printf '| %-15s | %6ss | %12s | %9s | %7s |' "$t" "$secs" "${execs:-?}" "${rate:-?}" "$crashes")")
 done
 echo

@@ -101,7 +101,7 @@ def test_verify_stored(chip):
     assert not verified.value
 
 
-def test_verify_validate(chip):
+def test_verify_validate_and_invalidate(chip):
     # CryptoAuthLib's verify_validate, with the validation authority's key
     # outside the chip: slot 14 (PubInfo) is validated by the key in
     # slot 15 (slot 14's ReadKey).
@@ -140,3 +140,19 @@ def test_verify_validate(chip):
     assert head[0] >> 4 == 0x5, "validated"
     ok(cal.atcab_verify_stored(msg, msg_sig, 14, verified), "atcab_verify_stored(14) after validation")
     assert verified.value
+
+    # CryptoAuthLib's verify_invalidate: the same authority invalidates it
+    # again (validation message with the invalidate flag).
+    host = Host()
+    host.nonce(0x03, nonce)
+    host.gen_key_msg(0x10, 14, public, other, sn)
+    digest, verify_other, _ = host.sign_internal_digest(0x00, 0, None, sn, for_invalidate=True)
+    invalidation_sig = oracle.ecdsa_sign(authority, digest)
+    ok(cal.atcab_nonce(nonce), "atcab_nonce pass-through")
+    ok(cal.atcab_genkey_base(0x10, 14, other, None), "atcab_genkey_base(pubkey digest, 14)")
+    ok(cal.atcab_verify_invalidate(14, invalidation_sig, verify_other, verified), "atcab_verify_invalidate(14)")
+    assert verified.value
+    ok(cal.atcab_read_zone(2, 14, 0, 0, head, 4), "atcab_read_zone slot 14")
+    assert head[0] >> 4 == 0xA, "invalidated"
+    status = cal.atcab_verify_stored(msg, msg_sig, 14, verified)
+    assert status == cal.Status.ATCA_EXECUTION_ERROR, "verify with an invalidated key: " + layout.name(status)

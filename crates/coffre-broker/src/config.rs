@@ -113,8 +113,8 @@ pub struct BrokerSetup {
     pub tcp_nodelay: bool,
     /// Mosquitto's dynamic-security plugin, loaded so that a revocation can
     /// cut a live session (see [`crate::revoke_live`]). Default: found where
-    /// the mosquitto package installs it; `None`: revocation refuses new
-    /// connections only.
+    /// the mosquitto package installs it (with `mosquitto_ctrl`); `None`:
+    /// revocation refuses new connections only.
     pub dynsec_plugin: Option<PathBuf>,
     /// Devices with factory identities, on their own listener.
     pub factory: Option<FactoryListener>,
@@ -131,7 +131,9 @@ impl BrokerSetup {
             acl: Acl::default(),
             tls_version: "tlsv1.2".into(),
             tcp_nodelay: true,
-            dynsec_plugin: crate::live::find_dynsec_plugin(),
+            // The plugin is of use only with mosquitto_ctrl to drive it.
+            dynsec_plugin: crate::live::find_mosquitto_ctrl()
+                .and(crate::live::find_dynsec_plugin()),
             factory: None,
         }
     }
@@ -235,6 +237,8 @@ impl BrokerSetup {
             let _ = writeln!(s, "keyfile {}", key.display());
             let _ = writeln!(s, "require_certificate true");
             let _ = writeln!(s, "use_identity_as_username true");
+            // Client ids are shared by every listener: bound here too.
+            let _ = writeln!(s, "use_username_as_clientid true");
             let _ = writeln!(s, "tls_version {}", self.tls_version);
         }
         Ok(s)

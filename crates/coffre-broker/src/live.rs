@@ -299,3 +299,46 @@ fn ctrl_run(ctrl: &Path, options: &Path, args: &[&str], may_exist: bool) -> Resu
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_brokers_reading_this_pkis_crl_are_managed() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        let crl = std::path::absolute(pki.join("crl.pem")).unwrap();
+        let mine = d.path().join("mine");
+        let other = d.path().join("other");
+        let gone = d.path().join("gone");
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(
+            mine.join("mosquitto.conf"),
+            format!("listener 1 127.0.0.1\ncrlfile {}\n", crl.display()),
+        )
+        .unwrap();
+        std::fs::write(other.join("mosquitto.conf"), "crlfile /elsewhere/crl.pem\n").unwrap();
+        for dir in [&mine, &other, &gone, &mine] {
+            register(&pki, dir).unwrap();
+        }
+        assert_eq!(std::fs::read_dir(pki.join("brokers")).unwrap().count(), 3);
+        assert_eq!(managed_brokers(&pki), vec![mine.clone()]);
+        // Nothing runs there: no pid file, or one naming no mosquitto.
+        assert_eq!(running_pid(&mine), None);
+        std::fs::write(mine.join(PID_FILE), std::process::id().to_string()).unwrap();
+        assert_eq!(running_pid(&mine), None);
+    }
+
+    #[test]
+    fn the_admin_socket_must_fit_a_unix_address() {
+        assert!(admin_socket(Path::new("/tmp/b")).is_ok());
+        assert!(matches!(
+            admin_socket(&Path::new("/tmp").join("x".repeat(120))),
+            Err(Error::SocketPath(_))
+        ));
+        assert!(admin_socket(Path::new("/tmp/with space")).is_err());
+    }
+}

@@ -32,6 +32,11 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LogCursor(u64);
 
+impl LogCursor {
+    /// Before the first line.
+    pub const START: LogCursor = LogCursor(0);
+}
+
 /// Splits appended bytes into complete lines; keeps the unfinished tail.
 #[derive(Debug, Default)]
 struct LineSplitter {

@@ -101,7 +101,7 @@ impl Lab {
         .map_err(setup("foreign PKI"))?;
 
         progress(
-            "chips: publisher (lab), publisher (offload), subscriber, wrong chips, blank chip",
+            "chips: publisher (lab), publisher (offload), subscriber, wrong chips, blank chip, a subscriber to revoke live",
         );
         for (name, preset) in [
             (LAB_ID, Preset::Tngtls),

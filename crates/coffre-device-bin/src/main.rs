@@ -27,6 +27,7 @@ use coffre_agent::{BrokerAddr, EnvSensors, Identity, MqttVersion, Publisher, Pub
 /// ATECC608B.
 #[derive(Debug, Parser)]
 #[command(name = "coffre-device", version)]
+#[allow(rustdoc::broken_intra_doc_links)] // clap's --help text, not rustdoc
 struct Args {
     /// The chip's bus: linux:/dev/i2c-1[@0x35], or emu:IMAGE (emulated).
     #[arg(long)]

@@ -106,7 +106,7 @@ pub enum KeyMode {
 /// MCU: whoever reads the flash has it.
 #[derive(Clone)]
 pub struct IoKey {
-    /// The key's slot on the chip (SlotConfig[8].ReadKey must name it).
+    /// The key's slot on the chip (`SlotConfig[8].ReadKey` must name it).
     pub slot: u8,
     /// The key.
     pub key: Zeroizing<[u8; 32]>,

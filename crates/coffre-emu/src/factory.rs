@@ -49,6 +49,34 @@ pub const OTP_CODE: &[u8; 8] = b"KQp2ZkD8";
 const ROOT_SERIAL: &[u8; 16] = b"coffre emu root ";
 const ROOT_SEED: &[u8] = b"coffre emulated factory root CA: a public test fixture, not a secret";
 const SIGNER_SEED: &[u8] = b"coffre emulated factory signer: a public test fixture, not a secret";
+const MANIFEST_SEED: &[u8] =
+    b"coffre emulated manifest signer: a public test fixture, not a secret";
+
+/// The emulated manifest signer's key (signs the manifests `coffre emu new
+/// --count N --manifest FILE` writes). A public test fixture, not a secret.
+pub fn manifest_signer_key() -> SigningKey {
+    fixture_key(MANIFEST_SEED)
+}
+
+/// The public keys of slots 0–4 (the factory's private-key slots), as a
+/// Trust&GO manifest lists them.
+pub fn slot_public_keys(nv: &NvState) -> Result<Vec<[u8; 64]>, atcacert::Error> {
+    (0..=4u8)
+        .map(|slot| {
+            let loc = DeviceLoc {
+                zone: Zone::Data,
+                slot,
+                is_genkey: true,
+                offset: 0,
+                count: 64,
+            };
+            let v = read_loc(nv, &loc)?;
+            let mut k = [0u8; 64];
+            k.copy_from_slice(&v);
+            Ok(k)
+        })
+        .collect()
+}
 
 fn fixture_key(seed: &[u8]) -> SigningKey {
     let scalar = Zeroizing::new(Sha256::digest(seed));
@@ -199,6 +227,39 @@ pub fn provision(nv: &mut NvState, issue_date: Date) -> Result<Vec<u8>, atcacert
     )?;
     nv.slot_mut(10)[..72].copy_from_slice(&issued.compressed);
     Ok(issued.der)
+}
+
+/// What the factory knows of a chip it made: serial number, device
+/// certificate (DER, as the chip rebuilds it), slots 0–4's public keys and
+/// the device certificate's notBefore as `YYYY-MM-DDThh:mm:ss.000Z` — what a
+/// Trust&GO manifest entry lists.
+#[derive(Debug, Clone)]
+pub struct Made {
+    /// Serial number.
+    pub serial_number: [u8; 9],
+    /// Device certificate, DER.
+    pub device: Vec<u8>,
+    /// Slots 0–4's public keys.
+    pub keys: Vec<[u8; 64]>,
+    /// Provisioning time.
+    pub timestamp: String,
+}
+
+/// [`Made`] for a `tngtls` chip's state.
+pub fn made(nv: &NvState) -> Result<Made, atcacert::Error> {
+    let def = &atcacert::TNGTLS_DEVICE_3;
+    let data = device_data(nv, def)?;
+    let device = atcacert::rebuild(def, Some(&signer_public_key()), &data)?;
+    let when = atcacert::CompCert::parse(data.get(&def.comp_cert_loc)?)?.issue_date;
+    Ok(Made {
+        serial_number: nv.config.serial_number(),
+        device,
+        keys: slot_public_keys(nv)?,
+        timestamp: format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+            when.year, when.month, when.day, when.hour, when.minute, when.second
+        ),
+    })
 }
 
 /// The current time as a certificate date, rounded down to the hour (the

@@ -324,3 +324,51 @@ fn encrypted_read_and_ecdh_through_the_driver() {
         &want.raw_secret_bytes()[..]
     );
 }
+
+#[test]
+fn datasheet_timing_of_the_new_commands() {
+    use coffre_proto::command::opcode;
+    use coffre_proto::packet::{Command, MAX_RESPONSE};
+    use coffre_proto::timing::{exec_time_ms, ClockDivider};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let (board, mut c) = chip(Preset::Tngtls, Timing::Datasheet);
+    let peer = p256::SecretKey::random(&mut rand_core::OsRng)
+        .public_key()
+        .to_encoded_point(false);
+    let gendig = Command::with_data(opcode::GENDIG, 0x02, 8, &[opcode::GENDIG, 2, 8, 0]).unwrap();
+    let cases: Vec<(Command, bool)> = vec![
+        (
+            Command::with_data(opcode::ECDH, 0x0C, 0, &peer.as_bytes()[1..]).unwrap(),
+            false,
+        ),
+        (gendig.clone(), true),
+        (Command::new(opcode::MAC, 0x01, 6), true),
+        (
+            Command::with_data(opcode::AES, 0x00, 9, &[1; 16]).unwrap(),
+            false,
+        ),
+        (Command::new(opcode::SIGN, 0x00, 1), true),
+    ];
+    for (cmd, needs_tempkey) in cases {
+        if needs_tempkey {
+            c.nonce_random(&[5; 20]).unwrap();
+            if cmd.opcode == opcode::SIGN {
+                let mut rsp = [0u8; MAX_RESPONSE];
+                c.execute(&gendig, &mut rsp).unwrap();
+            }
+        }
+        let mut rsp = [0u8; MAX_RESPONSE];
+        let t0 = board.bus.clock().now();
+        c.execute(&cmd, &mut rsp).unwrap();
+        let took = board.bus.clock().now() - t0;
+        let table = exec_time_ms(cmd.opcode, ClockDivider::M0).unwrap() as u64;
+        // The emulated clock: tWHI (1.5 ms) + the table time + up to one
+        // 2 ms poll, well inside ±10 %.
+        let ms = took.as_secs_f64() * 1000.0;
+        assert!(
+            ms >= table as f64 && ms <= table as f64 * 1.1 + 3.5,
+            "{} took {ms:.1} ms, table {table} ms",
+            opcode::name(cmd.opcode)
+        );
+    }
+}

@@ -46,10 +46,10 @@ pub enum Error {
         /// The hard limit in force.
         hard: u64,
     },
-    /// The PKI could not be created or opened.
+    /// The PKI could not be created, or could not issue.
     #[error("{what} {}", path.display())]
     Pki {
-        /// "creating the PKI in", "opening PKI shard"…
+        /// "creating the PKI in", "issuing the fleet's certificates from".
         what: &'static str,
         /// The PKI directory.
         path: PathBuf,
@@ -57,14 +57,28 @@ pub enum Error {
         #[source]
         source: coffre_pki::Error,
     },
-    /// One chip could not be provisioned.
-    #[error("provisioning {id}")]
-    Provision {
+    /// A chip command failed while a device was made ready.
+    #[error("{what} on {id}'s chip")]
+    Chip {
         /// The device.
         id: String,
-        /// The provisioning error.
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
         #[source]
-        source: coffre_provision::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Slot 8 read back differs from what was written.
+    #[error("slot 8 of {0}'s chip read back differs from what was written")]
+    ReadBack(String),
+    /// A device's key or CSR could not be made or checked.
+    #[error("preparing {id}'s key and certificate request")]
+    Key {
+        /// The device.
+        id: String,
+        /// The PKI's error.
+        #[source]
+        source: coffre_pki::Error,
     },
     /// A lab-mode device's key could not be read back from slot 8.
     #[error("reading {id}'s lab key from slot 8")]

@@ -10,6 +10,27 @@
 //! - [`read_limited`]: read a whole file, refusing one larger than a bound
 //!   (a device such as `/dev/zero` is refused instead of read forever).
 //! - [`rotate`]: keep the previous versions of a log (`log.1` … `log.N`).
+//!
+//! # Example
+//!
+//! ```
+//! use coffre_fs::{read_limited, write_atomic, LockError, LockFile};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let index = dir.path().join("index.jsonl");
+//! // One writer at a time: a second lock on the same file is refused and
+//! // names the holder.
+//! let lock = LockFile::try_lock(&dir.path().join("index.lock")).map_err(std::io::Error::other)?;
+//! match LockFile::try_lock(lock.path()) {
+//!     Err(LockError::Held { holder, .. }) => assert!(holder.starts_with("pid ")),
+//!     _ => panic!("the lock is held"),
+//! }
+//! write_atomic(&index, b"{\"id\":\"m5go\"}\n", 0o644)?;
+//! assert_eq!(read_limited(&index, 1024)?, b"{\"id\":\"m5go\"}\n");
+//! // A file larger than the bound is refused, not read.
+//! assert!(read_limited(&index, 4).is_err());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -106,6 +127,62 @@ pub fn write_atomic_with(
             Err(e)
         }
     }
+}
+
+/// Write many files, each replaced atomically as by [`write_atomic`], with
+/// one `syncfs` for all of them instead of one `fsync` per file (a batch of
+/// thousands of certificates): every temporary file is written, the file
+/// system synced once, then each renamed over its target and each
+/// directory synced. On error no temporary file is left; targets already
+/// renamed keep their new content.
+pub fn write_atomic_batch(files: &[(PathBuf, Vec<u8>)], mode: u32) -> io::Result<()> {
+    let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (path, bytes) in files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = parent_dir(path).join(format!(
+                ".{name}.{}-{}.tmp",
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(mode);
+            }
+            let mut f = opts.open(&tmp)?;
+            temps.push(tmp);
+            f.write_all(bytes)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(fs::Permissions::from_mode(mode))?;
+            }
+        }
+        let mut dirs: Vec<PathBuf> = files.iter().map(|(p, _)| parent_dir(p)).collect();
+        dirs.sort();
+        dirs.dedup();
+        if let Some(dir) = dirs.first() {
+            rustix::fs::syncfs(File::open(dir)?)?;
+        }
+        for ((path, _), tmp) in files.iter().zip(&temps) {
+            fs::rename(tmp, path)?;
+        }
+        temps.clear();
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    for t in &temps {
+        let _ = fs::remove_file(t);
+    }
+    result
 }
 
 /// Read all of `path`, refusing a file (or device) longer than `limit`
@@ -258,6 +335,32 @@ impl LockFile {
         })
     }
 
+    /// Take the lock on `path` (created if missing), waiting while another
+    /// process (or another handle of this one) holds it: for short critical
+    /// sections every writer must pass through, such as a journal append.
+    pub fn lock(path: &Path) -> Result<LockFile, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(e.into()))?;
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "{}", this_process());
+        Ok(LockFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
+    }
+
     /// Take the lock on `path` for this process: a second call for the same
     /// path while the first lock is alive returns the same lock instead of
     /// colliding with it. Other processes are refused as with
@@ -288,6 +391,48 @@ impl LockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_written_whole_with_no_temporary_left() {
+        let d = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..20)
+            .map(|i| (d.path().join(format!("f{i}")), vec![i as u8; 10]))
+            .collect();
+        fs::write(&files[3].0, b"old").unwrap();
+        write_atomic_batch(&files, 0o644).unwrap();
+        for (p, b) in &files {
+            assert_eq!(&fs::read(p).unwrap(), b);
+        }
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 20);
+        // A target in a missing directory fails the batch; nothing is left.
+        let bad = vec![
+            (d.path().join("g0"), b"x".to_vec()),
+            (d.path().join("nope/g1"), b"y".to_vec()),
+        ];
+        assert!(write_atomic_batch(&bad, 0o644).is_err());
+        assert!(!d.path().join("g0").exists());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 20);
+        write_atomic_batch(&[], 0o644).unwrap();
+    }
+
+    #[test]
+    fn a_blocking_lock_waits_for_the_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l.lock");
+        let first = LockFile::lock(&p).unwrap();
+        assert!(matches!(
+            LockFile::try_lock(&p),
+            Err(LockError::Held { .. })
+        ));
+        let t = {
+            let p = p.clone();
+            std::thread::spawn(move || LockFile::lock(&p).map(|_| ()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!t.is_finished(), "the lock was taken twice");
+        drop(first);
+        t.join().unwrap().unwrap();
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temporary() {

@@ -137,7 +137,7 @@ pub fn transactions(data: &[u8]) {
     let addr_check = chip.address();
     let mut now = Duration::from_millis(1);
     let mut step = 0usize;
-    while !input.is_empty() && step < 2_000 {
+    while !input.is_empty() && step < 256 {
         step += 1;
         let before = Before::of(chip.nv());
         match input.u8() % 9 {

@@ -17,11 +17,15 @@
 //! ```
 
 pub mod bytes;
+pub mod certs;
 pub mod chip;
 pub mod driver;
+pub mod files;
 pub mod kit;
+pub mod mqtt;
 pub mod proto;
 pub mod seeds;
+pub mod web;
 
 /// One fuzz target.
 #[derive(Clone, Copy)]
@@ -75,6 +79,36 @@ pub const TARGETS: &[Target] = &[
         name: "kit_session",
         what: "the kit-protocol line framer and session in front of an emulated chip",
         run: kit::session,
+    },
+    Target {
+        name: "mqtt_codec",
+        what: "MQTT 5 / 3.1.1 packets from a broker, decoded, re-encoded and decoded again",
+        run: mqtt::codec,
+    },
+    Target {
+        name: "mqtt_session",
+        what: "the device's sans-IO MQTT session fed a broker's bytes with time moving",
+        run: mqtt::session,
+    },
+    Target {
+        name: "atcacert",
+        what: "Trust&GO compressed certificates and chip data rebuilt into X.509",
+        run: certs::atcacert,
+    },
+    Target {
+        name: "pki_files",
+        what: "certificates, CSRs, PKCS#8 keys and slot-8 blobs given to the PKI",
+        run: certs::pki,
+    },
+    Target {
+        name: "queue_files",
+        what: "the durable queue's marker and file as found on disk",
+        run: files::queue,
+    },
+    Target {
+        name: "web_request",
+        what: "HTTP requests to the web explorer, with any Host, Origin and body",
+        run: web::request,
     },
 ];
 

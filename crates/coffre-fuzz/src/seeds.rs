@@ -54,6 +54,20 @@ fn program(preset: u8, cmds: &[Command]) -> Vec<u8> {
     p
 }
 
+fn mqtt_packets() -> Vec<Vec<u8>> {
+    vec![
+        vec![0, 0x20, 0x03, 0x00, 0x00, 0x00],
+        vec![1, 0x20, 0x02, 0x00, 0x00],
+        vec![0, 0x90, 0x04, 0x00, 0x01, 0x00, 0x01],
+        vec![0, 0x40, 0x03, 0x00, 0x01, 0x00],
+        vec![
+            0, 0x30, 0x0A, 0x00, 0x08, b'm', b'5', b'g', b'o', b'/', b'e', b'n', b'v',
+        ],
+        vec![0, 0xD0, 0x00],
+        vec![0, 0xE0, 0x01, 0x8E],
+    ]
+}
+
 /// Seeds of the target `name`.
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
@@ -95,6 +109,62 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             b"\x00b:d(0)\ne:physical:select(6a)\ne:t(0730000000035D)\n".to_vec(),
             b"\x01b:d(0)\ne:physical:select(c0)\ne:w()\ne:t(0730000000035D)\ne:i()\ne:s()\n"
                 .to_vec(),
+        ],
+        "mqtt_codec" => mqtt_packets(),
+        "mqtt_session" => {
+            // Connect, then the broker's CONNACK, SUBACK and PUBACK.
+            let mut v = Vec::new();
+            for p in mqtt_packets() {
+                let mut s = vec![0u8, 0, p.len() as u8 - 1];
+                s.extend_from_slice(&p[1..]);
+                s.extend_from_slice(&[4, 5, 3, 0x10, 0x27]);
+                v.push(s);
+            }
+            v
+        }
+        "atcacert" => {
+            let nv = crate::preset(Preset::Tngtls);
+            let mut v = Vec::new();
+            for (flag, def) in [
+                (0u8, &coffre_atcacert::TNGTLS_DEVICE_3),
+                (1, &coffre_atcacert::TNGTLS_SIGNER),
+            ] {
+                let data = coffre_emu::factory::device_data(&nv, def).expect("factory chip");
+                let mut seed = vec![flag];
+                for loc in def.device_locs() {
+                    seed.extend_from_slice(data.get(&loc).expect("every location"));
+                }
+                v.push(seed);
+            }
+            v
+        }
+        "pki_files" => vec![
+            b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n".to_vec(),
+            vec![0x30, 0x03, 0x02, 0x01, 0x00],
+            vec![0x00, 0x03, 0x30, 0x01, 0x00],
+        ],
+        "queue_files" => vec![
+            b"\x021\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3}\n".to_vec(),
+            b"\x0350\n{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3".to_vec(),
+            b"\x00{\"device\":\"m5go\",\"seq\":7,\"ts\":\"2026-12-01T00:00:00Z\"}\n".to_vec(),
+        ],
+        "web_request" => vec![
+            vec![0, 3, 0],
+            [
+                &[0u8, 4, 0, 3, 9][..],
+                b"localhost",
+                &[14],
+                b"http://evil.com",
+            ]
+            .concat(),
+            [&[0u8, 3, 0, 1, 9][..], b"evil.test"].concat(),
+            [
+                &[1u8, 200, 10][..],
+                b"api/chips/",
+                &[1, 14],
+                b"127.0.0.1:8080",
+            ]
+            .concat(),
         ],
         _ => Vec::new(),
     }

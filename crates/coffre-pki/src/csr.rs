@@ -223,7 +223,9 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(err, Error::Signer(_)));
-        assert!(err.to_string().contains("chip asleep"));
+        // The chip's own words are the error's source, not repeated in it.
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("chip asleep"));
         assert!(matches!(
             build_csr("dev-1", &xy, |_: &[u8; 32]| Ok::<_, SignerError>([0u8; 64])),
             Err(Error::SignatureMismatch)

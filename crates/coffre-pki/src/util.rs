@@ -1,9 +1,7 @@
 //! Small helpers shared by the modules: hex, fingerprints, PEM, atomic files,
 //! P-256 point conversions and certificate facts.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::PublicKey;
@@ -115,6 +113,11 @@ pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<V
     }
 }
 
+/// The subject key identifier of a DER certificate, if it has one.
+pub fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    cert_facts(der).ok().and_then(|f| f.subject_key_id)
+}
+
 /// A certificate from DER or PEM bytes.
 pub fn der_or_pem_cert(input: &[u8]) -> Result<Vec<u8>> {
     der_or_pem(input, &["CERTIFICATE"]).map_err(Error::BadCertificate)
@@ -132,83 +135,25 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     encode_string(label, LineEnding::LF, der).unwrap_or_default()
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(
-        ".{name}.tmp-{}-{:08x}",
-        std::process::id(),
-        OsRng.next_u32()
-    ))
-}
-
-/// Create `tmp` (it must not exist) with permissions exactly `mode` (Unix).
-fn create_with_mode(tmp: &Path, mode: u32) -> Result<fs::File> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    let f = opts.open(tmp).map_err(|e| Error::io("create", tmp, e))?;
-    // The umask may have narrowed the mode; a key must be exactly 0600
-    // and a certificate 0644.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("write", tmp, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    Ok(f)
-}
-
-/// Write `bytes` to `path` atomically: a temporary file in the same directory
-/// with permissions `mode` (Unix), flushed to disk, then renamed over `path`.
+/// Write `bytes` to `path` atomically (temporary file, fsync, rename, fsync
+/// of the directory) with permissions `mode` (Unix); see [`coffre_fs`].
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = temp_name(path);
-    let result = (|| {
-        let mut f = create_with_mode(&tmp, mode)?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("write", &tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    } else if let Ok(d) = fs::File::open(dir) {
-        // Make the rename durable; not every platform allows syncing a directory.
-        let _ = d.sync_all();
-    }
-    result
+    coffre_fs::write_atomic(path, bytes, mode).map_err(|e| Error::io("write", path, e))
 }
 
 /// Read at most `limit` bytes of `path`; a longer file (or a device that
 /// never ends, such as `/dev/zero`) is [`Error::TooLarge`].
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
-    // Sized once from the file's length, so that a key is not left behind
-    // in memory freed while the buffer grows.
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0).min(limit);
-    let mut bytes = Vec::with_capacity(size as usize + 1);
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("read", path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
-    }
-    Ok(bytes)
+    coffre_fs::read_limited(path, limit).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Error::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            }
+        } else {
+            Error::io("read", path, e)
+        }
+    })
 }
 
 /// Largest key, certificate, CSR or CRL file read (a CRL listing 100,000
@@ -227,46 +172,6 @@ pub(crate) fn read_file(dir: &Path, path: &Path, limit: u64) -> Result<Vec<u8>> 
         }
         other => other,
     }
-}
-
-/// Write several files, each atomically (temporary file, then rename),
-/// with one sync of the file system for all of them instead of one per
-/// file. For batches of certificates.
-pub(crate) fn write_files_synced_once(files: &[(PathBuf, Vec<u8>)], mode: u32) -> Result<()> {
-    let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
-    let result = (|| {
-        for (path, bytes) in files {
-            let tmp = temp_name(path);
-            temps.push(tmp.clone());
-            let mut f = create_with_mode(&tmp, mode)?;
-            f.write_all(bytes)
-                .map_err(|e| Error::io("write", &tmp, e))?;
-        }
-        let Some((first, _)) = files.first() else {
-            return Ok(());
-        };
-        let dir = first.parent().unwrap_or_else(|| Path::new("."));
-        let d = fs::File::open(dir).map_err(|e| Error::io("read", dir, e))?;
-        #[cfg(unix)]
-        rustix::fs::syncfs(&d).map_err(|e| Error::io("write", dir, e.into()))?;
-        #[cfg(not(unix))]
-        for t in &temps {
-            fs::File::open(t)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io("write", t, e))?;
-        }
-        for ((path, _), tmp) in files.iter().zip(&temps) {
-            fs::rename(tmp, path).map_err(|e| Error::io("rename", path, e))?;
-        }
-        let _ = d.sync_all();
-        Ok(())
-    })();
-    if result.is_err() {
-        for t in &temps {
-            let _ = fs::remove_file(t);
-        }
-    }
-    result
 }
 
 /// Facts about one X.509 certificate, parsed with x509-parser.
@@ -332,6 +237,7 @@ pub(crate) fn cert_facts(der: &[u8]) -> std::result::Result<CertFacts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn hex_and_fingerprint() {

@@ -415,3 +415,80 @@ fn audit_checks_the_device_certificate() {
     assert_eq!(f[0].code, "slot-writable");
     assert!(f[0].message.contains("certificate"), "{}", f[0].message);
 }
+
+/// Issue 15, item 11: a CA certificate with a damaged field was accepted.
+#[test]
+fn a_ca_certificate_with_a_damaged_field_is_refused_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    Pki::init(d, &InitOptions::default()).unwrap();
+    let pem = fs::read(d.join("ca.crt.pem")).unwrap();
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let mut der = parsed.contents;
+    // One bit of the serial number: the certificate still parses.
+    der[20] ^= 0x01;
+    assert!(x509_parser::parse_x509_certificate(&der).is_ok());
+    let damaged =
+        p256::pkcs8::der::pem::encode_string("CERTIFICATE", p256::pkcs8::LineEnding::LF, &der)
+            .unwrap();
+    fs::write(d.join("ca.crt.pem"), damaged).unwrap();
+    let err = Pki::open(d).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ca.crt.pem") && msg.contains("altered"),
+        "{msg}"
+    );
+}
+
+/// Issue 15, item 11: `pki init --days 9999999` panicked and left `devices/`.
+#[test]
+fn out_of_range_validity_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("pki");
+    for days in [9_999_999, coffre_pki::ca::MAX_VALIDITY_DAYS + 1] {
+        let err = Pki::init(
+            &d,
+            &InitOptions {
+                validity_days: days,
+                ..InitOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidValidity(_)), "{err}");
+        assert!(!d.exists(), "init wrote something");
+    }
+    let mut pki = Pki::init(&d, &InitOptions::default()).unwrap();
+    let err = pki
+        .issue_device(
+            "dev",
+            &pk(),
+            &IssueOptions {
+                validity_days: 99_999_999,
+                ..IssueOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidValidity(_)), "{err}");
+    assert!(!d.join("devices/dev.crt.pem").exists());
+}
+
+/// Temporary files of a process killed in the middle of a write are
+/// removed when the PKI is next opened; those of a live process are not.
+#[cfg(target_os = "linux")]
+#[test]
+fn temporaries_of_killed_writers_are_removed_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    Pki::init(d, &InitOptions::default()).unwrap();
+    // No process has pid 4194304 or more (the kernel's pid_max limit).
+    let dead = d.join("devices/.k-1.crt.pem.4194304-0.tmp");
+    let live = d.join(format!("devices/.k-2.crt.pem.{}-0.tmp", std::process::id()));
+    let other = d.join("devices/.notes.tmp");
+    for f in [&dead, &live, &other] {
+        fs::write(f, b"x").unwrap();
+    }
+    Pki::open(d).unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists() && other.exists());
+}

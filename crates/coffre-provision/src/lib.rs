@@ -38,6 +38,12 @@
 //! assert_eq!(pki.verify(out.cert_pem.as_bytes())?, Verdict::Valid);
 //! let manifest = Manifest::at(dir.path().join("fleet.jsonl")).entries()?;
 //! assert_eq!(manifest[0].id, "m5go-1");
+//!
+//! // Run again (after a crash, say): the certificate is for the chip's key,
+//! // so the run is finished rather than started over.
+//! let again = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default())?;
+//! assert!(again.resumed);
+//! assert_eq!(again.cert_pem, out.cert_pem);
 //! # Ok(())
 //! # }
 //! ```
@@ -52,6 +58,7 @@ pub mod iokey;
 pub mod layout;
 pub mod manifest;
 mod provision;
+pub mod trust_manifest;
 
 pub use configure::{configure, configure_with_io_key, ChipState};
 pub use error::{Error, Result};

@@ -1,5 +1,10 @@
 //! The fleet manifest: one JSON object per line, one line per provisioned
 //! device, appended and fsynced as each device is done.
+//!
+//! A last line cut short (the process was killed while appending it) is
+//! not an entry: [`Manifest::entries`] leaves it out, and the next
+//! [`Manifest::append`] removes it first. A damaged line before the last
+//! is an error that names it.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -51,11 +56,17 @@ impl Manifest {
     }
 
     /// Every entry; a missing file is an empty manifest, a damaged line is
-    /// an error naming the line.
+    /// an error naming the line, a last line cut short is left out.
     pub fn entries(&self) -> Result<Vec<Entry>> {
-        let text = match std::fs::read_to_string(&self.path) {
+        Ok(self.read()?.0)
+    }
+
+    /// The entries, and the length of the file's whole lines when its last
+    /// line was cut short.
+    fn read(&self) -> Result<(Vec<Entry>, Option<usize>)> {
+        let bytes = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
             Err(source) => {
                 return Err(Error::Io {
                     path: self.path.clone(),
@@ -64,26 +75,41 @@ impl Manifest {
             }
         };
         let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
+        let mut start = 0;
+        let mut n = 0;
+        while start < bytes.len() {
+            let rest = &bytes[start..];
+            let (line, next, whole) = match rest.iter().position(|&b| b == b'\n') {
+                Some(end) => (&rest[..end], start + end + 1, true),
+                None => (rest, bytes.len(), false),
+            };
+            n += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                start = next;
                 continue;
             }
-            let e: Entry = serde_json::from_str(line).map_err(|e| {
-                Error::Manifest(format!(
-                    "{} line {} is damaged ({e}); fix or remove that line — the other devices are unaffected",
-                    self.path.display(),
-                    i + 1
-                ))
-            })?;
-            out.push(e);
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(e) => out.push(e),
+                // Cut short by a kill: not an entry.
+                Err(_) if !whole => return Ok((out, Some(start))),
+                Err(e) => {
+                    return Err(Error::Manifest(format!(
+                        "{} line {n} is damaged ({e}); fix or remove that line — the other devices are unaffected",
+                        self.path.display(),
+                    )))
+                }
+            }
+            start = next;
         }
-        Ok(out)
+        // A complete entry whose newline was not written yet.
+        let unterminated = !bytes.is_empty() && bytes.last() != Some(&b'\n');
+        Ok((out, unterminated.then_some(bytes.len())))
     }
 
-    /// Append one entry (fsynced).
+    /// Append one entry (fsynced). A last line cut short is removed first.
     pub fn append(&self, e: &Entry) -> Result<()> {
         // Refuse to write after a damaged file: the damage would be hidden.
-        self.entries()?;
+        let (_, torn) = self.read()?;
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
@@ -100,6 +126,15 @@ impl Manifest {
             .map_err(io)?;
         let mut line = serde_json::to_string(e).map_err(|e| Error::Manifest(e.to_string()))?;
         line.push('\n');
+        if let Some(keep) = torn {
+            let len = f.metadata().map_err(io)?.len();
+            if keep as u64 == len {
+                // The last entry is whole; only its newline is missing.
+                line.insert(0, '\n');
+            } else {
+                f.set_len(keep as u64).map_err(io)?;
+            }
+        }
         f.write_all(line.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)
     }
@@ -147,5 +182,29 @@ mod tests {
         let e = m.entries().unwrap_err().to_string();
         assert!(e.contains("line 2 is damaged"), "{e}");
         assert!(m.append(&entry("c")).is_err());
+    }
+
+    #[test]
+    fn a_last_line_cut_short_is_dropped_and_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fleet.jsonl");
+        let m = Manifest::at(&p);
+        m.append(&entry("a")).unwrap();
+        let whole = std::fs::read(&p).unwrap();
+        let mut t = whole.clone();
+        t.extend_from_slice(b"{\"id\": \"b\", \"chip_ser");
+        std::fs::write(&p, &t).unwrap();
+        assert_eq!(m.entries().unwrap(), vec![entry("a")]);
+        m.append(&entry("b")).unwrap();
+        assert_eq!(m.entries().unwrap(), vec![entry("a"), entry("b")]);
+        assert!(std::fs::read_to_string(&p).unwrap().ends_with("}\n"));
+        // A whole last entry without its newline is kept.
+        let mut t = std::fs::read(&p).unwrap();
+        t.pop();
+        std::fs::write(&p, &t).unwrap();
+        assert_eq!(m.entries().unwrap().len(), 2);
+        m.append(&entry("c")).unwrap();
+        let ids: Vec<_> = m.entries().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 }

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use coffre_driver::{Atecc, ConfigZone, LockTarget};
 use coffre_pki::audit::{classify, Content};
-use coffre_pki::util::{hex, public_key_from_xy, public_key_to_xy, rfc3339};
-use coffre_pki::{IssueOptions, Pki};
+use coffre_pki::util::{
+    hex, public_key_from_xy, public_key_to_xy, read_bounded, rfc3339, write_atomic, MAX_PEM_BYTES,
+};
+use coffre_pki::{IssueOptions, Pki, Serial};
 use coffre_proto::config::{ReadAccess, WritePolicy};
 use coffre_proto::crc::crc16;
 use embedded_hal::delay::DelayNs;
@@ -136,10 +138,21 @@ pub fn cert_public_key(pem_or_der: &[u8]) -> Option<[u8; 64]> {
     }
 }
 
-fn existing_cert(pki: &Pki, id: &str) -> Option<(String, [u8; 64])> {
-    let pem = std::fs::read_to_string(pki.device_cert_path(id)).ok()?;
-    let pk = cert_public_key(pem.as_bytes())?;
-    Some((pem, pk))
+/// A device certificate found on disk.
+struct Existing {
+    pem: String,
+    key: [u8; 64],
+    serial: Serial,
+}
+
+fn existing_cert(pki: &Pki, id: &str) -> Option<Existing> {
+    let bytes = read_bounded(&pki.device_cert_path(id), MAX_PEM_BYTES).ok()?;
+    let pem = String::from_utf8(bytes).ok()?;
+    let key = cert_public_key(pem.as_bytes())?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).ok()?;
+    let serial = Serial::from_der(cert.raw_serial());
+    Some(Existing { pem, key, serial })
 }
 
 /// The device of `pki` whose issued certificate carries `key`, if any.
@@ -151,7 +164,21 @@ fn owner_of(pki: &Pki, key: &[u8; 64]) -> Option<String> {
             c.kind == coffre_pki::ca::Kind::Device && c.status == coffre_pki::ca::Status::Issued
         })
         .map(|c| c.id.clone())
-        .find(|id| existing_cert(pki, id).is_some_and(|(_, pk)| pk == *key))
+        .find(|id| existing_cert(pki, id).is_some_and(|c| c.key == *key))
+}
+
+/// Revoke every other certificate the index holds as issued for `id`:
+/// what an interrupted run (a certificate indexed but never written, or
+/// written but never recorded) or `--force` left behind must not stay
+/// valid.
+fn retire_others(pki: &mut Pki, id: &str, keep: &Serial, ui: &mut dyn Ui) -> Result<()> {
+    for e in pki.revoke_others(id, keep)? {
+        ui.step(&format!(
+            "revoked the earlier certificate of {id} (serial {}): it is superseded",
+            e.serial
+        ));
+    }
+    Ok(())
 }
 
 /// Provision `chip` with an identity `opts.id`, issuing its certificate
@@ -356,14 +383,16 @@ fn lab<I2C: I2c, D: DelayNs>(
             )));
         }
         match &cert {
-            Some((pem, cpk)) if *cpk == key => {
+            Some(c) if c.key == key => {
                 ui.step("slot 8 already holds this device's key and its certificate matches: nothing to write");
+                retire_others(pki, &opts.id, &c.serial, ui)?;
                 let locked = maybe_lock_slot8(chip, cfg, &current, opts, ui)?;
-                return Ok((key, pem.clone(), 8, locked, true, None));
+                return Ok((key, c.pem.clone(), 8, locked, true, None));
             }
             None => {
                 ui.step("slot 8 already holds a key but no certificate was issued for it (an earlier run was interrupted): issuing it now");
                 let issued = pki.issue_device(&opts.id, &public_key_from_xy(&key)?, &opts.issue)?;
+                retire_others(pki, &opts.id, &issued.serial, ui)?;
                 let locked = maybe_lock_slot8(chip, cfg, &current, opts, ui)?;
                 return Ok((key, issued.pem, 8, locked, true, None));
             }
@@ -393,7 +422,7 @@ fn lab<I2C: I2c, D: DelayNs>(
     };
     if cert.is_some() && !opts.force {
         return Err(Error::State(format!(
-            "{} already exists: choose another --id, or pass --force to replace it (the old certificate stays valid until revoked)",
+            "{} already exists: choose another --id, or pass --force to replace it (the old certificate is then revoked)",
             pki.device_cert_path(&opts.id).display()
         )));
     }
@@ -435,6 +464,7 @@ fn lab<I2C: I2c, D: DelayNs>(
         "certificate issued: CN={} serial {}",
         opts.id, issued.serial
     ));
+    retire_others(pki, &opts.id, &issued.serial, ui)?;
     let locked = maybe_lock_slot8(chip, cfg, &back, opts, ui)?;
     Ok((
         public_key_to_xy(&public_key),
@@ -550,11 +580,25 @@ fn offload<I2C: I2c, D: DelayNs>(
             p.summary()
         )));
     }
-    if existing_cert(pki, &opts.id).is_some() && !opts.force {
-        return Err(Error::State(format!(
-            "{} already exists: choose another --id, or pass --force to replace it",
+    let cert = existing_cert(pki, &opts.id);
+    if let (Some(c), false) = (&cert, opts.force) {
+        // An earlier run issued this certificate and stopped before it was
+        // recorded: if it is for the key in the chip, finish that run.
+        let current = chip.genkey_public(slot).ok();
+        if current != Some(c.key) {
+            return Err(Error::State(format!(
+                "{} already exists for another key than slot {slot}'s: choose another --id, or pass --force to replace it (the old certificate is then revoked)",
+                pki.device_cert_path(&opts.id).display()
+            )));
+        }
+        ui.step(&format!(
+            "{} is already issued for slot {slot}'s key (an earlier run was interrupted): finishing that run",
             pki.device_cert_path(&opts.id).display()
-        )));
+        ));
+        retire_others(pki, &opts.id, &c.serial, ui)?;
+        let csr = chip_csr(chip, slot, &opts.id, &c.key, ui)?;
+        let csr_pem = write_csr(pki, &opts.id, &csr)?;
+        return Ok((c.key, c.pem.clone(), slot, false, true, Some(csr_pem)));
     }
     let pk = if opts.new_key {
         if !p.genkey {
@@ -575,9 +619,32 @@ fn offload<I2C: I2c, D: DelayNs>(
         chip.genkey_public(slot)
             .map_err(|e| Error::chip(&format!("reading the public key of slot {slot}"), e))?
     };
+    let csr = chip_csr(chip, slot, &opts.id, &pk, ui)?;
+    let issue = IssueOptions {
+        force: opts.force,
+        ..opts.issue.clone()
+    };
+    let issued = pki.issue_from_csr(&csr, &issue)?;
+    ui.step(&format!(
+        "certificate issued from the chip-signed CSR: CN={} serial {}",
+        opts.id, issued.serial
+    ));
+    retire_others(pki, &opts.id, &issued.serial, ui)?;
+    let csr_pem = write_csr(pki, &opts.id, &csr)?;
+    Ok((pk, issued.pem, slot, false, false, Some(csr_pem)))
+}
+
+/// A PKCS#10 request for `id` and `pk`, signed by the chip's key in `slot`.
+fn chip_csr<I2C: I2c, D: DelayNs>(
+    chip: &mut Atecc<I2C, D>,
+    slot: u8,
+    id: &str,
+    pk: &[u8; 64],
+    ui: &mut dyn Ui,
+) -> Result<Vec<u8>> {
     ui.step("building a PKCS#10 request; the chip signs it (Nonce 0x43 + Sign 0xA0)");
     let mut chip_error = None;
-    let csr = coffre_pki::csr::build_csr(&opts.id, &pk, |digest| {
+    let csr = coffre_pki::csr::build_csr(id, pk, |digest| {
         chip.sign_digest(slot, digest).map_err(|e| {
             let msg = e.to_string();
             chip_error = Some(msg.clone());
@@ -596,20 +663,15 @@ fn offload<I2C: I2c, D: DelayNs>(
     };
     coffre_pki::csr::verify_csr(&csr)?;
     ui.step("CSR signature verified against the chip's public key");
-    let issue = IssueOptions {
-        force: opts.force,
-        ..opts.issue.clone()
-    };
-    let issued = pki.issue_from_csr(&csr, &issue)?;
-    ui.step(&format!(
-        "certificate issued from the chip-signed CSR: CN={} serial {}",
-        opts.id, issued.serial
-    ));
-    let csr_pem = coffre_pki::csr::csr_pem(&csr);
-    let csr_path = issued.path.with_file_name(format!("{}.csr.pem", opts.id));
-    std::fs::write(&csr_path, &csr_pem).map_err(|source| Error::Io {
-        path: csr_path,
-        source,
-    })?;
-    Ok((pk, issued.pem, slot, false, false, Some(csr_pem)))
+    Ok(csr)
+}
+
+/// Write `devices/<id>.csr.pem` (atomically); its PEM.
+fn write_csr(pki: &Pki, id: &str, csr: &[u8]) -> Result<String> {
+    let csr_pem = coffre_pki::csr::csr_pem(csr);
+    let path = pki
+        .device_cert_path(id)
+        .with_file_name(format!("{id}.csr.pem"));
+    write_atomic(&path, csr_pem.as_bytes(), 0o644)?;
+    Ok(csr_pem)
 }

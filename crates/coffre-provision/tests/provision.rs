@@ -389,3 +389,47 @@ fn a_damaged_manifest_stops_provisioning_with_a_clear_error() {
     let e = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default()).unwrap_err();
     assert!(e.to_string().contains("line 1 is damaged"), "{e}");
 }
+
+/// Issue 15, item 4: `--force` left the first certificate valid, and a
+/// rerun after an interruption failed with "already exists".
+#[test]
+fn reruns_finish_and_force_revokes_what_it_replaces() {
+    use coffre_pki::ca::Verdict;
+    let d = tempfile::tempdir().unwrap();
+    let mut pki = pki(d.path());
+    let (_b, mut chip) = board(Preset::Tngtls);
+    let mut opts = Options::new("dev", Mode::Offload);
+    let first = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default()).unwrap();
+    // The run stopped before the manifest: the same command finishes it.
+    opts.manifest = Some(Manifest::at(d.path().join("fleet.jsonl")));
+    let again = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default()).unwrap();
+    assert!(again.resumed);
+    assert_eq!(again.cert_pem, first.cert_pem);
+    assert_eq!(opts.manifest.as_ref().unwrap().entries().unwrap().len(), 1);
+
+    opts.force = true;
+    opts.manifest = None;
+    let replaced = provision(&mut chip, &mut pki, &opts, &mut AssumeYes::default()).unwrap();
+    assert_ne!(replaced.cert_pem, first.cert_pem);
+    assert!(matches!(
+        pki.verify(first.cert_pem.as_bytes()).unwrap(),
+        Verdict::Revoked { .. }
+    ));
+    assert_eq!(
+        pki.verify(replaced.cert_pem.as_bytes()).unwrap(),
+        Verdict::Valid
+    );
+
+    // Lab mode: the same.
+    let (_b2, mut lab_chip) = board(Preset::Tngtls);
+    let mut lab = Options::new("lab", Mode::Lab);
+    lab.lock_slot8 = Some(false);
+    let one = provision(&mut lab_chip, &mut pki, &lab, &mut AssumeYes::default()).unwrap();
+    lab.force = true;
+    let two = provision(&mut lab_chip, &mut pki, &lab, &mut AssumeYes::default()).unwrap();
+    assert!(matches!(
+        pki.verify(one.cert_pem.as_bytes()).unwrap(),
+        Verdict::Revoked { .. }
+    ));
+    assert_eq!(pki.verify(two.cert_pem.as_bytes()).unwrap(), Verdict::Valid);
+}

@@ -451,6 +451,17 @@ fn page_in_headless_chromium() {
          document.querySelector('#scenario-table').innerText.includes('bad signature')",
         "the scenario table",
     );
+    // Every scenario of the demo's registry is listed, with what it proves;
+    // none of them is in this hand-written table, so none has run.
+    cdp.wait_for(
+        &format!(
+            "document.querySelectorAll('#scenario-registry li').length === {} && \
+             document.querySelector('#scenario-registry').innerText.includes('live-revocation') && \
+             document.querySelector('#scenario-registry').innerText.includes('proves: Tampering')",
+            coffre_demo::REGISTRY.len()
+        ),
+        "the scenario registry",
+    );
     cdp.wait_for(
         "document.querySelector('#bus-chip').value === 'publisher' && \
          document.querySelectorAll('#bus-table tr.has-key').length === 5 && \

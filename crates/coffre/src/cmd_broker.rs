@@ -30,21 +30,8 @@ pub fn config(
         s.acl.allow(id, Role::Subscriber)?;
     }
     if let Some((root, listen)) = factory {
-        let (der, name) = match root {
-            "emu" => (
-                coffre_emu::factory::root_cert_der().to_vec(),
-                "the emulator's factory root".to_string(),
-            ),
-            "microchip" => (
-                coffre_pki::factory::MICROCHIP_ROOT_CA_002.to_vec(),
-                "Microchip's Crypto Authentication Root CA 002".to_string(),
-            ),
-            file => {
-                let bytes = std::fs::read(file)
-                    .with_context(|| format!("cannot read the factory root {file}"))?;
-                (coffre_pki::util::der_or_pem_cert(&bytes)?, file.to_string())
-            }
-        };
+        let root = crate::cmd_factory::TrustedRoot::named(root)?;
+        let (der, name) = (root.der, root.name);
         s.factory = Some(coffre_broker::FactoryListener {
             listen,
             root_pem: coffre_pki::util::to_pem("CERTIFICATE", &der),
@@ -91,17 +78,15 @@ pub fn run(dir: &Path) -> Result<()> {
         "mosquitto listening on {addr} (pid {}); Ctrl-C stops it",
         m.pid().unwrap_or(0)
     );
-    let mut printed = 0usize;
+    let follower = coffre_broker::LogFollower::follow(&log);
+    let mut printed = coffre_broker::LogCursor::START;
     while !stop.load(Ordering::Relaxed) {
-        let text = m.log();
-        for line in text.lines().skip(printed) {
+        for line in follower.next_lines(&mut printed, Duration::from_millis(100)) {
             println!("{line}");
-            printed += 1;
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     m.stop();
-    for line in m.log().lines().skip(printed) {
+    for line in follower.since(printed) {
         println!("{line}");
     }
     eprintln!("mosquitto stopped");

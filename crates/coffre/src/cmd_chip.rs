@@ -225,7 +225,8 @@ pub fn read_slot(opts: &BusOpts, slot: u8, out: Option<&Path>) -> Result<()> {
         let n = drv(r, &format!("reading slot {slot}"))?;
         let bytes = &buf[..n];
         if let Some(path) = out {
-            std::fs::write(path, bytes)
+            // A slot may hold a key: the file is private to its owner.
+            coffre_fs::write_atomic(path, bytes, 0o600)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("{n} bytes of slot {slot} written to {}", path.display());
             return Ok(());

@@ -127,3 +127,218 @@ pub fn factory_root(out: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+impl TrustedRoot {
+    /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Root
+    /// CA 002) or a certificate file.
+    pub fn named(spec: &str) -> Result<TrustedRoot> {
+        Ok(match spec {
+            "emu" => TrustedRoot {
+                der: coffre_emu::factory::root_cert_der().to_vec(),
+                name: "the emulator's factory root".into(),
+            },
+            "microchip" => TrustedRoot {
+                der: MICROCHIP_ROOT_CA_002.to_vec(),
+                name: "Microchip's Crypto Authentication Root CA 002".into(),
+            },
+            file => {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read the root certificate {file}"))?;
+                TrustedRoot {
+                    der: coffre_pki::util::der_or_pem_cert(&bytes)?,
+                    name: file.to_string(),
+                }
+            }
+        })
+    }
+}
+
+/// `coffre emu new --count N [--manifest FILE]`.
+pub fn new_batch(
+    preset: coffre_emu::presets::Preset,
+    dir: &Path,
+    count: u32,
+    manifest: Option<&Path>,
+    force: bool,
+    json: bool,
+) -> Result<()> {
+    use coffre_emu::factory;
+    if preset != coffre_emu::presets::Preset::Tngtls && manifest.is_some() {
+        anyhow::bail!("--manifest lists Trust&GO parts: use --preset tngtls");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let signer_key = factory::manifest_signer_key();
+    let signer_cert = if manifest.is_some() {
+        coffre_pki::ca::self_signed_signer_cert(
+            "coffre emulated manifest signer",
+            &signer_key,
+            365 * 25,
+        )?
+    } else {
+        Vec::new()
+    };
+    let mut entries = Vec::new();
+    let t0 = std::time::Instant::now();
+    for i in 1..=count {
+        let path = dir.join(format!("tng-{i:05}.img"));
+        let nv = preset.build();
+        coffre_emu::image::create(&path, &nv, force)?;
+        if manifest.is_some() {
+            entries.push(manifest_entry(&nv, &signer_key, &signer_cert)?);
+        }
+    }
+    if let Some(m) = manifest {
+        let text = serde_json::to_string_pretty(&entries)?;
+        write_atomic(m, text.as_bytes(), 0o644)?;
+        let signer_path = PathBuf::from(format!("{}.signer.pem", m.display()));
+        write_atomic(
+            &signer_path,
+            to_pem("CERTIFICATE", &signer_cert).as_bytes(),
+            0o644,
+        )?;
+    }
+    let elapsed = t0.elapsed();
+    if json {
+        return print_json(&json!({
+            "dir": dir.display().to_string(),
+            "count": count,
+            "manifest": manifest.map(|m| m.display().to_string()),
+            "seconds": elapsed.as_secs_f64(),
+        }));
+    }
+    println!(
+        "created {count} emulated {} chips in {} ({:.1} s){}",
+        preset.name(),
+        dir.display(),
+        elapsed.as_secs_f64(),
+        manifest
+            .map(|m| format!(
+                "; manifest {} signed by the emulated manifest signer ({}.signer.pem)",
+                m.display(),
+                m.display()
+            ))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn manifest_entry(
+    nv: &coffre_emu::chip::NvState,
+    key: &p256::ecdsa::SigningKey,
+    cert: &[u8],
+) -> Result<serde_json::Value> {
+    use coffre_provision::trust_manifest::{signed_entry, Part};
+    let m = coffre_emu::factory::made(nv)?;
+    let part = Part {
+        serial_number: m.serial_number,
+        device: &m.device,
+        signer: coffre_emu::factory::signer_cert_der(),
+        keys: &m.keys,
+        timestamp: &m.timestamp,
+    };
+    Ok(signed_entry(&part, key, cert))
+}
+
+/// `coffre import-manifest`.
+pub fn import_manifest(
+    manifest: &Path,
+    signer: &Path,
+    root: &str,
+    pki_dir: &Path,
+    registry: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let root = TrustedRoot::named(root)?;
+    let signer_bytes = std::fs::read(signer).with_context(|| {
+        format!(
+            "cannot read the manifest signer certificate {}",
+            signer.display()
+        )
+    })?;
+    let signer_der = coffre_pki::util::der_or_pem_cert(&signer_bytes)?;
+    let bytes = std::fs::read(manifest)
+        .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
+    let pki = coffre_pki::Pki::open(pki_dir)?;
+    let t0 = std::time::Instant::now();
+    let results = coffre_provision::trust_manifest::verify(
+        &bytes,
+        &[signer_der],
+        &root.der,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?;
+    let verified_in = t0.elapsed();
+    let reg = registry.map(coffre_provision::manifest::Manifest::at);
+    let devices_dir = pki.device_cert_path("x");
+    if let Some(d) = devices_dir.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for r in results {
+        match r {
+            Ok(a) => {
+                let path = pki.device_cert_path(&a.device_id);
+                let pem = format!(
+                    "{}{}",
+                    to_pem("CERTIFICATE", &a.chain.0),
+                    to_pem("CERTIFICATE", &a.chain.1)
+                );
+                write_atomic(&path, pem.as_bytes(), 0o644)?;
+                if let Some(m) = &reg {
+                    m.append(&coffre_provision::manifest::Entry {
+                        id: a.device_id.clone(),
+                        chip_serial: a.unique_id.clone(),
+                        mode: "factory".into(),
+                        key_slot: 0,
+                        public_key: coffre_pki::util::hex(&a.public_key),
+                        cert_fingerprint: coffre_pki::util::fingerprint_sha256(&a.chain.0),
+                        cert_path: path,
+                        time: coffre_pki::util::rfc3339(time::OffsetDateTime::now_utc()),
+                        image: None,
+                    })?;
+                }
+                accepted.push(a);
+            }
+            Err(e) => refused.push(e),
+        }
+    }
+    let total = t0.elapsed();
+    if json {
+        print_json(&json!({
+            "manifest": manifest.display().to_string(),
+            "root": root.name,
+            "registered": accepted.iter().map(|a| &a.device_id).collect::<Vec<_>>(),
+            "refused": refused.iter().map(|r| json!({"index": r.index, "unique_id": r.unique_id, "reason": r.reason})).collect::<Vec<_>>(),
+            "verify_seconds": verified_in.as_secs_f64(),
+            "total_seconds": total.as_secs_f64(),
+        }))?;
+    } else {
+        for r in &refused {
+            eprintln!("refused: {r}");
+        }
+        println!(
+            "{} registered, {} refused ({} entries verified in {:.2} s, {:.2} s in all; root: {})",
+            accepted.len(),
+            refused.len(),
+            accepted.len() + refused.len(),
+            verified_in.as_secs_f64(),
+            total.as_secs_f64(),
+            root.name
+        );
+    }
+    if !refused.is_empty() {
+        return Err(anyhow::Error::new(coffre_pki::Error::FactoryChain(
+            format!(
+                "{} manifest entr{} refused (named above); the others were registered",
+                refused.len(),
+                if refused.len() == 1 {
+                    "y was"
+                } else {
+                    "ies were"
+                }
+            ),
+        )));
+    }
+    Ok(())
+}

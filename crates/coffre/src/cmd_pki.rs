@@ -86,7 +86,8 @@ pub fn issue(
     };
     let issued = match input {
         KeyInput::Csr(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes = crate::input::read_file(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             if id.is_some() {
                 bail!("--id is taken from the CSR's CN; leave it out with --csr");
             }
@@ -96,7 +97,7 @@ pub fn issue(
             let Some(id) = id else {
                 bail!("--id is required with --public-key");
             };
-            let text = std::fs::read_to_string(p)
+            let text = crate::input::read_text(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
             let pk = parse_public_key_pem(&text).with_context(|| {
                 format!("{} holds no P-256 public or private key PEM", p.display())

@@ -67,6 +67,16 @@ pub fn rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A certificate validity in days: 1 to 100 years (beyond, dates overflow
+/// what X.509 can write).
+pub fn days(s: &str) -> Result<u32, String> {
+    let max = coffre_pki::ca::MAX_VALIDITY_DAYS;
+    match s.trim().parse::<u32>() {
+        Ok(d) if (1..=max).contains(&d) => Ok(d),
+        _ => Err(format!("'{s}' is out of range: use 1 to {max} days")),
+    }
+}
+
 /// A device id: the certificate CN, MQTT username and a file name.
 pub fn device_id(s: &str) -> Result<String, String> {
     coffre_pki::ca::validate_id(s).map_err(|e| e.to_string())?;
@@ -100,5 +110,9 @@ mod tests {
         assert!(id_prefix("../x-").is_err());
         assert!(id_prefix("/tmp/x-").is_err());
         assert!(id_prefix("m5go-").is_ok());
+        assert_eq!(days("365"), Ok(365));
+        for bad in ["0", "36501", "99999999", "-1", "x"] {
+            assert!(days(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -100,6 +100,34 @@ enum Command {
         #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
         key_slot: Option<u8>,
     },
+    /// Verify a Trust&GO manifest (Microchip's JSON list of signed entries) and register
+    /// every part whose entry verifies: signature by a trusted manifest signer, x5c chain
+    /// to the factory root, key = certificate. Nothing touches a chip.
+    #[command(
+        after_help = "Each refused entry is named with its reason; the others are \
+registered (device chain in PKI/devices/<CN>.crt.pem, a line in --registry). Exit status 4 if any entry \
+is refused.\n\nExample:\n  coffre emu new --count 100 --out chips --manifest m.json\n  \
+coffre import-manifest m.json --signer m.json.signer.pem --root emu --pki pki"
+    )]
+    ImportManifest {
+        /// The manifest (JSON).
+        manifest: PathBuf,
+        /// The manifest signer's certificate (PEM or DER).
+        #[arg(long, value_name = "CERT")]
+        signer: PathBuf,
+        /// The factory root: 'emu', 'microchip' or a certificate file.
+        #[arg(long, default_value = "microchip", value_name = "ROOT")]
+        root: String,
+        /// PKI directory where device chains are registered.
+        #[arg(long, default_value = "pki")]
+        pki: PathBuf,
+        /// Fleet registry (JSON lines) to append the registered devices to.
+        #[arg(long, value_name = "FILE")]
+        registry: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(BrokerCommand),
@@ -334,7 +362,7 @@ enum PkiCommand {
         #[arg(long = "broker-name", value_name = "NAME")]
         broker_names: Vec<String>,
         /// Validity of the CA and broker certificates, days.
-        #[arg(long, default_value = "3650")]
+        #[arg(long, default_value = "3650", value_parser = input::days)]
         days: u32,
         /// Replace an existing PKI (every certificate issued from it stops being trusted).
         #[arg(long)]
@@ -358,7 +386,7 @@ enum PkiCommand {
         #[arg(long, value_name = "PEM", required_unless_present = "csr")]
         public_key: Option<PathBuf>,
         /// Validity, days.
-        #[arg(long, default_value = "365")]
+        #[arg(long, default_value = "365", value_parser = input::days)]
         days: u32,
         /// Explicit notBefore (RFC 3339).
         #[arg(long, value_name = "TIME")]
@@ -455,14 +483,14 @@ struct ProvisionCmd {
     /// Answer yes to every confirmation (locks are irreversible).
     #[arg(long)]
     yes: bool,
-    /// Replace an existing key in slot 8 or an existing certificate.
+    /// Replace an existing key in slot 8 or an existing certificate (the old certificate is revoked).
     #[arg(long)]
     force: bool,
     /// Append the result to this fleet manifest (JSON lines).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Certificate validity, days.
-    #[arg(long, default_value = "365")]
+    #[arg(long, default_value = "365", value_parser = input::days)]
     days: u32,
     /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
     #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -512,6 +540,10 @@ enum BrokerCommand {
         /// The factory identities' listener (no CRL: Trust&GO signers publish none).
         #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
         factory_listen: std::net::SocketAddr,
+        /// Every device of this fleet registry (JSON lines, e.g. written by
+        /// 'coffre import-manifest --registry') may publish.
+        #[arg(long, value_name = "FILE")]
+        publishers_from: Option<PathBuf>,
     },
     /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
     Run {
@@ -596,16 +628,25 @@ enum EmuCommand {
     /// Create a new emulated chip image.
     #[command(
         after_help = "Presets:\n  tngtls  Trust&GO ATECC608B-TNGTLS as shipped: config and data locked, \
-factory key in slot 0, slot 8 empty, address 0x35\n  blank   unconfigured ATECC608B: nothing locked, address 0x60\n\n\
+factory key in slot 0, slot 8 empty, address 0x35, factory certificate chain in OTP and slots 10–12 \
+(see coffre chip certs)\n  blank   unconfigured ATECC608B: nothing locked, address 0x60\n\n\
 Image files are test fixtures: the keys inside are not protected. Never put a real key in one."
     )]
     New {
         /// Factory preset: tngtls or blank.
         #[arg(long, default_value = "tngtls")]
         preset: coffre_emu::presets::Preset,
-        /// Image file to create.
+        /// Image file to create (with --count: the directory for the images).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Make N chips: DIR/tng-00001.img … (tngtls preset).
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
+        /// With --count: also write Microchip's manifest of those chips (a JSON list of
+        /// ES256-signed entries), signed by the emulated manifest signer, whose
+        /// certificate goes to FILE.signer.pem.
+        #[arg(long, value_name = "FILE", requires = "count")]
+        manifest: Option<PathBuf>,
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
@@ -689,6 +730,15 @@ fn main() -> ExitCode {
                 out,
                 force,
                 json,
+                count: Some(n),
+                manifest,
+            } => cmd_factory::new_batch(preset, &out, n, manifest.as_deref(), force, json),
+            EmuCommand::New {
+                preset,
+                out,
+                force,
+                json,
+                ..
             } => cmd_emu::new(preset, &out, force, json),
             EmuCommand::Serve {
                 image,
@@ -754,6 +804,16 @@ fn main() -> ExitCode {
             cert,
             key_slot,
         } => cmd_provision::inspect_cmd(&bus, cert.as_deref(), key_slot),
+        Command::ImportManifest {
+            manifest,
+            signer,
+            root,
+            pki,
+            registry,
+            json,
+        } => {
+            cmd_factory::import_manifest(&manifest, &signer, &root, &pki, registry.as_deref(), json)
+        }
         Command::Broker(b) => match b {
             BrokerCommand::Config {
                 pki,
@@ -763,14 +823,26 @@ fn main() -> ExitCode {
                 subscribers,
                 factory_root,
                 factory_listen,
-            } => cmd_broker::config(
-                &pki,
-                &out,
-                listen,
-                &publishers,
-                &subscribers,
-                factory_root.as_deref().map(|r| (r, factory_listen)),
-            ),
+                publishers_from,
+            } => (|| {
+                let mut publishers = publishers;
+                if let Some(reg) = publishers_from {
+                    let entries = coffre_provision::manifest::Manifest::at(&reg)
+                        .entries()
+                        .map_err(|e| {
+                            anyhow::anyhow!("reading the fleet registry {}: {e}", reg.display())
+                        })?;
+                    publishers.extend(entries.into_iter().map(|e| e.id));
+                }
+                cmd_broker::config(
+                    &pki,
+                    &out,
+                    listen,
+                    &publishers,
+                    &subscribers,
+                    factory_root.as_deref().map(|r| (r, factory_listen)),
+                )
+            })(),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
         },
         Command::Demo {

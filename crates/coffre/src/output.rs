@@ -86,7 +86,7 @@ pub fn finish_transcript(o: &Opened, path: Option<&Path>) -> Result<()> {
         Some("jsonl") | Some("json")
     );
     let text = if json { t.to_json_lines() } else { t.to_text() };
-    std::fs::write(path, text)
+    coffre_fs::write_atomic(path, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write the transcript to {}", path.display()))?;
     eprintln!(
         "bus transcript: {} events written to {}",

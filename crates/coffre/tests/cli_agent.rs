@@ -407,3 +407,113 @@ fn bench_measures_both_tools_as_processes() {
     assert!(fw["connect_median_ms"].as_f64().unwrap() > 0.0, "{fw}");
     assert!(fw["connect_future_bytes"].as_u64().unwrap() > 0, "{fw}");
 }
+
+/// A blank chip configured hardened, a lab key written and read only
+/// encrypted with the IO key the device keeps: `publish --mode lab` boots
+/// through encrypted Reads and delivers over mutual TLS.
+#[test]
+fn lab_mode_on_a_hardened_chip_publishes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = format!("127.0.0.1:{port}");
+    ok(&["pki", "init"], p);
+    ok(&["emu", "new", "--preset", "blank", "--out", "hard.img"], p);
+    ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:hard.img",
+            "--id",
+            "m5go-h",
+            "--mode",
+            "lab",
+            "--configure",
+            "hardened",
+            "--yes",
+        ],
+        p,
+    );
+    assert!(p.join("pki/devices/m5go-h.iokey").exists());
+    ok(
+        &[
+            "broker",
+            "config",
+            "--publisher",
+            "m5go-h",
+            "--listen",
+            &broker,
+        ],
+        p,
+    );
+    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["broker", "run"])
+        .current_dir(p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = b.stdout.take().unwrap();
+    let _b = Kill(b);
+    let mut lines = BufReader::new(out).lines();
+    let t0 = Instant::now();
+    loop {
+        let l = lines.next().expect("broker log line").unwrap();
+        if l.contains(" running") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
+    }
+    let o = coffre(
+        &[
+            "publish",
+            "--bus",
+            "emu:hard.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-h",
+            "--mode",
+            "lab",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("encrypted Read"), "{err}");
+    assert!(err.contains("1 acknowledged"), "{err}");
+    // Without the device's copy of the IO key the boot stops.
+    std::fs::remove_file(p.join("pki/devices/m5go-h.iokey")).unwrap();
+    let e = err_of(
+        &[
+            "publish",
+            "--bus",
+            "emu:hard.img",
+            "--broker",
+            &broker,
+            "--id",
+            "m5go-h",
+            "--mode",
+            "lab",
+            "--count",
+            "1",
+        ],
+        p,
+    );
+    assert!(e.contains("encrypted Read"), "{e}");
+}
+
+fn err_of(args: &[&str], p: &std::path::Path) -> String {
+    let o = coffre(args, p);
+    assert!(!o.status.success());
+    String::from_utf8_lossy(&o.stderr).to_string()
+}

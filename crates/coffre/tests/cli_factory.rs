@@ -397,3 +397,149 @@ fn err_of(args: &[&str], dir: &Path, code: i32) -> String {
     );
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+#[test]
+fn a_manifest_imports_its_good_entries_and_names_the_tampered_one() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(&["pki", "init"], p);
+    ok(
+        &[
+            "emu",
+            "new",
+            "--count",
+            "4",
+            "--out",
+            "chips",
+            "--manifest",
+            "m.json",
+        ],
+        p,
+    );
+    let mut m = json(&std::fs::read_to_string(p.join("m.json")).unwrap());
+    assert_eq!(m.as_array().unwrap().len(), 4);
+    // One bit flipped in entry 2's payload.
+    let payload = m[2]["payload"].as_str().unwrap().to_string();
+    let mut b = URL_SAFE_NO_PAD.decode(&payload).unwrap();
+    b[100] ^= 0x01;
+    m[2]["payload"] = serde_json::Value::String(URL_SAFE_NO_PAD.encode(&b));
+    let tampered_id = m[2]["header"]["uniqueId"].as_str().unwrap().to_string();
+    std::fs::write(p.join("t.json"), m.to_string()).unwrap();
+    let o = coffre(
+        &[
+            "import-manifest",
+            "t.json",
+            "--signer",
+            "m.json.signer.pem",
+            "--root",
+            "emu",
+            "--registry",
+            "fleet.jsonl",
+            "--json",
+        ],
+        p,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(v["registered"].as_array().unwrap().len(), 3);
+    assert_eq!(v["refused"][0]["index"], 2);
+    assert_eq!(v["refused"][0]["unique_id"], tampered_id);
+    assert!(v["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
+    // The registered parts are the chips on disk, each under its CN.
+    let reg = std::fs::read_to_string(p.join("fleet.jsonl")).unwrap();
+    assert_eq!(reg.lines().count(), 3);
+    for id in v["registered"].as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        assert!(p.join(format!("pki/devices/{id}.crt.pem")).exists());
+        assert!(!id.to_lowercase().contains(&tampered_id));
+    }
+    // The broker lets exactly the registered devices publish.
+    ok(
+        &[
+            "broker",
+            "config",
+            "--publishers-from",
+            "fleet.jsonl",
+            "--subscriber",
+            "m5stack",
+            "--factory-root",
+            "emu",
+        ],
+        p,
+    );
+    let acl = std::fs::read_to_string(p.join("broker/acl")).unwrap();
+    for id in v["registered"].as_array().unwrap() {
+        assert!(
+            acl.contains(&format!("user {}\ntopic write", id.as_str().unwrap())),
+            "{acl}"
+        );
+    }
+    assert!(!acl.to_lowercase().contains(&tampered_id), "{acl}");
+    // The untouched manifest imports whole; with the wrong root, nothing does.
+    ok(
+        &[
+            "import-manifest",
+            "m.json",
+            "--signer",
+            "m.json.signer.pem",
+            "--root",
+            "emu",
+        ],
+        p,
+    );
+    let e = err_of(
+        &[
+            "import-manifest",
+            "m.json",
+            "--signer",
+            "m.json.signer.pem",
+            "--root",
+            "microchip",
+        ],
+        p,
+        4,
+    );
+    assert_eq!(e.matches("refused: entry").count(), 4, "{e}");
+    // An unknown signer: the PKI's CA certificate is no manifest signer.
+    let e = err_of(
+        &[
+            "import-manifest",
+            "m.json",
+            "--signer",
+            "pki/ca.crt.pem",
+            "--root",
+            "emu",
+        ],
+        p,
+        4,
+    );
+    assert!(e.contains("unknown manifest signer"), "{e}");
+    std::fs::write(
+        p.join("half.json"),
+        &std::fs::read(p.join("m.json")).unwrap()[..500],
+    )
+    .unwrap();
+    let e = err_of(
+        &[
+            "import-manifest",
+            "half.json",
+            "--signer",
+            "m.json.signer.pem",
+            "--root",
+            "emu",
+        ],
+        p,
+        1,
+    );
+    assert!(e.contains("not JSON"), "{e}");
+}

@@ -65,6 +65,78 @@ fn bad_duration_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
 }
 
+/// Issue 15: the fleet's devices are certified by the main PKI, so
+/// `coffre pki revoke` reaches them, the CRL lists them, and the broker
+/// refuses a revoked one while the others connect.
+#[test]
+fn a_fleet_device_revoked_through_the_main_pki_is_refused() {
+    use coffre_fleet::stage::{self, BrokerPlan, ProvisionPlan, RampPlan};
+    use std::time::{Duration, Instant};
+    if coffre_broker_absent() {
+        eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let provisioned = stage::provision(
+        &ProvisionPlan {
+            dir: d.path().to_path_buf(),
+            devices: 3,
+            mode: coffre_fleet::FleetMode::Offload,
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["pki", "revoke", "fleet-00002", "--dir"])
+        .arg(&provisioned.pki_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let broker = stage::broker(
+        &BrokerPlan {
+            pki_dir: provisioned.pki_dir.clone(),
+            out_dir: d.path().join("broker"),
+            publishers: (1..=3).map(coffre_fleet::device_id).collect(),
+            subscriber: "fleet-sub".into(),
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let ramped = stage::ramp(
+        &broker,
+        provisioned.devices,
+        &RampPlan {
+            rate: 100.0,
+            stack_size: 256 * 1024,
+            interval: Duration::from_secs(1),
+            duration: Duration::ZERO,
+            origin: Instant::now(),
+        },
+        &mut |_| {},
+    );
+    assert_eq!(
+        (ramped.figures.connected, ramped.figures.failed),
+        (2, 1),
+        "fleet-00001 and fleet-00003 connect, fleet-00002 is refused"
+    );
+    let published = stage::publish(
+        ramped.fleet,
+        &broker,
+        Duration::ZERO,
+        &ramped.figures.spawn_errors,
+        &mut |_| {},
+    );
+    let err = published.first_connect_error.unwrap_or_default();
+    assert!(
+        err.starts_with("fleet-00002:") && err.contains("CertificateRevoked"),
+        "{err}"
+    );
+}
+
 fn coffre_broker_absent() -> bool {
     [
         "/usr/sbin/mosquitto",

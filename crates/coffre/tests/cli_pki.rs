@@ -111,3 +111,58 @@ fn a_second_issue_for_the_same_id_is_refused_even_when_concurrent() {
     let o = coffre(&["pki", "show", "--dir", "c"], d);
     assert!(o.status.success());
 }
+
+/// Issue 15, item 11: out-of-range days panicked (and `init` left
+/// `devices/` behind); `--public-key /dev/zero` read forever.
+#[test]
+fn out_of_range_days_are_usage_errors_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for days in ["9999999", "0", "36501", "many"] {
+        let o = coffre(&["pki", "init", "--dir", "c", "--days", days], d);
+        assert_eq!(o.status.code(), Some(2), "init --days {days}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--days"), "{err}");
+        assert!(!d.join("c").exists(), "init --days {days} wrote c/");
+    }
+    ok(&["pki", "init", "--dir", "c"], d);
+    key_pem(d);
+    let o = coffre(
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "c",
+            "--id",
+            "x",
+            "--public-key",
+            "k.pem",
+            "--days",
+            "99999999",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!d.join("c/devices/x.crt.pem").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_key_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&["pki", "init", "--dir", "c"], d);
+    for flag in ["--public-key", "--csr"] {
+        let mut args = vec!["pki", "issue", "--dir", "c", flag, "/dev/zero"];
+        if flag == "--public-key" {
+            args.extend(["--id", "z"]);
+        }
+        let o = coffre(&args, d);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("/dev/zero") && err.contains("larger than"),
+            "{err}"
+        );
+    }
+}

@@ -228,8 +228,10 @@ fn provision_lab_and_offload_then_inspect() {
         t.contains("readable in clear by anyone on the I2C bus"),
         "{t}"
     );
-    // Existing certificate: refused without --force.
-    assert!(err(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p).contains("--force"));
+    // The same chip and id again: the run is finished, not repeated (issue 15.4).
+    ok(&["provision", "--bus", "emu:sub.img", "--id", "m5stack"], p);
+    // Another chip under an id already issued: refused without --force.
+    assert!(err(&["provision", "--bus", "emu:pub.img", "--id", "m5stack"], p).contains("--force"));
     // Wrong mode value.
     assert!(err(
         &[
@@ -243,7 +245,7 @@ fn provision_lab_and_offload_then_inspect() {
         ],
         p
     )
-    .contains("lab or offload"));
+    .contains("lab, offload or factory"));
 }
 
 #[test]
@@ -295,7 +297,11 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
     ));
     assert_eq!(info["config_locked"], true);
     assert_eq!(info["data_locked"], true);
-    // A lab key cannot go into a hardened chip.
+    // The hardened chip's IO protection key is kept for the device.
+    let iokey = p.join("pki/devices/b-1.iokey");
+    assert_eq!(std::fs::read(&iokey).unwrap().len(), 33);
+    // A lab key goes into a hardened chip only with that key: another
+    // device id has none.
     let e = err(
         &[
             "provision",
@@ -308,7 +314,23 @@ fn blank_chips_are_not_locked_without_a_confirmation() {
         ],
         p,
     );
-    assert!(e.contains("offload"), "{e}");
+    assert!(e.contains("b-2.iokey"), "{e}");
+    // b-1 has it: slot 8 is written and read back encrypted.
+    let out = ok(
+        &[
+            "provision",
+            "--bus",
+            "emu:blank.img",
+            "--id",
+            "b-1",
+            "--mode",
+            "lab",
+            "--force",
+            "--yes",
+        ],
+        p,
+    );
+    assert!(out.contains("lab mode"), "{out}");
 }
 
 #[test]

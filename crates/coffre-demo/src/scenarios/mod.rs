@@ -33,6 +33,7 @@ registry! {
     clientid_takeover,
     live_revocation,
     factory_identity,
+    manifest_tamper,
     firmware_core,
 }
 

@@ -1,30 +1,27 @@
 //! Stage 1, provision: a fresh PKI, one emulated Trust&GO chip per device
-//! provisioned in memory, the subscriber's own chip, and the fleet
-//! manifest.
+//! with its key in place, every certificate issued by that one PKI in one
+//! batch, the subscriber's own chip, and the fleet manifest.
+//!
+//! Every device is in the PKI's index, so `coffre pki revoke` reaches it
+//! and the CRL the broker loads lists it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coffre_agent::identity::{DriverSigner, KeySource};
 use coffre_agent::tls::{client_config, TlsOptions};
-use coffre_driver::Atecc;
 use coffre_emu::board::Board;
-use coffre_emu::clock::Timing;
-use coffre_emu::presets::Preset;
+use coffre_pki::ca::{IssueOptions, IssueRequest};
+use coffre_pki::types::Timestamp;
+use coffre_pki::util::{fingerprint_sha256, hex};
 use coffre_pki::{InitOptions, Pki};
 use coffre_provision::manifest::{Entry, Manifest};
-use coffre_provision::{AssumeYes, Mode, Options};
 use rustls::ClientConfig;
 
+use crate::chip::{ready_chip, ReadyChip};
 use crate::error::{Error, Result};
 use crate::options::{device_id, FleetMode, Progress, SUB_ID};
-
-/// Devices provisioned per PKI shard: each shard is a copy of the PKI
-/// directory (same CA) with an index of its own, which keeps issuing
-/// linear in the fleet size.
-const SHARD: usize = 250;
 
 /// What the provision stage needs.
 #[derive(Debug, Clone)]
@@ -38,8 +35,8 @@ pub struct ProvisionPlan {
     pub mode: FleetMode,
 }
 
-/// One provisioned device, ready to connect: its chip, its certificate and
-/// its TLS client configuration.
+/// One provisioned device, ready to connect: its chip, its certificate
+/// (issued by the fleet's PKI) and its TLS client configuration.
 pub struct Device {
     index: usize,
     id: String,
@@ -89,8 +86,9 @@ pub struct Provisioned {
     pub elapsed: Duration,
 }
 
-/// Create the PKI, provision every device on up to 2 threads, then the
-/// subscriber, and write the manifest.
+/// Create the PKI; make every device's chip ready on up to 2 threads;
+/// issue all their certificates in one batch; then the subscriber's; write
+/// the manifest.
 pub fn provision(plan: &ProvisionPlan, progress: &mut dyn FnMut(Progress)) -> Result<Provisioned> {
     progress(Progress::Step("PKI: CA and broker certificate".into()));
     let pki_dir = plan.dir.join("pki");
@@ -114,142 +112,53 @@ pub fn provision(plan: &ProvisionPlan, progress: &mut dyn FnMut(Progress)) -> Re
         plan.mode.name()
     )));
     let t0 = Instant::now();
-    let (devices, entries) =
-        provision_devices(&plan.dir, &ca_pem, plan.devices, plan.mode, progress)?;
+    let chips = ready_chips(plan.devices, plan.mode, progress)?;
+    let (devices, entries) = certify(&mut pki, &ca_pem, chips, plan.mode)?;
+    progress(Progress::Provisioning(plan.devices, plan.devices));
     let elapsed = t0.elapsed();
     let manifest = plan.dir.join("fleet-manifest.jsonl");
     write_manifest(&manifest, &entries)?;
-    let (subscriber, _) = provision_one(&mut pki, &ca_pem, 0, SUB_ID, FleetMode::Offload)?;
+    let sub = vec![(
+        0,
+        SUB_ID.to_owned(),
+        ready_chip(SUB_ID, FleetMode::Offload)?,
+    )];
+    let (mut subscriber, _) = certify(&mut pki, &ca_pem, sub, FleetMode::Offload)?;
     Ok(Provisioned {
         pki_dir,
         devices,
-        subscriber,
+        subscriber: subscriber.pop().ok_or(Error::Panicked("provisioning"))?,
         manifest,
         elapsed,
     })
 }
 
-type Chip = Atecc<coffre_emu::EmuBus, coffre_emu::clock::EmuDelay>;
-
-/// A fresh Trust&GO chip on a board of its own.
-fn new_chip() -> (Board, Chip) {
-    let board = Board::new(Preset::Tngtls.build(), Timing::Instant);
-    let chip = Atecc::new(board.bus.clone(), board.delay(), 0x35);
-    (board, chip)
-}
-
-/// Provision one chip as `id` against `pki` and build its TLS client
-/// configuration.
-fn provision_one(
-    pki: &mut Pki,
-    ca_pem: &[u8],
-    index: usize,
-    id: &str,
-    mode: FleetMode,
-) -> Result<(Device, Entry)> {
-    let (board, mut chip) = new_chip();
-    let mut opts = Options::new(
-        id,
-        match mode {
-            FleetMode::Lab => Mode::Lab,
-            FleetMode::Offload => Mode::Offload,
-        },
-    );
-    opts.lock_slot8 = Some(false);
-    let out = coffre_provision::provision(&mut chip, pki, &opts, &mut AssumeYes::default())
-        .map_err(|source| Error::Provision {
-            id: id.to_owned(),
-            source,
-        })?;
-    let key = match mode {
-        FleetMode::Lab => KeySource::read_lab(&mut chip, 8).map_err(|source| Error::LabKey {
-            id: id.to_owned(),
-            source,
-        })?,
-        FleetMode::Offload => KeySource::chip(DriverSigner::new(chip, 0)),
-    };
-    let tls = client_config(
-        ca_pem,
-        out.cert_pem.as_bytes(),
-        key,
-        &TlsOptions {
-            tls13: false,
-            resumption: false,
-        },
-    )
-    .map_err(|source| Error::Tls {
-        id: id.to_owned(),
-        source,
-    })?;
-    Ok((
-        Device {
-            index,
-            id: id.to_owned(),
-            tls,
-            _board: board,
-        },
-        out.entry,
-    ))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    let io = |what, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { what, path, source }
-    };
-    std::fs::create_dir_all(to).map_err(io("creating", to))?;
-    for e in std::fs::read_dir(from).map_err(io("reading", from))? {
-        let e = e.map_err(io("reading", from))?;
-        let dst = to.join(e.file_name());
-        if e.file_type().map_err(io("reading", &e.path()))?.is_dir() {
-            copy_dir(&e.path(), &dst)?;
-        } else {
-            std::fs::copy(e.path(), &dst).map_err(io("copying", &e.path()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Provision devices `1..=n` over 2 threads, in PKI shards; the devices
-/// and their manifest entries, by index.
-fn provision_devices(
-    dir: &Path,
-    ca_pem: &[u8],
+/// Devices `1..=n`, their chips made ready over up to 2 threads, by index.
+fn ready_chips(
     n: usize,
     mode: FleetMode,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(Vec<Device>, Vec<Entry>)> {
-    let pki_dir = dir.join("pki");
-    let shards = n.div_ceil(SHARD);
-    let next = AtomicUsize::new(0);
+) -> Result<Vec<(usize, String, ReadyChip)>> {
+    let next = AtomicUsize::new(1);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(Device, Entry)>> = Mutex::new(Vec::with_capacity(n));
+    let results = Mutex::new(Vec::with_capacity(n));
     let workers = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(2)
         .clamp(1, 2);
     let worker = || -> Result<()> {
         loop {
-            let s = next.fetch_add(1, Ordering::Relaxed);
-            if s >= shards {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i > n {
                 return Ok(());
             }
-            let shard_dir = dir.join("pki-shards").join(format!("{s:03}"));
-            copy_dir(&pki_dir, &shard_dir)?;
-            let mut pki = Pki::open(&shard_dir).map_err(|source| Error::Pki {
-                what: "opening PKI shard",
-                path: shard_dir.clone(),
-                source,
-            })?;
-            let mut local = Vec::new();
-            for i in (s * SHARD + 1)..=((s + 1) * SHARD).min(n) {
-                local.push(provision_one(&mut pki, ca_pem, i, &device_id(i), mode)?);
-                done.fetch_add(1, Ordering::Relaxed);
-            }
+            let id = device_id(i);
+            let chip = ready_chip(&id, mode)?;
             results
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(local);
+                .push((i, id, chip));
+            done.fetch_add(1, Ordering::Relaxed);
         }
     };
     std::thread::scope(|scope| -> Result<()> {
@@ -263,10 +172,69 @@ fn provision_devices(
         }
         Ok(())
     })?;
-    progress(Progress::Provisioning(n, n));
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(d, _)| d.index);
-    Ok(results.into_iter().unzip())
+    let mut chips = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    chips.sort_by_key(|(i, _, _)| *i);
+    Ok(chips)
+}
+
+/// Issue the certificates of `chips` from `pki` in one batch (one journal
+/// write, one sync), then build each device's TLS configuration and
+/// manifest line.
+fn certify(
+    pki: &mut Pki,
+    ca_pem: &[u8],
+    chips: Vec<(usize, String, ReadyChip)>,
+    mode: FleetMode,
+) -> Result<(Vec<Device>, Vec<Entry>)> {
+    let requests: Vec<IssueRequest> = chips
+        .iter()
+        .map(|(_, id, c)| IssueRequest {
+            id: id.clone(),
+            public_key: c.public_key,
+        })
+        .collect();
+    let issued = pki
+        .issue_batch(&requests, &IssueOptions::default())
+        .map_err(|source| Error::Pki {
+            what: "issuing the fleet's certificates from",
+            path: pki.dir().to_path_buf(),
+            source,
+        })?;
+    let mut devices = Vec::with_capacity(chips.len());
+    let mut entries = Vec::with_capacity(chips.len());
+    for ((index, id, chip), cert) in chips.into_iter().zip(issued) {
+        entries.push(Entry {
+            id: id.clone(),
+            chip_serial: hex(&chip.serial),
+            mode: mode.name().into(),
+            key_slot: chip.slot,
+            public_key: hex(&chip.public_xy),
+            cert_fingerprint: fingerprint_sha256(&cert.der),
+            cert_path: cert.path.clone(),
+            time: Timestamp::now().to_string(),
+            image: None,
+        });
+        let tls = client_config(
+            ca_pem,
+            cert.pem.as_bytes(),
+            chip.key,
+            &TlsOptions {
+                tls13: false,
+                resumption: false,
+            },
+        )
+        .map_err(|source| Error::Tls {
+            id: id.clone(),
+            source,
+        })?;
+        devices.push(Device {
+            index,
+            id,
+            tls,
+            _board: chip.board,
+        });
+    }
+    Ok((devices, entries))
 }
 
 /// Write the fleet manifest in one go, atomically (coffre-fs: temporary
@@ -325,6 +293,17 @@ mod tests {
         serials.sort_unstable();
         serials.dedup();
         assert_eq!(serials.len(), 3, "every chip has its own serial");
+        // One PKI: every device (and the subscriber) is in its index, and
+        // its certificate is the one on disk.
+        let pki = Pki::open(&p.pki_dir).unwrap();
+        for e in &entries {
+            let indexed: Vec<_> = pki.store().by_id(&e.id).collect();
+            assert_eq!(indexed.len(), 1, "{}", e.id);
+            assert_eq!(indexed[0].fingerprint_sha256, e.cert_fingerprint);
+            assert!(e.cert_path.starts_with(&p.pki_dir));
+        }
+        assert_eq!(pki.store().by_id(SUB_ID).count(), 1);
+        assert!(!dir.path().join("pki-shards").exists());
         // No temporary file is left next to the manifest.
         let stray: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

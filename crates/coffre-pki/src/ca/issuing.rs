@@ -13,7 +13,7 @@ use super::store::{IndexEntry, Kind, Status};
 use super::{Pki, BACKDATE_SECONDS};
 use crate::error::{Error, Result};
 use crate::types::{Serial, Timestamp};
-use crate::util::{cert_facts, random_serial, write_atomic, write_files_synced_once, CertFacts};
+use crate::util::{cert_facts, random_serial, write_atomic, CertFacts};
 
 /// Options of [`Pki::issue_device`] and [`Pki::issue_from_csr`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +89,23 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest validity coffre issues, in days (100 years): beyond it the
+/// dates overflow what X.509 can write (year 9999) or what a person meant.
+pub const MAX_VALIDITY_DAYS: u32 = 36_500;
+
+/// Check a number of days of validity.
+pub(crate) fn check_days(days: u32) -> Result<()> {
+    if days == 0 {
+        return Err(Error::InvalidValidity("validity_days is 0".into()));
+    }
+    if days > MAX_VALIDITY_DAYS {
+        return Err(Error::InvalidValidity(format!(
+            "{days} days is more than the {MAX_VALIDITY_DAYS} days (100 years) coffre issues"
+        )));
+    }
+    Ok(())
+}
+
 /// The validity `opts` asks for, capped at `ca_not_after` when given in days.
 pub(crate) fn validity(
     opts: &IssueOptions,
@@ -100,10 +117,16 @@ pub(crate) fn validity(
     let end = match opts.not_after {
         Some(t) => t,
         None => {
-            if opts.validity_days == 0 {
-                return Err(Error::InvalidValidity("validity_days is 0".into()));
-            }
-            let end = start + Duration::days(i64::from(opts.validity_days));
+            check_days(opts.validity_days)?;
+            let end = start
+                .checked_add(Duration::days(i64::from(opts.validity_days)))
+                .ok_or_else(|| {
+                    Error::InvalidValidity(format!(
+                        "{} plus {} days is past the largest date",
+                        Timestamp::new(start),
+                        opts.validity_days
+                    ))
+                })?;
             end.min(ca_not_after)
         }
     };
@@ -113,6 +136,14 @@ pub(crate) fn validity(
             Timestamp::new(end),
             Timestamp::new(start)
         )));
+    }
+    for t in [start, end] {
+        if !(1950..=9999).contains(&t.year()) {
+            return Err(Error::InvalidValidity(format!(
+                "{} is outside the years 1950 to 9999 X.509 can hold",
+                Timestamp::new(t)
+            )));
+        }
     }
     Ok((start, end))
 }
@@ -171,6 +202,32 @@ impl Pki {
     /// existing certificate without `opts.force`, fails the batch before
     /// anything is written. A write error afterwards leaves every
     /// certificate of the batch in the index (so each can be revoked).
+    ///
+    /// A fleet reads each chip's public key (GenKey mode 0x00, or the key
+    /// of a chip-signed CSR), then issues them all at once:
+    ///
+    /// ```
+    /// use coffre_pki::ca::{IssueRequest, Verdict};
+    /// use coffre_pki::{InitOptions, IssueOptions, Pki};
+    ///
+    /// # fn main() -> Result<(), coffre_pki::Error> {
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let mut pki = Pki::init(dir.path(), &InitOptions::default())?;
+    /// let fleet: Vec<IssueRequest> = (1..=100)
+    ///     .map(|i| IssueRequest {
+    ///         id: format!("m5go-{i:03}"),
+    ///         public_key: coffre_pki::lab::generate_lab_key().1,
+    ///     })
+    ///     .collect();
+    /// let issued = pki.issue_batch(&fleet, &IssueOptions::default())?;
+    /// assert_eq!(issued.len(), 100);
+    /// assert!(issued[41].path.ends_with("devices/m5go-042.crt.pem"));
+    /// // Every device is in the index, so the main PKI can revoke any of them.
+    /// pki.revoke("m5go-042")?;
+    /// assert!(matches!(pki.verify(&issued[41].der)?, Verdict::Revoked { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn issue_batch(
         &mut self,
         requests: &[IssueRequest],
@@ -254,7 +311,8 @@ impl Pki {
                 .iter()
                 .map(|c| (c.path.clone(), c.pem.clone().into_bytes()))
                 .collect();
-            write_files_synced_once(&files, CERT_MODE)?;
+            coffre_fs::write_atomic_batch(&files, CERT_MODE)
+                .map_err(|e| Error::io("write", self.layout.devices(), e))?;
         } else {
             for c in &issued {
                 write_atomic(&c.path, c.pem.as_bytes(), CERT_MODE)?;
@@ -316,6 +374,23 @@ mod tests {
         };
         assert!(matches!(
             validity(&backwards, ca_end),
+            Err(Error::InvalidValidity(_))
+        ));
+        for days in [MAX_VALIDITY_DAYS + 1, 99_999_999, u32::MAX] {
+            let huge = IssueOptions {
+                validity_days: days,
+                ..IssueOptions::default()
+            };
+            let e = validity(&huge, ca_end).unwrap_err();
+            assert!(e.to_string().contains("100 years"), "{e}");
+        }
+        let far = IssueOptions {
+            not_before: Some(Timestamp::parse("9999-12-01T00:00:00Z").unwrap().get()),
+            validity_days: MAX_VALIDITY_DAYS,
+            ..IssueOptions::default()
+        };
+        assert!(matches!(
+            validity(&far, OffsetDateTime::now_utc() + Duration::days(999_999)),
             Err(Error::InvalidValidity(_))
         ));
     }

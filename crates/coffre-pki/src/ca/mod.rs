@@ -47,13 +47,12 @@ use crate::util::{
 
 pub mod issuing;
 pub mod layout;
-mod lock;
 pub mod report;
 pub mod revocation;
 mod signer;
 pub mod store;
 
-pub use issuing::{validate_id, IssueOptions, IssueRequest, IssuedCert};
+pub use issuing::{validate_id, IssueOptions, IssueRequest, IssuedCert, MAX_VALIDITY_DAYS};
 pub use layout::{
     Layout, BROKER_CERT, BROKER_KEY, CA_CERT, CA_KEY, CRL, DEVICES_DIR, INDEX, JOURNAL, LOCK,
 };
@@ -117,15 +116,45 @@ impl Pki {
     pub fn init(dir: impl AsRef<Path>, opts: &InitOptions) -> Result<Pki> {
         let dir = dir.as_ref().to_path_buf();
         let layout = Layout::new(dir.clone());
-        if opts.validity_days == 0 {
-            return Err(Error::InvalidValidity("validity_days is 0".into()));
-        }
+        issuing::check_days(opts.validity_days)?;
         if opts.ca_name.trim().is_empty() || opts.ca_name.chars().count() > 64 {
             return Err(Error::InvalidName {
                 name: opts.ca_name.clone(),
                 reason: "a CA name must have 1 to 64 characters",
             });
         }
+        // Every input is checked before anything is written.
+        let mut sans: Vec<SanType> = Vec::new();
+        let mut push_san = |s: &str| -> Result<()> {
+            let san = match s.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(s.try_into().map_err(|_| Error::InvalidName {
+                    name: s.to_owned(),
+                    reason: "a broker name must be an ASCII DNS name or an IP address",
+                })?),
+            };
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+            Ok(())
+        };
+        for name in ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .chain(opts.broker_names.iter().map(String::as_str))
+        {
+            if name.trim().is_empty() {
+                return Err(Error::InvalidName {
+                    name: name.to_owned(),
+                    reason: "a broker name is empty",
+                });
+            }
+            push_san(name)?;
+        }
+        let broker_cn = opts
+            .broker_names
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost");
         if !opts.force {
             for p in layout.pki_files() {
                 if p.exists() {
@@ -178,37 +207,6 @@ impl Pki {
         // The broker.
         let broker_key = SecretKey::random(&mut rand_core::OsRng);
         let broker_pk = broker_key.public_key();
-        let mut sans: Vec<SanType> = Vec::new();
-        let mut push_san = |s: &str| -> Result<()> {
-            let san = match s.parse::<IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(s.try_into().map_err(|_| Error::InvalidName {
-                    name: s.to_owned(),
-                    reason: "a broker name must be an ASCII DNS name or an IP address",
-                })?),
-            };
-            if !sans.contains(&san) {
-                sans.push(san);
-            }
-            Ok(())
-        };
-        for name in ["localhost", "127.0.0.1", "::1"]
-            .into_iter()
-            .chain(opts.broker_names.iter().map(String::as_str))
-        {
-            if name.trim().is_empty() {
-                return Err(Error::InvalidName {
-                    name: name.to_owned(),
-                    reason: "a broker name is empty",
-                });
-            }
-            push_san(name)?;
-        }
-        let broker_cn = opts
-            .broker_names
-            .first()
-            .map(String::as_str)
-            .unwrap_or("localhost");
         let mut bp = leaf_params(broker_cn, start, end, &broker_pk);
         bp.subject_alt_names = sans;
         bp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -258,6 +256,9 @@ impl Pki {
         }
         let layout = Layout::new(dir.clone());
         let store = Store::open(layout.clone())?;
+        for d in [layout.dir().to_path_buf(), layout.devices()] {
+            remove_stale_temporaries(&d);
+        }
 
         let key_path = layout.ca_key();
         let key_bytes = Zeroizing::new(read_file(&dir, &key_path, MAX_PEM_BYTES)?);
@@ -297,6 +298,8 @@ impl Pki {
                 "its subject is not a single CN, which coffre cannot issue under".into(),
             ));
         }
+        signer::check_ca_cert(&ca_cert_der, &ca, &ca_key, Timestamp::now())
+            .map_err(corrupt_cert)?;
         let ca_key_id = ca
             .subject_key_id
             .clone()
@@ -376,6 +379,33 @@ impl Pki {
     }
 }
 
+/// Remove the temporary files (`.<name>.<pid>-<n>.tmp`) that processes
+/// killed in the middle of an atomic write left in `dir`. Files of a
+/// process still running are left alone. Best effort: a failure here
+/// changes nothing that matters.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, tail)| tail.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let Some(pid) = pid else {
+            continue;
+        };
+        let running =
+            pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        if cfg!(target_os = "linux") && !running {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn remove_device_certs(devices: &Path) -> Result<()> {
     let entries = fs::read_dir(devices).map_err(|e| Error::io("read", devices, e))?;
     for entry in entries.flatten() {
@@ -385,4 +415,25 @@ fn remove_device_certs(devices: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A self-signed certificate for `key` named `CN=<cn>`, valid `days` from
+/// now (back-dated a little), marked as a CA with a subject key identifier:
+/// the form of the certificate that signs Microchip's manifests (its
+/// "log signer"). Used for the emulated manifest signer.
+pub fn self_signed_signer_cert(cn: &str, key: &EcdsaKey, days: u32) -> Result<Vec<u8>> {
+    let pk = PublicKey::from(key.verifying_key());
+    let start = Timestamp::now().get() - Duration::seconds(BACKDATE_SECONDS);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.serial_number = Some(SerialNumber::from_slice(&crate::util::random_serial()));
+    params.not_before = start;
+    params.not_after = start + Duration::days(i64::from(days));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&pk));
+    let cert = params
+        .self_signed(&P256Signer::new(key))
+        .map_err(rcgen_err("manifest signer certificate"))?;
+    Ok(cert.der().to_vec())
 }

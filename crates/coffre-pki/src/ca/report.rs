@@ -11,7 +11,7 @@ use super::store::{Kind, Status};
 use super::Pki;
 use crate::error::Result;
 use crate::types::{Serial, Timestamp};
-use crate::util::{cert_facts, der_or_pem, CertFacts};
+use crate::util::{cert_facts, der_or_pem, read_bounded, CertFacts, MAX_PEM_BYTES};
 
 /// Summary of one certificate file, for [`Pki::show`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,7 +121,7 @@ impl Pki {
             }
         }
         let ca = summary(&self.ca.facts, self.ca_cert_path());
-        let broker = match fs::read(self.broker_cert_path())
+        let broker = match read_bounded(&self.broker_cert_path(), MAX_PEM_BYTES)
             .map_err(|e| e.to_string())
             .and_then(|b| der_or_pem(&b, &["CERTIFICATE"]))
             .and_then(|d| cert_facts(&d))
@@ -138,7 +138,7 @@ impl Pki {
         let index = self.store.index();
         let mut devices = Vec::new();
         for e in index.certificates.iter().filter(|e| e.kind == Kind::Device) {
-            let current = fs::read(self.device_cert_path(&e.id))
+            let current = read_bounded(&self.device_cert_path(&e.id), MAX_PEM_BYTES)
                 .ok()
                 .and_then(|b| der_or_pem(&b, &["CERTIFICATE"]).ok())
                 .map(|d| crate::util::fingerprint_sha256(&d) == e.fingerprint_sha256)

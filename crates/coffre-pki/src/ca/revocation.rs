@@ -108,6 +108,19 @@ impl Pki {
         Ok(revoked)
     }
 
+    /// Revoke every issued certificate of device `id` except `keep`, the
+    /// one in use, and write the CRL if any was revoked. For provisioning:
+    /// what an interrupted run or a replacement (`force`) left behind must
+    /// not stay valid. Returns the entries revoked (often none).
+    pub fn revoke_others(&mut self, id: &str, keep: &Serial) -> Result<Vec<IndexEntry>> {
+        let lock = self.store.lock()?;
+        let revoked = self.store.revoke_except(&lock, id, keep, Timestamp::now());
+        if !revoked.is_empty() {
+            self.write_crl_and_compact(&lock)?;
+        }
+        Ok(revoked)
+    }
+
     /// Write a new CRL (next number, nextUpdate in [`CRL_VALIDITY_DAYS`])
     /// and compact the journal. Run it before the current CRL's nextUpdate
     /// passes.
@@ -173,7 +186,7 @@ pub(crate) fn crl_pem<'a>(
 pub(crate) fn read_crl_times(
     path: &Path,
 ) -> std::result::Result<(Option<Timestamp>, Option<Timestamp>), String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::util::read_bounded(path, MAX_PEM_BYTES).map_err(|e| e.to_string())?;
     let der = der_or_pem(&bytes, &["X509 CRL"])?;
     let (_, crl) = x509_parser::parse_x509_crl(&der).map_err(|e| e.to_string())?;
     let ts = |t: &x509_parser::time::ASN1Time| {
@@ -262,5 +275,33 @@ mod tests {
         // A CRL from another CA is refused rather than trusted.
         std::fs::copy(other.crl_path(), pki.crl_path()).unwrap();
         assert!(matches!(pki.verify(&good.der), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn revoke_others_keeps_only_the_certificate_in_use() {
+        let d = tempfile::tempdir().unwrap();
+        let mut pki = Pki::init(d.path(), &InitOptions::default()).unwrap();
+        let (_, pk) = crate::lab::generate_lab_key();
+        let force = IssueOptions {
+            force: true,
+            ..IssueOptions::default()
+        };
+        let first = pki.issue_device("dev", &pk, &force).unwrap();
+        let second = pki.issue_device("dev", &pk, &force).unwrap();
+        let other = pki.issue_device("other", &pk, &force).unwrap();
+        let n = pki.index().crl_number;
+        let revoked = pki.revoke_others("dev", &second.serial).unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].serial, first.serial);
+        assert_eq!(pki.index().crl_number, n + 1);
+        assert!(matches!(
+            pki.verify(&first.der).unwrap(),
+            Verdict::Revoked { .. }
+        ));
+        assert_eq!(pki.verify(&second.der).unwrap(), Verdict::Valid);
+        assert_eq!(pki.verify(&other.der).unwrap(), Verdict::Valid);
+        // Nothing left to revoke: no new CRL.
+        assert!(pki.revoke_others("dev", &second.serial).unwrap().is_empty());
+        assert_eq!(pki.index().crl_number, n + 1);
     }
 }

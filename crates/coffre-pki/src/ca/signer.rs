@@ -10,6 +10,7 @@ use rcgen::{
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::types::Timestamp;
 use crate::util::{cert_facts, key_identifier, public_key_uncompressed, random_serial, CertFacts};
 
 /// A P-256 key as rcgen's signer: ECDSA-SHA256, DER signature.
@@ -109,6 +110,52 @@ impl CaSigner {
     }
 }
 
+/// Check a CA certificate read from disk, beyond what parsing accepts: one
+/// DER certificate and nothing after it, its self-signature verifies with
+/// the CA key (a changed byte anywhere breaks it), it says CA:TRUE, and
+/// `now` is within its validity. The reason, when it fails.
+pub(crate) fn check_ca_cert(
+    der: &[u8],
+    facts: &CertFacts,
+    key: &EcdsaKey,
+    now: Timestamp,
+) -> std::result::Result<(), String> {
+    use p256::ecdsa::signature::Verifier;
+    if facts.der_len != der.len() {
+        return Err(format!(
+            "{} bytes follow the certificate",
+            der.len() - facts.der_len
+        ));
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let signed = Signature::from_der(&cert.signature_value.data).is_ok_and(|sig| {
+        key.verifying_key()
+            .verify(cert.tbs_certificate.as_ref(), &sig)
+            .is_ok()
+    });
+    if !signed {
+        return Err(
+            "its signature does not verify with the CA key: the certificate was altered".into(),
+        );
+    }
+    if !cert.is_ca() {
+        return Err("it is not a CA certificate (no basicConstraints CA:TRUE)".into());
+    }
+    if facts.not_after < now.get() {
+        return Err(format!(
+            "it expired on {}, so the broker refuses every certificate it issued",
+            Timestamp::new(facts.not_after)
+        ));
+    }
+    if facts.not_before > now.get() + time::Duration::days(1) {
+        return Err(format!(
+            "it is not valid before {}; check the clock",
+            Timestamp::new(facts.not_before)
+        ));
+    }
+    Ok(())
+}
+
 /// What every leaf shares: CN, a random serial, the validity, CA:FALSE,
 /// digitalSignature, the subject and authority key ids.
 pub(crate) fn leaf_params(
@@ -180,5 +227,24 @@ mod tests {
         assert_eq!(leaf.public_key, Some(leaf_pk));
         assert_eq!(leaf.subject_cn.as_deref(), Some("dev"));
         assert_eq!(leaf.serial.len(), 16);
+
+        // The CA certificate passes its checks; a leaf, or an altered one, fails.
+        let now = Timestamp::now();
+        check_ca_cert(&signer.cert_der, &signer.facts, &signer.key, now).unwrap();
+        let e = check_ca_cert(&der, &leaf, &signer.key, now).unwrap_err();
+        assert!(e.contains("not a CA"), "{e}");
+        let mut altered = signer.cert_der.clone();
+        // A byte of the serial number, well inside the signed part.
+        altered[20] ^= 0x01;
+        let f = cert_facts(&altered).unwrap();
+        let e = check_ca_cert(&altered, &f, &signer.key, now).unwrap_err();
+        assert!(e.contains("altered"), "{e}");
+        let mut trailing = signer.cert_der.clone();
+        trailing.push(0);
+        let e = check_ca_cert(&trailing, &signer.facts, &signer.key, now).unwrap_err();
+        assert!(e.contains("follow"), "{e}");
+        let later = Timestamp::new(now.get() + time::Duration::days(2));
+        let e = check_ca_cert(&signer.cert_der, &signer.facts, &signer.key, later).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
     }
 }

@@ -1,0 +1,85 @@
+//! Microchip's manifest, tampered with: three emulated Trust&GO parts are
+//! listed in a manifest signed by the emulated manifest signer; one bit of
+//! one entry's payload is flipped. The import refuses that entry, naming
+//! it, and accepts the other two: nothing of the tampered entry is kept.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use coffre_provision::trust_manifest::{signed_entry, verify, Part};
+
+use crate::prelude::*;
+
+pub(crate) const SCENARIO: Scenario = Scenario {
+    id: "manifest-tamper",
+    proves: &[Threat::Tampering, Threat::Spoofing],
+    cases: &[Case::new(
+        "manifest entry with one flipped bit",
+        Mode::Any,
+        "that entry refused and named; the others import",
+        run,
+    )],
+};
+
+/// Parts in the manifest, and the one tampered with.
+const PARTS: usize = 3;
+const TAMPERED: usize = 1;
+
+fn run(_cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
+    let key = coffre_emu::factory::manifest_signer_key();
+    let cert = match coffre_pki::ca::self_signed_signer_cert("coffre emulated manifest signer", &key, 30) {
+        Ok(c) => c,
+        Err(e) => return Outcome::not_tried(format!("manifest signer: {e}")),
+    };
+    let mut entries = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..PARTS {
+        let nv = coffre_emu::presets::Preset::Tngtls.build();
+        let m = match coffre_emu::factory::made(&nv) {
+            Ok(m) => m,
+            Err(e) => return Outcome::not_tried(format!("emulated part: {e}")),
+        };
+        let part = Part {
+            serial_number: m.serial_number,
+            device: &m.device,
+            signer: coffre_emu::factory::signer_cert_der(),
+            keys: &m.keys,
+            timestamp: &m.timestamp,
+        };
+        ids.push(m.serial_number.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        entries.push(signed_entry(&part, &key, &cert));
+    }
+    // One bit flipped in the middle of one entry's payload.
+    let payload = entries[TAMPERED]["payload"].as_str().unwrap_or_default().to_string();
+    let Ok(mut bytes) = URL_SAFE_NO_PAD.decode(&payload) else {
+        return Outcome::not_tried("the payload is not base64url");
+    };
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    entries[TAMPERED]["payload"] = serde_json::Value::String(URL_SAFE_NO_PAD.encode(&bytes));
+    let text = serde_json::Value::Array(entries).to_string();
+    let results = match verify(
+        text.as_bytes(),
+        std::slice::from_ref(&cert),
+        coffre_emu::factory::root_cert_der(),
+        time::OffsetDateTime::now_utc(),
+    ) {
+        Ok(r) => r,
+        Err(e) => return Outcome::new(false, "manifest refused whole", Evidence::measured(e)),
+    };
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let named = refused.len() == 1
+        && refused[0].index == TAMPERED
+        && refused[0].unique_id.as_deref() == Some(ids[TAMPERED].as_str());
+    Outcome::new(
+        named && accepted == PARTS - 1,
+        format!("{} refused, {accepted} imported", refused.len()),
+        Evidence::measured(
+            refused
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    )
+}

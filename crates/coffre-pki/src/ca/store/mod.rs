@@ -1,0 +1,455 @@
+//! The index of every certificate the CA issued: an append-only journal
+//! (`index.jsonl`) under an exclusive lock (`index.lock`), read into memory
+//! with look-ups by device id and by serial in O(1).
+//!
+//! - Every change is appended as one JSON line, written and synced under
+//!   the lock; a batch of certificates is one write and one sync.
+//! - Before each change the store reads what other processes appended
+//!   since it last looked, so no process overwrites another's entries.
+//! - Writing the CRL compacts the journal: it is rewritten atomically as a
+//!   header and one line per certificate, revocations folded in.
+//! - A last line cut short (the writer was killed mid-write) is dropped
+//!   with a warning; a damaged line before it is an error.
+//! - A PKI made by an older coffre holds `index.json`: it is read once,
+//!   written as the journal, and renamed `index.json.migrated`.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+mod records;
+
+pub(crate) use records::{parse_lines, Record};
+pub use records::{Index, IndexEntry, Kind, Status};
+
+use super::layout::{Layout, CERT_MODE};
+use crate::error::{Error, Result};
+use crate::types::{Serial, Timestamp};
+use crate::util::{read_file, write_atomic};
+
+/// Version of the `index.json` format of older PKIs, read when migrating.
+pub const INDEX_FORMAT: u32 = 1;
+/// Version of the journal format written by this crate.
+pub const JOURNAL_FORMAT: u32 = records::JOURNAL_FORMAT;
+/// Largest journal read, as a guard against a file that is not ours
+/// (a million certificates take about 400 MB).
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
+/// Identity of the journal file read: a compaction by another process
+/// replaces it, and then it is read again from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_id(meta: &fs::Metadata) -> FileId {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        FileId { dev: 0, ino: 0 }
+    }
+}
+
+/// The index in memory, with its look-up tables, and where it is on disk.
+#[derive(Debug)]
+pub struct Store {
+    layout: Layout,
+    index: Index,
+    /// Positions in `index.certificates` of each id's entries, oldest first.
+    by_id: HashMap<String, Vec<usize>>,
+    /// Position of each serial ([`Serial::key`]).
+    by_serial: HashMap<String, usize>,
+    /// The journal file read, and how many bytes of it.
+    seen: Option<FileId>,
+    offset: u64,
+    warnings: Vec<String>,
+}
+
+/// Proof that the PKI lock is held, for the store's writing methods.
+#[derive(Debug)]
+pub struct Locked {
+    _lock: coffre_fs::LockFile,
+}
+
+impl Locked {
+    /// Wait for `index.lock`, then hold it.
+    fn take(path: &std::path::Path) -> Result<Locked> {
+        let lock = coffre_fs::LockFile::lock(path).map_err(|e| match e {
+            coffre_fs::LockError::Io { path, source } => Error::io("lock", path, source),
+            other => Error::io("lock", path, std::io::Error::other(other.to_string())),
+        })?;
+        Ok(Locked { _lock: lock })
+    }
+}
+
+impl Store {
+    fn empty(layout: Layout) -> Store {
+        Store {
+            layout,
+            index: Index {
+                format: JOURNAL_FORMAT,
+                crl_number: 0,
+                certificates: Vec::new(),
+            },
+            by_id: HashMap::new(),
+            by_serial: HashMap::new(),
+            seen: None,
+            offset: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A new, empty index for the PKI at `layout`; nothing is written
+    /// until [`Store::compact`].
+    pub(crate) fn create(layout: Layout) -> Store {
+        Store::empty(layout)
+    }
+
+    /// Open the index of the PKI at `layout`: migrate an `index.json` of an
+    /// older coffre if there is no journal yet, then read the journal.
+    pub(crate) fn open(layout: Layout) -> Result<Store> {
+        let mut s = Store::empty(layout);
+        if !s.layout.journal().exists() && !s.layout.index().exists() {
+            return Err(Error::NotFound {
+                dir: s.layout.dir().to_path_buf(),
+                missing: s.layout.journal(),
+            });
+        }
+        let lock = s.lock()?;
+        drop(lock);
+        Ok(s)
+    }
+
+    /// Take the PKI lock for a journal that is about to be written whole
+    /// ([`Pki::init`](super::Pki::init)): nothing is read.
+    pub(crate) fn lock_new(&mut self) -> Result<Locked> {
+        Locked::take(&self.layout.lock())
+    }
+
+    /// Forget what was read: the next [`Store::lock`] reads the journal
+    /// again. After a failed change, so memory does not run ahead of disk.
+    pub(crate) fn invalidate(&mut self) {
+        self.seen = None;
+    }
+
+    /// Take the PKI lock (waiting for other processes), then catch up with
+    /// what they wrote.
+    pub fn lock(&mut self) -> Result<Locked> {
+        let lock = Locked::take(&self.layout.lock())?;
+        if !self.layout.journal().exists() && self.layout.index().exists() {
+            self.migrate(&lock)?;
+        }
+        self.catch_up(&lock)?;
+        Ok(lock)
+    }
+
+    /// Read `index.json` (format 1), write it as the journal, and rename it
+    /// so that it is not read again.
+    fn migrate(&mut self, lock: &Locked) -> Result<()> {
+        let path = self.layout.index();
+        let bytes = read_file(self.layout.dir(), &path, MAX_JOURNAL_BYTES)?;
+        let old: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            what: "PKI index (JSON)",
+            detail: e.to_string(),
+        })?;
+        if old.format != INDEX_FORMAT {
+            return Err(Error::Corrupt {
+                path,
+                what: "PKI index",
+                detail: format!(
+                    "format {} is not the supported format {INDEX_FORMAT}",
+                    old.format
+                ),
+            });
+        }
+        self.reset();
+        self.index.crl_number = old.crl_number;
+        for e in old.certificates {
+            self.insert(e);
+        }
+        self.compact(lock)?;
+        let done = self.layout.dir().join(format!(
+            "{}.migrated",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("index.json")
+        ));
+        fs::rename(&path, &done).map_err(|e| Error::io("rename", &path, e))?;
+        let msg = format!(
+            "migrated {} ({} certificates) to the journal {}; the old file is kept as {}",
+            path.display(),
+            self.index.certificates.len(),
+            self.layout.journal().display(),
+            done.display()
+        );
+        tracing::warn!("{msg}");
+        self.warnings.push(msg);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.index.certificates.clear();
+        self.index.crl_number = 0;
+        self.index.format = JOURNAL_FORMAT;
+        self.by_id.clear();
+        self.by_serial.clear();
+        self.seen = None;
+        self.offset = 0;
+    }
+
+    /// Read what was appended since the last look (everything, if the
+    /// journal was replaced by a compaction). Runs under the lock, so no
+    /// writer is mid-line: a last line without its newline was cut short.
+    fn catch_up(&mut self, _lock: &Locked) -> Result<()> {
+        let path = self.layout.journal();
+        let mut f = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    dir: self.layout.dir().to_path_buf(),
+                    missing: path.clone(),
+                }
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        let meta = f.metadata().map_err(|e| Error::io("read", &path, e))?;
+        if meta.len() > MAX_JOURNAL_BYTES {
+            return Err(Error::TooLarge {
+                path,
+                limit: MAX_JOURNAL_BYTES,
+            });
+        }
+        let id = file_id(&meta);
+        if self.seen != Some(id) || meta.len() < self.offset {
+            self.reset();
+            self.seen = Some(id);
+        }
+        if meta.len() == self.offset {
+            return Ok(());
+        }
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| Error::io("read", &path, e))?;
+        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
+        f.read_to_end(&mut buf)
+            .map_err(|e| Error::io("read", &path, e))?;
+        let (records, used, torn) =
+            parse_lines(&buf, self.offset == 0).map_err(|(n, d)| Error::Corrupt {
+                path: path.clone(),
+                what: "PKI journal",
+                detail: format!("line {} after byte {}: {d}", n + 1, self.offset),
+            })?;
+        for r in records {
+            self.apply(r);
+        }
+        let good = self.offset + used as u64;
+        if torn {
+            // Only whole lines are kept: the cut one is dropped, and the
+            // file is truncated so that the next append starts a line.
+            let msg = format!(
+                "{}: the last line was cut short ({} bytes, a write interrupted); it was dropped, the {} entries before it are intact",
+                path.display(),
+                buf.len() - used,
+                self.index.certificates.len()
+            );
+            tracing::warn!("{msg}");
+            self.warnings.push(msg);
+            let w = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("write", &path, e))?;
+            w.set_len(good).map_err(|e| Error::io("write", &path, e))?;
+            w.sync_all().map_err(|e| Error::io("write", &path, e))?;
+        }
+        self.offset = good;
+        Ok(())
+    }
+
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Header { format, crl_number } => {
+                self.index.format = format;
+                self.index.crl_number = crl_number;
+            }
+            Record::Issue(e) => self.insert(e),
+            Record::Revoke { serial, at } => {
+                if let Some(&i) = self.by_serial.get(serial.key()) {
+                    let e = &mut self.index.certificates[i];
+                    e.status = Status::Revoked;
+                    e.revoked_at = Some(at);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn insert(&mut self, e: IndexEntry) {
+        let i = self.index.certificates.len();
+        self.by_id.entry(e.id.clone()).or_default().push(i);
+        self.by_serial.insert(e.serial.key().to_owned(), i);
+        self.index.certificates.push(e);
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> PathBuf {
+        self.layout.journal()
+    }
+
+    /// Everything, as of the last read or change.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// What was repaired or migrated when the journal was read.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The entry with this serial.
+    pub fn by_serial(&self, serial: &Serial) -> Option<&IndexEntry> {
+        self.by_serial
+            .get(serial.key())
+            .map(|&i| &self.index.certificates[i])
+    }
+
+    /// Every entry of `id`, oldest first.
+    pub fn by_id(&self, id: &str) -> impl Iterator<Item = &IndexEntry> {
+        self.by_id
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.index.certificates[i])
+    }
+
+    /// Add entries: one write and one sync for all of them.
+    pub(crate) fn append(&mut self, _lock: &Locked, entries: Vec<IndexEntry>) -> Result<()> {
+        let records: Vec<Record> = entries.into_iter().map(Record::Issue).collect();
+        self.append_records(records)
+    }
+
+    fn append_records(&mut self, records: Vec<Record>) -> Result<()> {
+        let path = self.layout.journal();
+        let mut buf = Vec::new();
+        for r in &records {
+            serde_json::to_writer(&mut buf, r).map_err(|e| Error::encoding("journal line", e))?;
+            buf.push(b'\n');
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("write", &path, e))?;
+        let written = f
+            .write_all(&buf)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io("write", &path, e));
+        if let Err(e) = written {
+            // Leave no partial line behind (a full disk, for instance).
+            let _ = f.set_len(self.offset);
+            return Err(e);
+        }
+        self.offset += buf.len() as u64;
+        for r in records {
+            self.apply(r);
+        }
+        Ok(())
+    }
+
+    /// Mark the device certificates of id `target`, or of serial `target`,
+    /// revoked at `when`, in memory: [`Store::compact`] writes it. `None`
+    /// when nothing matches; otherwise the entries this call revoked (empty
+    /// when all were revoked already).
+    pub(crate) fn revoke(
+        &mut self,
+        _lock: &Locked,
+        target: &str,
+        when: Timestamp,
+    ) -> Option<Vec<IndexEntry>> {
+        let mut positions: Vec<usize> = self.by_id.get(target).cloned().unwrap_or_default();
+        if let Some(&i) = Serial::parse(target).and_then(|s| self.by_serial.get(s.key())) {
+            if !positions.contains(&i) {
+                positions.push(i);
+            }
+        }
+        positions.retain(|&i| self.index.certificates[i].kind == Kind::Device);
+        positions.sort_unstable();
+        if positions.is_empty() {
+            return None;
+        }
+        let mut revoked = Vec::new();
+        for i in positions {
+            let e = &mut self.index.certificates[i];
+            if e.status == Status::Issued {
+                e.status = Status::Revoked;
+                e.revoked_at = Some(when);
+                revoked.push(e.clone());
+            }
+        }
+        Some(revoked)
+    }
+
+    /// Mark, in memory, every issued device certificate of `id` revoked at
+    /// `when`, except the one with serial `keep`; the entries revoked.
+    pub(crate) fn revoke_except(
+        &mut self,
+        _lock: &Locked,
+        id: &str,
+        keep: &Serial,
+        when: Timestamp,
+    ) -> Vec<IndexEntry> {
+        let positions = self.by_id.get(id).cloned().unwrap_or_default();
+        let mut revoked = Vec::new();
+        for i in positions {
+            let e = &mut self.index.certificates[i];
+            if e.kind == Kind::Device && e.status == Status::Issued && e.serial.key() != keep.key()
+            {
+                e.status = Status::Revoked;
+                e.revoked_at = Some(when);
+                revoked.push(e.clone());
+            }
+        }
+        revoked
+    }
+
+    /// Record, in memory, the number of the CRL just written.
+    pub(crate) fn set_crl_number(&mut self, _lock: &Locked, n: u64) {
+        self.index.crl_number = n;
+    }
+
+    /// Rewrite the journal atomically as its header and one line per
+    /// certificate (revocations folded in).
+    pub(crate) fn compact(&mut self, _lock: &Locked) -> Result<()> {
+        let path = self.layout.journal();
+        let mut buf = Vec::new();
+        let header = Record::Header {
+            format: JOURNAL_FORMAT,
+            crl_number: self.index.crl_number,
+        };
+        let mut line = |r: &Record| -> Result<()> {
+            serde_json::to_writer(&mut buf, r).map_err(|e| Error::encoding("journal line", e))?;
+            buf.push(b'\n');
+            Ok(())
+        };
+        line(&header)?;
+        for e in &self.index.certificates {
+            line(&Record::Issue(e.clone()))?;
+        }
+        write_atomic(&path, &buf, CERT_MODE)?;
+        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        self.seen = Some(file_id(&meta));
+        self.offset = buf.len() as u64;
+        self.index.format = JOURNAL_FORMAT;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
