@@ -15,18 +15,33 @@ use embedded_io_adapters::tokio_1::FromTokio;
 
 use crate::device::{Device, Listening};
 use crate::prelude::*;
-use crate::setup::{self, OFFLOAD_ID, SUB_ID};
+use crate::setup::{self, LAB_ID, OFFLOAD_ID, SUB_ID};
 
 pub(crate) const SCENARIO: Scenario = Scenario {
     id: "firmware-core",
     proves: &[Threat::Spoofing],
-    cases: &[Case::new(
-        "firmware core: embedded-tls publisher → subscriber",
-        Mode::Offload,
-        "mutual TLS 1.3, chip signs; 5 readings arrive, in order",
-        run,
-    )],
+    cases: &[
+        Case::new(
+            "firmware core: embedded-tls publisher → subscriber",
+            Mode::Offload,
+            "mutual TLS 1.3, chip signs; 5 readings arrive, in order",
+            run,
+        ),
+        Case::new(
+            "firmware core: embedded-tls publisher → subscriber",
+            Mode::Lab,
+            "mutual TLS 1.3, slot-8 key signs; 5 readings arrive, in order",
+            run,
+        ),
+    ],
 };
+
+fn device_id(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Lab => LAB_ID,
+        Mode::Offload | Mode::Any => OFFLOAD_ID,
+    }
+}
 
 const READINGS: u64 = 5;
 
@@ -48,7 +63,8 @@ struct FwRun {
     error: Option<String>,
 }
 
-fn run(cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
+fn run(cx: &mut Ctx<'_>, case: &Case) -> Outcome {
+    let id = device_id(case.mode);
     let sub = Device::boot(cx.lab, SUB_ID, Mode::Offload, SUB_ID, false);
     let Some(sub_identity) = sub.identity else {
         return Outcome::not_tried("the subscriber did not boot");
@@ -63,13 +79,13 @@ fn run(cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
         }
     });
     listening.wait_subscribed(Duration::from_secs(5));
-    let fw = publish(cx);
+    let fw = publish(cx, id, case.mode);
     listening.wait_finished(Duration::from_secs(5));
     let seqs = match listening.finish() {
         Ok(s) => s,
         Err(e) => return Outcome::not_tried(format!("subscriber error: {e}")),
     };
-    let mine: Vec<_> = seqs.iter().filter(|s| s.0 == OFFLOAD_ID).collect();
+    let mine: Vec<_> = seqs.iter().filter(|s| s.0 == id).collect();
     let in_order = mine
         .iter()
         .enumerate()
@@ -84,8 +100,11 @@ fn run(cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
         None => evidence.with(
             Source::Device,
             format!(
-                "embedded-tls TLS 1.3 handshake + CONNACK {:.1} ms, {} CertificateVerify signed by the chip; PUBACKs {:?}",
-                fw.handshake_ms, fw.signatures, fw.pubacks
+                "embedded-tls TLS 1.3 handshake + CONNACK {:.1} ms, {} CertificateVerify signed by {}; PUBACKs {:?}",
+                fw.handshake_ms,
+                fw.signatures,
+                if id == LAB_ID { "the slot-8 key (then zeroized)" } else { "the chip" },
+                fw.pubacks
             ),
         ),
     };
@@ -100,30 +119,44 @@ fn run(cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
     )
 }
 
-fn publish(cx: &Ctx<'_>) -> FwRun {
+fn publish(cx: &Ctx<'_>, id: &str, mode: Mode) -> FwRun {
     let mut out = FwRun::default();
     let fail = |mut out: FwRun, e: String| {
         out.error = Some(e);
         out
     };
-    let (_board, chip) = match setup::open(&cx.lab.chip(OFFLOAD_ID)) {
+    let (_board, chip) = match setup::open(&cx.lab.chip(id)) {
         Ok(x) => x,
         Err(e) => return fail(out, e.to_string()),
     };
     let opts = BootOptions {
-        mode: KeyMode::Offload { slot: 0 },
+        mode: match mode {
+            Mode::Lab => KeyMode::Lab,
+            Mode::Offload | Mode::Any => KeyMode::Offload { slot: 0 },
+        },
         allow_unlocked: false,
         io_key: None,
     };
     let signer = match coffre_device::boot::boot(chip, &opts, &mut |_, _| {}) {
         Ok((BootKey::Offload { chip, slot }, _)) => KeySigner::Chip { chip, slot },
-        Ok(_) => return fail(out, "the boot did not keep the key in the chip".into()),
+        Ok((BootKey::Lab { slot8 }, _)) => {
+            // The PKCS#8 DER out of the slot's bytes; both buffers are
+            // zeroized when dropped, the signing key with the provider.
+            let der = match coffre_pki::lab::decode_slot8(&slot8) {
+                Ok(d) => d,
+                Err(e) => return fail(out, format!("slot 8: {e}")),
+            };
+            match KeySigner::lab_from_pkcs8(&der) {
+                Some(k) => k,
+                None => return fail(out, "slot 8 holds no P-256 PKCS#8 key".into()),
+            }
+        }
         Err(e) => return fail(out, format!("boot: {e}")),
     };
     let der = |pem: &[u8], what| {
         coffre_agent::tls::parse_certificates(pem, what).map(|c| c[0].as_ref().to_vec())
     };
-    let cert_pem = std::fs::read(cx.lab.cert(OFFLOAD_ID)).unwrap_or_default();
+    let cert_pem = std::fs::read(cx.lab.cert(id)).unwrap_or_default();
     let (ca, cert) = match (
         der(&cx.lab.ca_pem, "the CA certificate"),
         der(&cert_pem, "the device certificate"),
@@ -155,7 +188,7 @@ fn publish(cx: &Ctx<'_>) -> FwRun {
             &mut wbuf,
             "localhost",
             &mut crypto,
-            Session::new(Config::new(OFFLOAD_ID, MqttVersion::V5)),
+            Session::new(Config::new(id, MqttVersion::V5)),
             &clock,
         )
         .await
@@ -172,7 +205,7 @@ fn publish(cx: &Ctx<'_>) -> FwRun {
                 humidity_pct: 45.0,
                 pressure_hpa: 1013.0,
             };
-            let _ = queue.push(seq, Reading::at_unix_micros(OFFLOAD_ID, seq, now, &m).to_json());
+            let _ = queue.push(seq, Reading::at_unix_micros(id, seq, now, &m).to_json());
             let Some(r) = queue.front().cloned() else {
                 break;
             };
