@@ -519,11 +519,7 @@ pub(crate) fn chip_error_in(e: &rustls::Error) -> Option<ChipError> {
 /// `sha256:` and the first 8 bytes of its SHA-256, in hex.
 pub fn spki_fingerprint(spki: &[u8]) -> String {
     let d = Sha256::digest(spki);
-    let mut s = String::from("sha256:");
-    for b in &d[..8] {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("sha256:{}", coffre_proto::hex::Hex::lower(&d[..8]))
 }
 
 #[cfg(test)]

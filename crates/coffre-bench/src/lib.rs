@@ -7,7 +7,7 @@
 //! [`run`] measures and returns a [`Report`]; it prints nothing (progress
 //! goes to a callback). The CLI prints the report.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -111,7 +111,7 @@ fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row
 }
 
 fn free_port() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(coffre_fs::free_loopback_addr()?)
 }
 
 /// What [`run`] measures.

@@ -106,7 +106,7 @@ pub(crate) fn prepare_admin(out: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&config);
     let mut raw = [0u8; 16];
     OsRng.fill_bytes(&mut raw);
-    let password = Zeroizing::new(raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let password = Zeroizing::new(coffre_proto::hex::Hex::lower(&raw[..]).to_string());
     raw.fill(0);
     // The password is on this command line for the few milliseconds init
     // takes; the socket it opens is reachable only through the 0700
@@ -237,7 +237,7 @@ pub fn revoke_live(dir: &Path, pid: u32, ids: &[&str]) -> Result<LiveRevocation>
             let kicked = log.cursor();
             let mut raw = [0u8; 16];
             OsRng.fill_bytes(&mut raw);
-            let throwaway: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let throwaway = coffre_proto::hex::Hex::lower(&raw[..]).to_string();
             // An id left over from an interrupted run: "already exists".
             ctrl_run(
                 &ctrl,

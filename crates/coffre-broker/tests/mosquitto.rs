@@ -1,7 +1,7 @@
 //! A real mosquitto with the configuration written from a real PKI,
 //! exercised with Mosquitto's own clients.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,10 +11,7 @@ use coffre_pki::{InitOptions, IssueOptions, Pki};
 use p256::pkcs8::EncodePrivateKey;
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    coffre_fs::free_loopback_addr().unwrap()
 }
 
 fn device(pki: &mut Pki, dir: &Path, id: &str) {

@@ -1,6 +1,6 @@
 //! Setting the lab up: PKI, chips (emulated), provisioning, broker.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use coffre_broker::{BrokerSetup, LogFollower, Mosquitto, Role};
@@ -58,8 +58,7 @@ pub const LIVE_ID: &str = "m5stack-live";
 pub const FACTORY_CHIP: &str = "trustngo";
 
 fn free_port() -> Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(setup("finding a free port"))?;
-    l.local_addr().map_err(setup("finding a free port"))
+    coffre_fs::free_loopback_addr().map_err(setup("finding a free port"))
 }
 
 impl Lab {

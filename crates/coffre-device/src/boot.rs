@@ -220,7 +220,7 @@ where
         3,
         &format!(
             "config zone read: serial {}",
-            coffre_driver::coffre_proto::config::Hex(&serial)
+            coffre_driver::coffre_proto::hex::Hex::upper(&serial).spaced()
         ),
     );
     // 4. Locks.

@@ -305,7 +305,7 @@ mod tests {
         atcacert::verify_signature(&device, &signer_public_key()).unwrap();
         // The CN is "sn" + the serial number in upper-case hex.
         let sn = nv.config.serial_number();
-        let cn = format!("sn{:#}", coffre_proto::config::Hex(&sn));
+        let cn = format!("sn{}", coffre_proto::hex::Hex::upper(&sn));
         assert!(device.windows(cn.len()).any(|w| w == cn.as_bytes()));
         // The root keeps Microchip's subject key identifier.
         let ski = &atcacert::templates::TNGTLS_SIGNER_1[414..434];

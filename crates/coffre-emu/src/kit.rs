@@ -364,13 +364,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, KitError> {
 
 /// Upper-case hex without separators, as `atcab_bin2hex_()` writes it for the kit.
 fn to_hex(data: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(data.len() * 2);
-    for b in data {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    s
+    coffre_proto::hex::Hex::upper(data).to_string()
 }
 
 /// Format a reply line: `SS(HEX)\n` (`kit_host_format_response()`).

@@ -43,11 +43,7 @@ fn hex_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
 
 /// Bytes as lowercase hex without separators.
 pub fn hex(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len() * 2);
-    for x in b {
-        let _ = write!(out, "{x:02x}");
-    }
-    out
+    coffre_proto::hex::Hex::lower(b).to_string()
 }
 
 impl fmt::Display for Event {
@@ -67,13 +63,11 @@ impl fmt::Display for Event {
             if self.acked { "ACK " } else { "NACK" }
         )?;
         if !self.bytes.is_empty() {
-            f.write_str(" ")?;
-            for (i, b) in self.bytes.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(" ")?;
-                }
-                write!(f, "{b:02X}")?;
-            }
+            write!(
+                f,
+                " {}",
+                coffre_proto::hex::Hex::upper(&self.bytes).spaced()
+            )?;
         }
         if let Some(n) = &self.note {
             write!(f, "  ; {n}")?;

@@ -14,7 +14,7 @@ use coffre_proto::command::{self, MessageSource, NonceTarget};
 use coffre_proto::packet::{parse_response, MAX_PACKET};
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    coffre_proto::hex::Hex::upper(b).to_string()
 }
 
 fn unhex(s: &str) -> Vec<u8> {

@@ -92,7 +92,7 @@ impl KitTarget for FakeChip {
 }
 
 fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02X}")).collect()
+    coffre_proto::hex::Hex::upper(data).to_string()
 }
 
 struct Server {

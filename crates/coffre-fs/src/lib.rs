@@ -527,3 +527,22 @@ mod tests {
         LockFile::try_lock(&p).unwrap();
     }
 }
+
+/// A TCP address on 127.0.0.1 that nothing listens on right now (the port
+/// the kernel gives a fresh listener, which is closed again): for a broker
+/// or a daemon to be started on. Another process may take it in between;
+/// callers that start a server on it see that as an "address in use" error.
+pub fn free_loopback_addr() -> io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+#[cfg(test)]
+mod free_addr_tests {
+    #[test]
+    fn the_address_is_loopback_and_bindable() {
+        let a = super::free_loopback_addr().unwrap();
+        assert!(a.ip().is_loopback());
+        assert_ne!(a.port(), 0);
+        std::net::TcpListener::bind(a).expect("nothing listens there");
+    }
+}

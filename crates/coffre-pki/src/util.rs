@@ -14,16 +14,12 @@ use crate::error::{Error, Result};
 
 /// Lower-case hex of `bytes`, no separators.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    coffre_proto::hex::Hex::lower(bytes).to_string()
 }
 
 /// Upper-case hex of `bytes`, no separators (as `openssl x509 -serial` prints).
 pub fn hex_upper(bytes: &[u8]) -> String {
-    hex(bytes).to_ascii_uppercase()
+    coffre_proto::hex::Hex::upper(bytes).to_string()
 }
 
 /// SHA-256 fingerprint of a DER certificate, as `openssl x509 -fingerprint

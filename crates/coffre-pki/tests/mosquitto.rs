@@ -4,7 +4,7 @@
 //! `mosquitto_pub` is absent. The broker listens on 127.0.0.1 only.
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,11 +31,7 @@ impl Drop for Broker {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    coffre_fs::free_loopback_addr().unwrap().port()
 }
 
 fn is_root() -> bool {

@@ -10,6 +10,8 @@
 
 use core::fmt;
 
+use crate::hex::Hex;
+
 use crate::zone::CONFIG_SIZE;
 
 /// Byte offsets of the config-zone fields.
@@ -72,31 +74,10 @@ pub struct ConfigZone(pub [u8; CONFIG_SIZE]);
 impl fmt::Debug for ConfigZone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigZone")
-            .field("serial", &crate::config::Hex(&self.serial_number()))
+            .field("serial", &Hex::upper(&self.serial_number()).spaced())
             .field("config_locked", &self.config_locked())
             .field("data_locked", &self.data_locked())
             .finish()
-    }
-}
-
-/// Hex formatting helper for byte slices (`01 23 …`).
-pub struct Hex<'a>(pub &'a [u8]);
-
-impl fmt::Debug for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 && !f.alternate() {
-                f.write_str(" ")?;
-            }
-            write!(f, "{b:02X}")?;
-        }
-        Ok(())
     }
 }
 
@@ -342,7 +323,9 @@ impl fmt::Display for DeviceFamily {
             DeviceFamily::Atecc608 { revision: 0x02 } => f.write_str("ATECC608A"),
             DeviceFamily::Atecc608 { revision: 0x03 } => f.write_str("ATECC608B"),
             DeviceFamily::Atecc608 { revision } => write!(f, "ATECC608 (rev 0x{revision:02X})"),
-            DeviceFamily::Other(r) => write!(f, "unknown device (revision {})", Hex(r)),
+            DeviceFamily::Other(r) => {
+                write!(f, "unknown device (revision {})", Hex::upper(r).spaced())
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod command;
 pub mod config;
 pub mod crc;
 pub mod error;
+pub mod hex;
 pub mod packet;
 pub mod timing;
 pub mod tngtls;

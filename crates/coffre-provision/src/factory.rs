@@ -157,9 +157,6 @@ fn printable(b: &[u8]) -> String {
     if b.iter().all(|c| c.is_ascii_graphic()) {
         format!("\"{}\"", String::from_utf8_lossy(b))
     } else {
-        b.iter()
-            .map(|c| format!("{c:02X}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        coffre_proto::hex::Hex::upper(b).spaced().to_string()
     }
 }

@@ -104,11 +104,7 @@ impl<'a> Part<'a> {
 /// `cert_der`).
 pub fn signed_entry(part: &Part<'_>, key: &SigningKey, cert_der: &[u8]) -> Value {
     let (keys, timestamp) = (part.keys, part.timestamp);
-    let unique_id: String = part
-        .serial_number
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let unique_id = coffre_proto::hex::Hex::lower(&part.serial_number).to_string();
     let org = |unit: &str| json!({"organizationName": "Microchip Technology Inc", "organizationalUnitName": unit});
     let jwks: Vec<Value> = keys
         .iter()

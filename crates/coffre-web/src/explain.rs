@@ -277,10 +277,7 @@ pub struct ConfigField {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    coffre_proto::hex::Hex::upper(b).spaced().to_string()
 }
 
 fn lock_byte(v: u8) -> String {

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use coffre_driver::LockStatus;
-use coffre_proto::config::{ConfigZone, Hex};
+use coffre_proto::config::ConfigZone;
+use coffre_proto::hex::Hex;
 use coffre_proto::tngtls::slot_role;
 use coffre_proto::zone::slot_size;
 use serde_json::json;
@@ -65,8 +66,11 @@ pub fn info(opts: &BusOpts) -> Result<()> {
                 "i2c_address_config": format!("0x{:02X}", cfg.i2c_address_8bit()),
             }));
         }
-        println!("device         {family} (revision {})", Hex(&rev));
-        println!("serial number  {}", Hex(&sn));
+        println!(
+            "device         {family} (revision {})",
+            Hex::upper(&rev).spaced()
+        );
+        println!("serial number  {}", Hex::upper(&sn).spaced());
         println!("address        0x{addr:02X} ({})", part_name(addr));
         println!("bus            {}", o.spec);
         println!("config zone    {}", lock_word(cfg.config_locked()));

@@ -11,7 +11,7 @@ use coffre_emu::clock::Timing;
 use coffre_emu::image;
 use coffre_emu::kit::KitTarget;
 use coffre_emu::presets::Preset;
-use coffre_proto::config::Hex;
+use coffre_proto::hex::Hex;
 use serde_json::json;
 
 use crate::output::{hex, print_json};
@@ -35,7 +35,7 @@ pub fn new(preset: Preset, out: &Path, force: bool, json: bool) -> Result<()> {
         "created {} : emulated ATECC608B, preset {}, serial {}, address 0x{:02X}, config {}, data {}",
         out.display(),
         preset.name(),
-        Hex(&cfg.serial_number()),
+        Hex::upper(&cfg.serial_number()).spaced(),
         cfg.i2c_address(),
         if cfg.config_locked() { "locked" } else { "unlocked" },
         if cfg.data_locked() { "locked" } else { "unlocked" },

@@ -187,8 +187,7 @@ fn bad_factory_certificates_are_refused_with_exit_4() {
 }
 
 fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    coffre_fs::free_loopback_addr().unwrap().to_string()
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -181,11 +180,7 @@ pub fn chip_device(pki: &Pki, board: &Board, id: &str) -> (KeySource, String) {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    coffre_fs::free_loopback_addr().unwrap().port()
 }
 
 /// Mosquitto settings that vary between tests.

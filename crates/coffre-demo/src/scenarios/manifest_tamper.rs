@@ -45,7 +45,7 @@ fn run(_cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
             keys: &m.keys,
             timestamp: &m.timestamp,
         };
-        ids.push(m.serial_number.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        ids.push(coffre_proto::hex::Hex::lower(&m.serial_number).to_string());
         entries.push(signed_entry(&part, &key, &cert));
     }
     // One bit flipped in the middle of one entry's payload.
