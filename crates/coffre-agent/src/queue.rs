@@ -78,9 +78,12 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// The sequence number of a queue line; sequence numbers start at 1, so a
+/// line claiming 0 is unreadable (found by fuzzing: a lone `"seq":0` below
+/// the marker was kept as pending at or below the acknowledged number).
 fn seq_of(line: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    v.get("seq")?.as_u64()
+    v.get("seq")?.as_u64().filter(|&s| s > 0)
 }
 
 impl DurableQueue {
@@ -470,6 +473,19 @@ mod tests {
     }
 
     // Issue 15, item 5: a marker ahead of the queue must not drop readings.
+    /// Found by fuzzing: a line with sequence number 0 (never sent: numbers
+    /// start at 1) under a marker was kept pending at or below the marker.
+    #[test]
+    fn a_sequence_number_zero_is_an_unreadable_line() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(ACKED_FILE), "1\n").unwrap();
+        fs::write(dir.path().join(QUEUE_FILE), "{\"seq\":0}\n{\"seq\":2}\n").unwrap();
+        let q = DurableQueue::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = q.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [2]);
+        assert!(q.warnings().join("\n").contains("unreadable line"), "{:?}", q.warnings());
+    }
+
     #[test]
     fn a_marker_ahead_of_the_queue_keeps_the_readings_and_says_so() {
         let dir = tempfile::tempdir().unwrap();

@@ -93,6 +93,9 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 /// else is taken as DER.
 pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<Vec<u8>, String> {
     let trimmed = trim_ascii_start(input);
+    if trimmed.is_empty() {
+        return Err("the file is empty".into());
+    }
     if !trimmed.starts_with(b"-----BEGIN") {
         return Ok(input.to_vec());
     }
@@ -234,6 +237,15 @@ pub(crate) fn cert_facts(der: &[u8]) -> std::result::Result<CertFacts, String> {
 mod tests {
     use super::*;
     use std::fs;
+
+    /// Found by fuzzing: an empty file was "DER" of no bytes.
+    #[test]
+    fn an_empty_file_is_no_certificate() {
+        for input in [&b""[..], b"  \n"] {
+            let e = der_or_pem_cert(input).unwrap_err();
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
+    }
 
     #[test]
     fn hex_and_fingerprint() {

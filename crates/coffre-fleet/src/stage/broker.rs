@@ -1,7 +1,7 @@
 //! Stage 2, broker: a real mosquitto on a free loopback port, with one ACL
 //! entry per device, no connection cap and no queue cap.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use coffre_broker::{BrokerSetup, Mosquitto, Role};
@@ -100,9 +100,7 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
 }
 
 fn free_port() -> Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(Error::Port)
+    coffre_fs::free_loopback_addr().map_err(Error::Port)
 }
 
 /// Replace `path` with `bytes` atomically (coffre-fs: temporary file,
