@@ -483,7 +483,11 @@ mod tests {
         let q = DurableQueue::open(dir.path()).unwrap();
         let seqs: Vec<u64> = q.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [2]);
-        assert!(q.warnings().join("\n").contains("unreadable line"), "{:?}", q.warnings());
+        assert!(
+            q.warnings().join("\n").contains("unreadable line"),
+            "{:?}",
+            q.warnings()
+        );
     }
 
     #[test]
