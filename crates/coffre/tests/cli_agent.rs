@@ -1,7 +1,6 @@
 //! publish, subscribe, broker run and demo through the built binary,
 //! against a real mosquitto.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 
 mod common;
@@ -49,28 +48,7 @@ fn publish_and_subscribe_over_mutual_tls() {
         ],
         p,
     );
-    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(["broker", "run"])
-        .current_dir(p)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = b.stdout.take().unwrap();
-    let _b = Kill(b);
-    let mut lines = BufReader::new(out).lines();
-    // The log is streamed: wait for "running".
-    let t0 = Instant::now();
-    loop {
-        let l = lines.next().expect("broker log line").unwrap();
-        if l.contains(" running") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-    }
+    let _b = broker_run(p);
     let sub = Command::new(env!("CARGO_BIN_EXE_coffre"))
         .args([
             "subscribe",
@@ -450,27 +428,7 @@ fn lab_mode_on_a_hardened_chip_publishes() {
         ],
         p,
     );
-    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(["broker", "run"])
-        .current_dir(p)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = b.stdout.take().unwrap();
-    let _b = Kill(b);
-    let mut lines = BufReader::new(out).lines();
-    let t0 = Instant::now();
-    loop {
-        let l = lines.next().expect("broker log line").unwrap();
-        if l.contains(" running") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-    }
+    let _b = broker_run(p);
     let o = coffre(
         &[
             "publish",

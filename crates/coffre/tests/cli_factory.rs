@@ -192,9 +192,8 @@ fn free_addr() -> String {
 
 #[test]
 fn a_factory_device_and_a_lab_device_share_one_broker() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
@@ -254,27 +253,7 @@ fn a_factory_device_and_a_lab_device_share_one_broker() {
         ],
         p,
     );
-    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args(["broker", "run"])
-        .current_dir(p)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = b.stdout.take().unwrap();
-    let _b = Kill(b);
-    let mut lines = BufReader::new(out).lines();
-    let t0 = Instant::now();
-    loop {
-        let l = lines.next().expect("broker log line").unwrap();
-        if l.contains(" running") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-    }
+    let _b = broker_run(p);
     let sub = Command::new(env!("CARGO_BIN_EXE_coffre"))
         .args([
             "subscribe",

@@ -101,3 +101,33 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Start `coffre broker run` in `dir` (configured there by `broker config`)
+/// and wait until it says it is running; the rest of its output is drained.
+/// The broker stops when the returned handle is dropped.
+pub fn broker_run(dir: &Path) -> Kill {
+    use std::io::{BufRead, BufReader};
+    let mut b = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["broker", "run"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coffre broker run starts");
+    let out = b.stdout.take().expect("piped stdout");
+    let b = Kill(b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains(" running") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("mosquitto did not start");
+    b
+}
