@@ -81,6 +81,27 @@ pub struct Opened {
     pub resent: usize,
 }
 
+impl Opened {
+    /// The session's [`Event::Connected`] as what CONNACK said; `None` for
+    /// any other event.
+    pub fn from_event(e: Event) -> Option<Opened> {
+        match e {
+            Event::Connected {
+                session_present,
+                properties,
+                keep_alive_secs,
+                resent,
+            } => Some(Opened {
+                session_present,
+                properties,
+                keep_alive_secs,
+                resent,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The broker's answer to a QoS 1 PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acked {
@@ -157,20 +178,7 @@ impl<L: Link> Connection<L> {
             session,
             buf: alloc::vec![0u8; 4096],
         };
-        let r = c.wait(clock, None, |e| match e {
-            Event::Connected {
-                session_present,
-                properties,
-                keep_alive_secs,
-                resent,
-            } => Some(Opened {
-                session_present,
-                properties,
-                keep_alive_secs,
-                resent,
-            }),
-            _ => None,
-        });
+        let r = c.wait(clock, None, Opened::from_event);
         match r {
             Ok(o) => Ok((c, o)),
             Err(e) => {

@@ -88,22 +88,7 @@ where
         fw.session
             .connect(clock.now_ms())
             .map_err(FirmwareError::Session)?;
-        let opened = fw
-            .wait(clock, |e| match e {
-                Event::Connected {
-                    session_present,
-                    properties,
-                    keep_alive_secs,
-                    resent,
-                } => Some(Opened {
-                    session_present,
-                    properties,
-                    keep_alive_secs,
-                    resent,
-                }),
-                _ => None,
-            })
-            .await?;
+        let opened = fw.wait(clock, Opened::from_event).await?;
         Ok((fw, opened))
     }
 
