@@ -284,6 +284,23 @@ pub struct LockFile {
     _file: File,
 }
 
+fn lock_io(path: &Path, source: io::Error) -> LockError {
+    LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, LockError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| lock_io(path, e))
+}
+
 /// `pid N: command line` of this process (the command line cut to 200
 /// characters).
 pub fn this_process() -> String {
@@ -297,19 +314,9 @@ pub fn this_process() -> String {
 impl LockFile {
     /// Take the lock on `path` (created if missing) without waiting.
     pub fn try_lock(path: &Path) -> Result<LockFile, LockError> {
-        let io_err = |source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let file = open_lock_file(path)?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
+            Ok(()) => Ok(LockFile::held(path, file)),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 let mut text = String::new();
                 let _ = (&file).take(512).read_to_string(&mut text);
@@ -317,48 +324,35 @@ impl LockFile {
                     "" => "holder unknown".to_string(),
                     t => t.to_string(),
                 };
-                return Err(LockError::Held {
+                Err(LockError::Held {
                     path: path.to_path_buf(),
                     holder,
-                });
+                })
             }
-            Err(e) => return Err(io_err(e.into())),
+            Err(e) => Err(lock_io(path, e.into())),
         }
-        // Record the holder for whoever collides with us. A failure here
-        // does not weaken the lock itself.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = writeln!(file, "{}", this_process());
-        Ok(LockFile {
-            path: path.to_path_buf(),
-            _file: file,
-        })
     }
 
     /// Take the lock on `path` (created if missing), waiting while another
     /// process (or another handle of this one) holds it: for short critical
     /// sections every writer must pass through, such as a journal append.
     pub fn lock(path: &Path) -> Result<LockFile, LockError> {
-        let io_err = |source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let file = open_lock_file(path)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_err(e.into()))?;
+            .map_err(|e| lock_io(path, e.into()))?;
+        Ok(LockFile::held(path, file))
+    }
+
+    /// The lock just taken on `file`: record the holder for whoever collides
+    /// with us. A failure to record does not weaken the lock itself.
+    fn held(path: &Path, mut file: File) -> LockFile {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = writeln!(file, "{}", this_process());
-        Ok(LockFile {
+        LockFile {
             path: path.to_path_buf(),
             _file: file,
-        })
+        }
     }
 
     /// Take the lock on `path` for this process: a second call for the same
