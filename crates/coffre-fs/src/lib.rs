@@ -312,10 +312,26 @@ pub fn this_process() -> String {
 }
 
 impl LockFile {
-    /// Take the lock on `path` (created if missing) without waiting.
+    /// Take the lock on `path` (created if missing) without waiting for its
+    /// holder (a lock seen held is looked at again for up to 200 ms, see
+    /// below).
     pub fn try_lock(path: &Path) -> Result<LockFile, LockError> {
         let file = open_lock_file(path)?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        // A lock just released can still look held for a moment: a child
+        // forked by another thread of the holder keeps a copy of its file
+        // descriptor until it execs. Look again for a short while before
+        // naming a holder.
+        let mut tries = 0;
+        let taken = loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r,
+            }
+        };
+        match taken {
             Ok(()) => Ok(LockFile::held(path, file)),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 let mut text = String::new();
