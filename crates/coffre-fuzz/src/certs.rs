@@ -54,6 +54,105 @@ pub fn pki(data: &[u8]) {
     }
 }
 
+/// A Trust&GO manifest as `coffre import-manifest` reads it, with the
+/// manifest signer's certificate the operator trusts and the time of the
+/// check taken from the input too (so seeds stay valid):
+/// `[now: 8 bytes, Unix seconds BE][signer length: 2 bytes LE][signer DER][manifest JSON]`.
+///
+/// Every accepted entry must be what it claims: its device certificate
+/// carries the public key and the CN the import registers, and no part is
+/// accepted twice.
+pub fn manifest(data: &[u8]) {
+    use coffre_provision::trust_manifest::verify;
+    let mut input = Input::new(data);
+    let mut now = [0u8; 8];
+    now.copy_from_slice(&[input.take(8), &[0u8; 8]].concat()[..8]);
+    let now = time::OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(now) % 253_402_300_799)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let len = input.u16() as usize;
+    let signer = input.take(len).to_vec();
+    let json = input.take(usize::MAX);
+    let root = coffre_emu::factory::root_cert_der();
+    let Ok(entries) = verify(json, std::slice::from_ref(&signer), root, now) else {
+        return;
+    };
+    let mut ids = std::collections::HashSet::new();
+    for e in entries {
+        match e {
+            Ok(a) => {
+                let (_, cert) = x509_parser::parse_x509_certificate(&a.chain.0)
+                    .expect("an accepted device certificate parses");
+                let spki = cert.public_key().subject_public_key.data.as_ref();
+                assert_eq!(
+                    spki.len(),
+                    65,
+                    "an accepted key is an uncompressed P-256 point"
+                );
+                assert_eq!(
+                    &spki[1..],
+                    &a.public_key[..],
+                    "accepted key ≠ certificate key"
+                );
+                let cn = cert
+                    .subject()
+                    .iter_common_name()
+                    .next()
+                    .and_then(|c| c.as_str().ok())
+                    .expect("an accepted certificate has a CN");
+                assert_eq!(cn, a.device_id, "registered id ≠ certificate CN");
+                assert!(ids.insert(a.unique_id), "a part accepted twice");
+            }
+            Err(r) => assert!(!r.to_string().is_empty(), "a refusal says why"),
+        }
+    }
+}
+
+/// Seeds of [`manifest`]: a manifest of two emulated Trust&GO parts, signed
+/// by the emulated manifest signer.
+pub fn manifest_seeds() -> Vec<Vec<u8>> {
+    use coffre_emu::{factory, presets::Preset};
+    use coffre_provision::factory::FactoryChain;
+    use coffre_provision::trust_manifest::{signed_entry, Part};
+    let key = factory::manifest_signer_key();
+    let cert = coffre_pki::ca::self_signed_signer_cert("coffre fuzz manifest signer", &key, 36500)
+        .expect("a signer certificate");
+    let def = &TNGTLS_DEVICE_3;
+    let parts: Vec<(FactoryChain, Vec<[u8; 64]>)> = (0..2)
+        .map(|_| {
+            let nv = Preset::Tngtls.build();
+            let data = factory::device_data(&nv, def).expect("device data");
+            let device =
+                rebuild(def, Some(&factory::signer_public_key()), &data).expect("device cert");
+            let keys = factory::slot_public_keys(&nv).expect("keys");
+            let chain = FactoryChain {
+                definition: def.name,
+                otp_code: *b"KQp2ZkD8",
+                serial_number: nv.config.serial_number(),
+                device,
+                signer: factory::signer_cert_der().to_vec(),
+                slot0_public_key: keys[0],
+                signer_public_key: factory::signer_public_key(),
+            };
+            (chain, keys)
+        })
+        .collect();
+    let ts = "2026-01-01T00:00:00.000Z";
+    let list: Vec<_> = parts
+        .iter()
+        .map(|(c, k)| signed_entry(&Part::of_chain(c, k, ts), &key, &cert))
+        .collect();
+    let json = serde_json::to_vec(&list).expect("JSON");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut seed = now.to_be_bytes().to_vec();
+    seed.extend_from_slice(&(cert.len() as u16).to_le_bytes());
+    seed.extend_from_slice(&cert);
+    seed.extend_from_slice(&json);
+    let mut one = seed.clone();
+    one.truncate(10 + cert.len());
+    one.extend_from_slice(&serde_json::to_vec(&list[..1]).expect("JSON"));
+    vec![seed, one]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +170,28 @@ mod tests {
         }
         rebuild(&TNGTLS_DEVICE_3, None, &dd).expect("the seed rebuilds");
         atcacert(seed);
+    }
+
+    /// The manifest seed's entries are accepted, so mutations start from
+    /// inputs that reach every check (and the target's own assertions).
+    #[test]
+    fn the_manifest_seed_is_accepted() {
+        let seed = &manifest_seeds()[0];
+        let mut input = Input::new(seed);
+        let mut now = [0u8; 8];
+        now.copy_from_slice(input.take(8));
+        let now = time::OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(now)).unwrap();
+        let len = input.u16() as usize;
+        let signer = input.take(len).to_vec();
+        let r = coffre_provision::trust_manifest::verify(
+            input.take(usize::MAX),
+            &[signer],
+            coffre_emu::factory::root_cert_der(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|e| e.is_ok()), "{r:?}");
+        manifest(seed);
     }
 }
