@@ -9,7 +9,7 @@ help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
-	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; nightly + cargo-fuzz)"
+	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_JOBS side by side; nightly + cargo-fuzz)"
 
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).

@@ -28,9 +28,17 @@ pub fn atcacert(data: &[u8]) {
         Some(k)
     };
     if let Ok(cert) = rebuild(def, ca.as_ref(), &dd) {
-        coffre_atcacert::der::split_cert(&cert).expect("a rebuilt certificate splits");
-        let comp = coffre_atcacert::compress(def, &cert).expect("a rebuilt certificate compresses");
         let original = dd.get(&def.comp_cert_loc).expect("present");
+        // The chip's r ‖ s go into the certificate as they are (as
+        // CryptoAuthLib does); one outside 1..n-1 is no ECDSA signature, and
+        // the parser says so (this target's second finding: its own check).
+        let split = coffre_atcacert::der::split_cert(&cert);
+        if p256::ecdsa::Signature::from_slice(&original[..64]).is_err() {
+            assert!(split.is_err(), "an impossible signature was taken");
+            return;
+        }
+        split.expect("a rebuilt certificate splits");
+        let comp = coffre_atcacert::compress(def, &cert).expect("a rebuilt certificate compresses");
         // Byte 71 is reserved: neither CryptoAuthLib nor coffre reads it, and
         // compressing writes 0 there (this target's first finding).
         assert_eq!(
