@@ -13,10 +13,35 @@ use std::path::PathBuf;
 #[cfg(not(target_os = "linux"))]
 use anyhow::bail;
 use anyhow::{Context, Result};
+use clap::Args;
 use coffre_driver::{normalize_address, Atecc};
 use coffre_emu::board::Board;
 use coffre_emu::clock::{EmuDelay, Timing};
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, Operation, SevenBitAddress};
+
+/// Options shared by every command that talks to a chip.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug, Clone)]
+pub struct BusOpts {
+    /// Where the chip is: emu:IMAGE[@ADDR] (an emulated chip, see 'coffre emu new') or
+    /// linux:/dev/i2c-N[@ADDR] (a real chip; default address 0x35, Trust&GO).
+    #[arg(long, env = "COFFRE_BUS", value_name = "BUS")]
+    pub bus: BusSpec,
+
+    /// Emulated chips only: 'instant' (default) or 'datasheet' (each command takes
+    /// its datasheet execution time).
+    #[arg(long, default_value = "instant", value_name = "TIMING")]
+    pub timing: Timing,
+
+    /// Emulated chips only: write what crossed the I2C bus to FILE (text; JSON
+    /// lines if FILE ends in .jsonl or .json) — what a probe on the wires sees.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Where the chip is.
 #[derive(Debug, Clone, PartialEq, Eq)]
