@@ -6,6 +6,9 @@
 //!
 //! [`run`] measures and returns a [`Report`]; it prints nothing (progress
 //! goes to a callback). The CLI prints the report.
+//!
+//! [`emulator`] is `coffre emu bench`: the emulator's Read throughput and
+//! its datasheet timing, command by command.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -151,6 +154,7 @@ impl Ratios {
     }
 }
 
+pub mod emulator;
 mod firmware;
 pub use firmware::FirmwareRow;
 

@@ -10,7 +10,6 @@
 //! the user goes through [`report`]. Exit codes: 0 done, 1 error, 3 the
 //! chip (or a sensor) is not answering.
 
-mod bus;
 mod report;
 
 use std::path::PathBuf;
@@ -22,6 +21,7 @@ use std::time::Duration;
 use clap::Parser;
 use coffre_agent::boot::{boot, BootOptions, KeyMode};
 use coffre_agent::{BrokerAddr, EnvSensors, Identity, MqttVersion, Publisher, PublisherOptions};
+use coffre_device_bin::bus;
 
 /// Publish sensor readings over MQTT with mutual TLS, the key held by an
 /// ATECC608B.
@@ -97,6 +97,10 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
     }
     let broker: BrokerAddr = a.broker.parse()?;
     let opened = bus::open(&a.bus)?;
+    if let Some(note) = &opened.address_note {
+        out.note(note);
+    }
+    let sensors = opened.second_handle()?;
     let mode = match a.mode.as_str() {
         "lab" => KeyMode::Lab,
         _ => KeyMode::Offload { slot: a.key_slot },
@@ -134,7 +138,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         MqttVersion::V5
     };
     opts.queue_dir = a.queue.clone();
-    let sensors = EnvSensors::new(opened.sensors.0, opened.sensors.1);
+    let sensors = EnvSensors::new(sensors.0, sensors.1);
     let mut publisher = Publisher::new(opts, identity, sensors)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

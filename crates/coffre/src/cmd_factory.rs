@@ -9,9 +9,53 @@ use coffre_pki::util::{to_pem, write_atomic};
 use coffre_provision::factory::{read_chain, FactoryChain};
 use serde_json::json;
 
+use crate::bus::BusOpts;
 use crate::bus::{self, BusSpec};
 use crate::output::print_json;
-use crate::BusOpts;
+use crate::output::{note, say, say_text};
+use clap::Args;
+
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each refused entry is named with its reason; the others are \
+registered (device chain in PKI/devices/<CN>.crt.pem, a line in --registry). Exit status 4 if any entry \
+is refused.\n\nExample:\n  coffre emu new --count 100 --out chips --manifest m.json\n  \
+coffre import-manifest m.json --signer m.json.signer.pem --root emu --pki pki"
+)]
+pub struct ImportManifestArgs {
+    /// The manifest (JSON).
+    pub manifest: PathBuf,
+    /// The manifest signer's certificate (PEM or DER).
+    #[arg(long, value_name = "CERT")]
+    pub signer: PathBuf,
+    /// The factory root: 'emu', 'microchip' or a certificate file.
+    #[arg(long, default_value = "microchip", value_name = "ROOT")]
+    pub root: String,
+    /// PKI directory where device chains are registered.
+    #[arg(long, default_value = "pki")]
+    pub pki: PathBuf,
+    /// Fleet registry (JSON lines) to append the registered devices to.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ImportManifestArgs {
+    /// Run `coffre import-manifest`.
+    pub fn run(self) -> Result<()> {
+        import_manifest(
+            &self.manifest,
+            &self.signer,
+            &self.root,
+            &self.pki,
+            self.registry.as_deref(),
+            self.json,
+        )
+    }
+}
 
 /// The root a chain is checked against, and what to call it.
 pub struct TrustedRoot {
@@ -100,13 +144,16 @@ pub fn certs(opts: &BusOpts, root_file: Option<&Path>, out: Option<&Path>) -> Re
             "error": verdict.as_ref().err().map(|e| e.to_string()),
         }))?;
     } else {
-        print!("{device_pem}{signer_pem}");
+        say_text(&format!("{device_pem}{signer_pem}"));
     }
     let v = verdict.context("the chip's factory identity is refused")?;
     if !opts.json {
-        eprintln!(
+        note!(
             "chain ok: device '{}' → signer '{}' → root '{}' ({}); device key = slot 0 public key",
-            v.device_cn, v.signer_cn, v.root_cn, root.name
+            v.device_cn,
+            v.signer_cn,
+            v.root_cn,
+            root.name
         );
     }
     Ok(())
@@ -118,12 +165,12 @@ pub fn factory_root(out: Option<&Path>) -> Result<()> {
     match out {
         Some(path) => {
             write_atomic(path, pem.as_bytes(), 0o644)?;
-            eprintln!(
+            note!(
                 "wrote the emulated factory root to {} (a public test fixture: trust it for emulated chips only)",
                 path.display()
             );
         }
-        None => print!("{pem}"),
+        None => say_text(&pem),
     }
     Ok(())
 }
@@ -206,7 +253,7 @@ pub fn new_batch(
             "seconds": elapsed.as_secs_f64(),
         }));
     }
-    println!(
+    say!(
         "created {count} emulated {} chips in {} ({:.1} s){}",
         preset.name(),
         dir.display(),
@@ -315,9 +362,9 @@ pub fn import_manifest(
         }))?;
     } else {
         for r in &refused {
-            eprintln!("refused: {r}");
+            note!("refused: {r}");
         }
-        println!(
+        say!(
             "{} registered, {} refused ({} entries verified in {:.2} s, {:.2} s in all; root: {})",
             accepted.len(),
             refused.len(),

@@ -1,21 +1,45 @@
 //! `coffre fleet`: the fleet simulator (crate `coffre-fleet`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::input;
+use crate::output::{note, say};
 use anyhow::{bail, Result};
+use clap::Args;
 use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
+coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n\n\
+Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
+starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
+it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
+duplicated.")]
 /// What `coffre fleet` was asked.
-#[derive(Debug, Clone)]
 pub struct FleetArgs {
-    pub devices: usize,
+    /// Number of devices.
+    #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub devices: u32,
+    /// Ramp: new connections per second.
+    #[arg(long, default_value = "100", value_parser = input::rate)]
     pub rate: f64,
-    pub duration: Duration,
-    pub interval: Duration,
-    pub mode: FleetMode,
+    /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
+    #[arg(long, default_value = "20s", value_parser = input::run_length)]
+    pub duration: std::time::Duration,
+    /// One reading per device every INTERVAL, random phase.
+    #[arg(long, default_value = "10s", value_parser = input::interval)]
+    pub interval: std::time::Duration,
+    /// 'offload' (the chip signs) or 'lab' (key in slot 8).
+    #[arg(long, default_value = "offload")]
+    pub mode: coffre_fleet::FleetMode,
+    /// Working directory (PKI, broker files, fleet manifest); default: a temporary one.
+    #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -32,7 +56,7 @@ fn bar(len: u64, template: &str, json: bool) -> ProgressBar {
 }
 
 pub fn run(a: &FleetArgs) -> Result<()> {
-    let mut opts = FleetOptions::new(a.devices);
+    let mut opts = FleetOptions::new(a.devices as usize);
     opts.rate = a.rate;
     opts.duration = a.duration;
     opts.interval = a.interval;
@@ -49,7 +73,7 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     let mut on_progress = |p: Progress| match p {
         Progress::Step(s) => {
             if !a.json {
-                prov.suspend(|| eprintln!("{s}"));
+                prov.suspend(|| note!("{s}"));
             }
         }
         Progress::Provisioning(done, _) => prov.set_position(done as u64),
@@ -74,7 +98,7 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     prov.finish_and_clear();
     ramp.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
@@ -206,9 +230,9 @@ fn print_table(r: &FleetReport) {
         ),
     ];
     for (k, v) in rows {
-        println!("{k:<19} {v}");
+        say!("{k:<19} {v}");
     }
-    println!(
+    say!(
         "{:<19} {}",
         "result",
         if r.ok() {
