@@ -109,25 +109,7 @@ registered (device chain in PKI/devices/<CN>.crt.pem, a line in --registry). Exi
 is refused.\n\nExample:\n  coffre emu new --count 100 --out chips --manifest m.json\n  \
 coffre import-manifest m.json --signer m.json.signer.pem --root emu --pki pki"
     )]
-    ImportManifest {
-        /// The manifest (JSON).
-        manifest: PathBuf,
-        /// The manifest signer's certificate (PEM or DER).
-        #[arg(long, value_name = "CERT")]
-        signer: PathBuf,
-        /// The factory root: 'emu', 'microchip' or a certificate file.
-        #[arg(long, default_value = "microchip", value_name = "ROOT")]
-        root: String,
-        /// PKI directory where device chains are registered.
-        #[arg(long, default_value = "pki")]
-        pki: PathBuf,
-        /// Fleet registry (JSON lines) to append the registered devices to.
-        #[arg(long, value_name = "FILE")]
-        registry: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ImportManifest(cmd_factory::ImportArgs),
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(BrokerCommand),
@@ -804,16 +786,7 @@ fn main() -> ExitCode {
             cert,
             key_slot,
         } => cmd_provision::inspect_cmd(&bus, cert.as_deref(), key_slot),
-        Command::ImportManifest {
-            manifest,
-            signer,
-            root,
-            pki,
-            registry,
-            json,
-        } => {
-            cmd_factory::import_manifest(&manifest, &signer, &root, &pki, registry.as_deref(), json)
-        }
+        Command::ImportManifest(a) => cmd_factory::import_manifest(&a),
         Command::Broker(b) => match b {
             BrokerCommand::Config {
                 pki,
