@@ -4,18 +4,36 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
+use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Identity, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What `coffre fleet` was asked.
-#[derive(Debug, Clone)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct FleetArgs {
-    pub devices: usize,
+    /// Number of devices.
+    #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub devices: u32,
+    /// Ramp: new connections per second.
+    #[arg(long, default_value = "100", value_parser = crate::input::rate)]
     pub rate: f64,
+    /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
+    #[arg(long, default_value = "20s", value_parser = crate::input::run_length)]
     pub duration: Duration,
+    /// One reading per device every INTERVAL, random phase.
+    #[arg(long, default_value = "10s", value_parser = crate::input::interval)]
     pub interval: Duration,
+    /// 'offload' (the chip signs) or 'lab' (key in slot 8), for CA-issued identities.
+    #[arg(long, default_value = "offload")]
     pub mode: FleetMode,
+    /// 'ca' (a certificate from the fleet's CA per device) or 'factory' (the Trust&GO
+    /// chain each part ships with, onboarded from the parts' manifest; slot 0 signs).
+    #[arg(long, default_value = "ca")]
+    pub identity: Identity,
+    /// Working directory (PKI, broker files, fleet manifest); default: a temporary one.
+    #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -32,14 +50,22 @@ fn bar(len: u64, template: &str, json: bool) -> ProgressBar {
 }
 
 pub fn run(a: &FleetArgs) -> Result<()> {
-    let mut opts = FleetOptions::new(a.devices);
+    let mut opts = FleetOptions::new(a.devices as usize);
     opts.rate = a.rate;
     opts.duration = a.duration;
     opts.interval = a.interval;
     opts.mode = a.mode;
+    opts.identity = a.identity;
     opts.dir.clone_from(&a.dir);
-    let n = a.devices as u64;
-    let prov = bar(n, "{bar:40} {pos}/{len} chips provisioned", a.json);
+    let n = u64::from(a.devices);
+    let prov = bar(
+        n,
+        match a.identity {
+            Identity::Ca => "{bar:40} {pos}/{len} chips provisioned",
+            Identity::Factory => "{bar:40} {pos}/{len} parts made, manifest entries signed",
+        },
+        a.json,
+    );
     let ramp = bar(
         n,
         "{bar:40} {pos}/{len} connected  {per_sec}  {msg}",
@@ -81,7 +107,17 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     if !report.ok() {
         let d = &report.delivery;
         bail!(
-            "the fleet run is not clean: {} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
+            "the fleet run is not clean: {}{} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
+            report
+                .onboarding
+                .as_ref()
+                .filter(|o| o.refused > 0)
+                .map(|o| format!(
+                    "{} manifest entries refused (first: {}), ",
+                    o.refused,
+                    o.first_refusal.as_deref().unwrap_or("?")
+                ))
+                .unwrap_or_default(),
             report.connect_failures,
             report.devices,
             report
@@ -113,9 +149,12 @@ fn print_table(r: &FleetReport) {
         (
             "devices",
             format!(
-                "{} ({} mode), broker {}",
+                "{} ({}), broker {}",
                 r.devices,
-                r.mode.name(),
+                match r.identity {
+                    Identity::Ca => format!("{} mode", r.mode.name()),
+                    Identity::Factory => "factory identities, slot 0 signs".into(),
+                },
                 r.broker
             ),
         ),
@@ -132,9 +171,11 @@ fn print_table(r: &FleetReport) {
                 "{:.1} s ({:.2} ms/device, {})",
                 r.provisioning_s,
                 r.provisioning_per_device_ms,
-                match r.mode {
-                    FleetMode::Offload => "key born in each chip, CSR signed by the chip",
-                    FleetMode::Lab => "key generated off-chip, stored in slot 8",
+                match (r.identity, r.mode) {
+                    (Identity::Factory, _) =>
+                        "factory identities: parts and manifest made, manifest imported, no certificate issued",
+                    (_, FleetMode::Offload) => "key born in each chip, CSR signed by the chip",
+                    (_, FleetMode::Lab) => "key generated off-chip, stored in slot 8",
                 }
             ),
         ),
@@ -205,6 +246,43 @@ fn print_table(r: &FleetReport) {
             ),
         ),
     ];
+    let mut rows = rows;
+    if let Some(o) = &r.onboarding {
+        let onboarding = [
+            (
+                "manifest made",
+                format!(
+                    "{:.1} s ({} parts, one signed entry each; {})",
+                    o.manifest_s,
+                    o.registered + o.refused,
+                    o.manifest.display()
+                ),
+            ),
+            (
+                "manifest import",
+                format!(
+                    "{:.1} s: verify {:.1} s ({:.2} ms/entry), register {:.2} s (chains in one batch, registry)",
+                    o.import_s,
+                    o.verify_s,
+                    o.verify_s * 1000.0 / (o.registered + o.refused).max(1) as f64,
+                    o.register_s
+                ),
+            ),
+            (
+                "onboarded",
+                format!(
+                    "{} registered, {} refused{}",
+                    o.registered,
+                    o.refused,
+                    o.first_refusal
+                        .as_deref()
+                        .map(|e| format!(" (first: {e})"))
+                        .unwrap_or_default()
+                ),
+            ),
+        ];
+        rows.splice(3..3, onboarding);
+    }
     for (k, v) in rows {
         println!("{k:<19} {v}");
     }

@@ -155,34 +155,17 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     /// to a real mosquitto and publishing QoS 1 readings; one subscriber checks every message.
     #[command(after_help = "Examples:\n  \
 coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
-coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n\n\
+coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  \
+coffre fleet --identity factory --devices 10000 --rate 500 --duration 30s --interval 10s\n\n\
+--identity factory: the devices are Trust&GO parts onboarded from their signed manifest (made, \
+imported as 'coffre import-manifest' does, chains registered in one batch; no certificate issued), each \
+connecting to the broker's factory listener with its factory chain, slot 0 signing; the report adds \
+the onboarding times.\n\n\
 Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
 starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
 it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
 duplicated.")]
-    Fleet {
-        /// Number of devices.
-        #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        devices: u32,
-        /// Ramp: new connections per second.
-        #[arg(long, default_value = "100", value_parser = input::rate)]
-        rate: f64,
-        /// Publishing phase after the ramp (e.g. 20s, 500ms, 2m).
-        #[arg(long, default_value = "20s", value_parser = input::run_length)]
-        duration: std::time::Duration,
-        /// One reading per device every INTERVAL, random phase.
-        #[arg(long, default_value = "10s", value_parser = input::interval)]
-        interval: std::time::Duration,
-        /// 'offload' (the chip signs) or 'lab' (key in slot 8).
-        #[arg(long, default_value = "offload")]
-        mode: coffre_fleet::FleetMode,
-        /// Working directory (PKI, broker files, fleet manifest); default: a temporary one.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Fleet(cmd_fleet::FleetArgs),
     /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
     #[command(after_help = "Examples:\n  \
 coffre web --bus emu:m5go.img --bus emu:m5stack.img\n  \
@@ -831,23 +814,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
-        Command::Fleet {
-            devices,
-            rate,
-            duration,
-            interval,
-            mode,
-            dir,
-            json,
-        } => cmd_fleet::run(&cmd_fleet::FleetArgs {
-            devices: devices as usize,
-            rate,
-            duration,
-            interval,
-            mode,
-            dir,
-            json,
-        }),
+        Command::Fleet(a) => cmd_fleet::run(&a),
         Command::Web {
             buses,
             mut chips,
