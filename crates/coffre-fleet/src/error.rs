@@ -119,6 +119,21 @@ pub enum Error {
         /// Devices provisioned.
         expected: usize,
     },
+    /// The parts' manifest could not be made, verified or registered.
+    #[error("factory identities: {what}")]
+    Factory {
+        /// "verifying the manifest", "registering the parts"…
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: coffre_provision::Error,
+    },
+    /// An accepted manifest entry names a part the factory did not make.
+    #[error("the manifest lists part {0}, which is not among the parts made")]
+    UnknownPart(String),
+    /// A part's slot 0 key is not the key its manifest entry registered.
+    #[error("{0}'s slot 0 key differs from the key its manifest entry registered")]
+    FactoryKey(String),
     /// A worker thread of the simulator could not be started.
     #[error("starting the {0} thread")]
     Spawn(&'static str, #[source] std::io::Error),
@@ -134,6 +149,18 @@ pub enum Error {
     /// Mosquitto did not start.
     #[error("starting mosquitto (is it installed? 'apt install mosquitto')")]
     BrokerStart(#[source] coffre_broker::Error),
+    /// Mosquitto started but its factory listener does not accept
+    /// connections.
+    #[error("mosquitto's factory listener {addr} does not accept connections; see {}", log.display())]
+    FactoryListener {
+        /// The listener.
+        addr: std::net::SocketAddr,
+        /// The broker log.
+        log: PathBuf,
+        /// The last connection error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Mosquitto started but its process id is unknown.
     #[error("mosquitto has no pid")]
     BrokerPid,
@@ -173,7 +200,9 @@ impl Error {
     pub fn has_broker_log(&self) -> bool {
         matches!(
             self,
-            Error::SubscriptionRefused { .. } | Error::SubscriberFailed { .. }
+            Error::SubscriptionRefused { .. }
+                | Error::SubscriberFailed { .. }
+                | Error::FactoryListener { .. }
         )
     }
 }

@@ -46,6 +46,43 @@ impl std::str::FromStr for FleetMode {
     }
 }
 
+/// Which identity each device presents to the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// A certificate issued by the fleet's own CA, the key per
+    /// [`FleetMode`].
+    #[default]
+    Ca,
+    /// The chain each Trust&GO part ships with (device → signer → factory
+    /// root), onboarded from the parts' signed manifest: no certificate
+    /// issued, slot 0 signs the handshake, the broker's factory listener.
+    Factory,
+}
+
+impl Identity {
+    /// "ca" or "factory".
+    pub fn name(self) -> &'static str {
+        match self {
+            Identity::Ca => "ca",
+            Identity::Factory => "factory",
+        }
+    }
+}
+
+impl std::str::FromStr for Identity {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ca" => Ok(Identity::Ca),
+            "factory" => Ok(Identity::Factory),
+            o => Err(format!(
+                "unknown identity '{o}': use 'ca' (issued by the fleet's CA) or 'factory' (the Trust&GO chain, from the manifest)"
+            )),
+        }
+    }
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -58,8 +95,11 @@ pub struct FleetOptions {
     pub duration: Duration,
     /// One reading per device every `interval` (random phase).
     pub interval: Duration,
-    /// Key mode.
+    /// Key mode (CA-issued identities).
     pub mode: FleetMode,
+    /// The devices' identity: issued by the fleet's CA (default) or the
+    /// factory chain from the parts' manifest.
+    pub identity: Identity,
     /// Working directory (PKI, broker files, manifest). `None`: a
     /// temporary one (on /dev/shm when present), removed afterwards unless
     /// the run failed (its broker log is then kept there).
@@ -78,6 +118,7 @@ impl FleetOptions {
             duration: Duration::from_secs(20),
             interval: Duration::from_secs(10),
             mode: FleetMode::Offload,
+            identity: Identity::Ca,
             dir: None,
             stack_size: 256 * 1024,
         }
@@ -99,12 +140,6 @@ impl FleetOptions {
 /// The id of device `i` (from 1): `fleet-00001`.
 pub fn device_id(i: usize) -> String {
     format!("fleet-{i:05}")
-}
-
-/// The index of a device id made by [`device_id`]; `None` for any other
-/// id.
-pub(crate) fn device_index(id: &str) -> Option<usize> {
-    id.strip_prefix("fleet-")?.parse().ok()
 }
 
 /// Parse a duration such as "20s", "500ms", "2m" or "1.5" (seconds).
@@ -132,7 +167,8 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 pub enum Progress {
     /// A setup step.
     Step(String),
-    /// Provisioning: done out of total.
+    /// Provisioning (or, with factory identities, making the parts and
+    /// their manifest): done out of total.
     Provisioning(usize, usize),
     /// Ramp: (connected, failed, total).
     Ramp(usize, usize, usize),
@@ -166,9 +202,8 @@ mod tests {
     #[test]
     fn ids_and_indexes() {
         assert_eq!(device_id(7), "fleet-00007");
-        assert_eq!(device_index(&device_id(12345)), Some(12345));
-        assert_eq!(device_index(SUB_ID), None);
-        assert_eq!(device_index("other-1"), None);
+        assert_eq!("factory".parse(), Ok(Identity::Factory));
+        assert!("x".parse::<Identity>().unwrap_err().contains("'ca'"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::options::{device_id, FleetOptions, Progress, SUB_ID};
+use crate::options::{FleetOptions, Identity, Progress, SUB_ID};
 use crate::stage::{self, BrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs};
 use crate::util;
 
@@ -63,27 +63,41 @@ fn stages(
     let n = opts.devices;
     let base_rss_kib = util::self_rss_kib();
 
-    let provisioned = stage::provision(
-        &ProvisionPlan {
-            dir: dir.to_path_buf(),
-            devices: n,
-            mode: opts.mode,
-        },
-        progress,
-    )?;
+    let plan = ProvisionPlan {
+        dir: dir.to_path_buf(),
+        devices: n,
+        mode: opts.mode,
+    };
+    let provisioned = match opts.identity {
+        Identity::Ca => stage::provision(&plan, progress)?,
+        Identity::Factory => stage::provision_factory(&plan, progress)?,
+    };
 
     let broker = stage::broker(
         &BrokerPlan {
             pki_dir: provisioned.pki_dir.clone(),
             out_dir: dir.join("broker"),
-            publishers: (1..=n).map(device_id).collect(),
+            publishers: provisioned
+                .devices
+                .iter()
+                .map(|d| d.id().to_owned())
+                .collect(),
             subscriber: SUB_ID.into(),
+            factory_root_pem: (opts.identity == Identity::Factory).then(|| {
+                coffre_pki::util::to_pem("CERTIFICATE", coffre_emu::factory::root_cert_der())
+            }),
         },
         progress,
     )?;
 
     let origin = Instant::now();
-    let listener = stage::listen(&broker, provisioned.subscriber, n, opts.interval, origin)?;
+    let listener = stage::listen(
+        &broker,
+        provisioned.subscriber,
+        &provisioned.devices,
+        opts.interval,
+        origin,
+    )?;
 
     let ramped = stage::ramp(
         &broker,
@@ -108,16 +122,21 @@ fn stages(
 
     let collected = stage::collect(listener, &published)?;
     let publish_cpu = published.cpu.read();
-    let addr = broker.addr();
+    let addr = match (broker.addr(), broker.device_addr()) {
+        (main, devices) if main == devices => main.to_string(),
+        (main, devices) => format!("{main} (devices on the factory listener {devices})"),
+    };
     broker.stop();
 
     Ok(stage::report(ReportInputs {
         devices: n,
         mode: opts.mode,
+        identity: opts.identity,
+        onboarding: provisioned.onboarding,
         rate: opts.rate,
         duration: opts.duration,
         dir: dir.to_path_buf(),
-        broker: addr.to_string(),
+        broker: addr,
         nofile_limit,
         base_rss_kib,
         provisioning: provisioned.elapsed,

@@ -149,6 +149,39 @@ pub fn verify_chain(
     })
 }
 
+/// Check that `cert` is the trust anchor `anchor` itself, or was issued by
+/// it (names link, `anchor`'s key verifies its signature), and that both
+/// are valid at `now`: how a Trust&GO manifest's signer certificate is
+/// tied to a root before its signatures count. Returns `cert`'s CN.
+pub fn verify_issued_by(cert: &[u8], anchor: &[u8], now: OffsetDateTime) -> Result<String> {
+    let (c, a) = (facts(cert, "signer")?, facts(anchor, "root")?);
+    let cn = |f: &CertFacts| f.subject_cn.clone().unwrap_or_default();
+    check_time(&c, "manifest signer", now)?;
+    if cert == anchor {
+        return Ok(cn(&c));
+    }
+    check_time(&a, "root", now)?;
+    if c.issuer_raw != a.subject_raw {
+        return Err(Error::FactoryChain(format!(
+            "the manifest signer certificate '{}' was not issued by the trusted root '{}'",
+            cn(&c),
+            cn(&a)
+        )));
+    }
+    signed_by(
+        cert,
+        &key_xy(&a, "root")?,
+        format!(
+            "the manifest signer certificate '{}' is not signed by the trusted root's key (it \
+             names '{}' as its issuer, but another key signed it; an emulated factory's signer \
+             chains to 'coffre emu factory-root', which has Microchip's names)",
+            cn(&c),
+            cn(&a)
+        ),
+    )?;
+    Ok(cn(&c))
+}
+
 fn is_ca(der: &[u8]) -> bool {
     x509_parser::parse_x509_certificate(der)
         .ok()

@@ -6,14 +6,19 @@ use crate::input;
 use crate::output::{note, say};
 use anyhow::{bail, Result};
 use clap::Args;
-use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Progress};
+use coffre_fleet::{FleetMode, FleetOptions, FleetReport, Identity, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:\n  \
 coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
-coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n\n\
+coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  \
+coffre fleet --identity factory --devices 10000 --rate 500 --duration 30s --interval 10s\n\n\
+--identity factory: the devices are Trust&GO parts onboarded from their signed manifest (made, \
+imported as 'coffre import-manifest' does, chains registered in one batch; no certificate issued), each \
+connecting to the broker's factory listener with its factory chain, slot 0 signing; the report adds \
+the onboarding times.\n\n\
 Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
 starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
 it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
@@ -35,6 +40,10 @@ pub struct FleetArgs {
     /// 'offload' (the chip signs) or 'lab' (key in slot 8).
     #[arg(long, default_value = "offload")]
     pub mode: coffre_fleet::FleetMode,
+    /// 'ca' (a certificate from the fleet's CA per device) or 'factory' (the Trust&GO
+    /// chain each part ships with, onboarded from the parts' manifest; slot 0 signs).
+    #[arg(long, default_value = "ca")]
+    pub identity: Identity,
     /// Working directory (PKI, broker files, fleet manifest); default: a temporary one.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -61,9 +70,17 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     opts.duration = a.duration;
     opts.interval = a.interval;
     opts.mode = a.mode;
+    opts.identity = a.identity;
     opts.dir.clone_from(&a.dir);
-    let n = a.devices as u64;
-    let prov = bar(n, "{bar:40} {pos}/{len} chips provisioned", a.json);
+    let n = u64::from(a.devices);
+    let prov = bar(
+        n,
+        match a.identity {
+            Identity::Ca => "{bar:40} {pos}/{len} chips provisioned",
+            Identity::Factory => "{bar:40} {pos}/{len} parts made, manifest entries signed",
+        },
+        a.json,
+    );
     let ramp = bar(
         n,
         "{bar:40} {pos}/{len} connected  {per_sec}  {msg}",
@@ -105,7 +122,17 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     if !report.ok() {
         let d = &report.delivery;
         bail!(
-            "the fleet run is not clean: {} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
+            "the fleet run is not clean: {}{} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
+            report
+                .onboarding
+                .as_ref()
+                .filter(|o| o.refused > 0)
+                .map(|o| format!(
+                    "{} manifest entries refused (first: {}), ",
+                    o.refused,
+                    o.first_refusal.as_deref().unwrap_or("?")
+                ))
+                .unwrap_or_default(),
             report.connect_failures,
             report.devices,
             report
@@ -137,9 +164,12 @@ fn print_table(r: &FleetReport) {
         (
             "devices",
             format!(
-                "{} ({} mode), broker {}",
+                "{} ({}), broker {}",
                 r.devices,
-                r.mode.name(),
+                match r.identity {
+                    Identity::Ca => format!("{} mode", r.mode.name()),
+                    Identity::Factory => "factory identities, slot 0 signs".into(),
+                },
                 r.broker
             ),
         ),
@@ -156,9 +186,11 @@ fn print_table(r: &FleetReport) {
                 "{:.1} s ({:.2} ms/device, {})",
                 r.provisioning_s,
                 r.provisioning_per_device_ms,
-                match r.mode {
-                    FleetMode::Offload => "key born in each chip, CSR signed by the chip",
-                    FleetMode::Lab => "key generated off-chip, stored in slot 8",
+                match (r.identity, r.mode) {
+                    (Identity::Factory, _) =>
+                        "factory identities: parts and manifest made, manifest imported, no certificate issued",
+                    (_, FleetMode::Offload) => "key born in each chip, CSR signed by the chip",
+                    (_, FleetMode::Lab) => "key generated off-chip, stored in slot 8",
                 }
             ),
         ),
@@ -229,6 +261,43 @@ fn print_table(r: &FleetReport) {
             ),
         ),
     ];
+    let mut rows = rows;
+    if let Some(o) = &r.onboarding {
+        let onboarding = [
+            (
+                "manifest made",
+                format!(
+                    "{:.1} s ({} parts, one signed entry each; {})",
+                    o.manifest_s,
+                    o.registered + o.refused,
+                    o.manifest.display()
+                ),
+            ),
+            (
+                "manifest import",
+                format!(
+                    "{:.1} s: verify {:.1} s ({:.2} ms/entry), register {:.2} s (chains in one batch, registry)",
+                    o.import_s,
+                    o.verify_s,
+                    o.verify_s * 1000.0 / (o.registered + o.refused).max(1) as f64,
+                    o.register_s
+                ),
+            ),
+            (
+                "onboarded",
+                format!(
+                    "{} registered, {} refused{}",
+                    o.registered,
+                    o.refused,
+                    o.first_refusal
+                        .as_deref()
+                        .map(|e| format!(" (first: {e})"))
+                        .unwrap_or_default()
+                ),
+            ),
+        ];
+        rows.splice(3..3, onboarding);
+    }
     for (k, v) in rows {
         say!("{k:<19} {v}");
     }

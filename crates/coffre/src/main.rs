@@ -91,7 +91,7 @@ enum Command {
     /// Verify a Trust&GO manifest (Microchip's JSON list of signed entries) and register
     /// every part whose entry verifies: signature by a trusted manifest signer, x5c chain
     /// to the factory root, key = certificate. Nothing touches a chip.
-    ImportManifest(cmd_factory::ImportManifestArgs),
+    ImportManifest(cmd_factory::ImportArgs),
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(cmd_broker::BrokerCommand),
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         Command::Pki(c) => c.run().map(ok),
         Command::Provision(c) => c.run().map(ok),
         Command::Inspect(c) => c.run().map(ok),
-        Command::ImportManifest(c) => c.run().map(ok),
+        Command::ImportManifest(c) => cmd_factory::import_manifest(&c).map(ok),
         Command::Broker(c) => c.run().map(ok),
         Command::Demo(c) => c.run(),
         Command::Bench(c) => c.run().map(ok),

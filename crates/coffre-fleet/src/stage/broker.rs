@@ -21,6 +21,11 @@ pub struct BrokerPlan {
     pub publishers: Vec<String>,
     /// The id allowed to subscribe to it.
     pub subscriber: String,
+    /// Devices with factory identities: the factory root (PEM) a listener
+    /// of their own trusts (no CRL there: see
+    /// [`coffre_broker::FactoryListener`]). The devices connect to it; the
+    /// subscriber stays on the CA's listener.
+    pub factory_root_pem: Option<String>,
 }
 
 /// The running broker; stopped when dropped.
@@ -28,13 +33,21 @@ pub struct BrokerPlan {
 pub struct Broker {
     mosquitto: Mosquitto,
     addr: SocketAddr,
+    device_addr: SocketAddr,
     pid: u32,
 }
 
 impl Broker {
-    /// Where it listens.
+    /// Where it listens for certificates of the fleet's CA (the
+    /// subscriber's).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the devices connect: the factory listener with factory
+    /// identities, else [`Broker::addr`].
+    pub fn device_addr(&self) -> SocketAddr {
+        self.device_addr
     }
 
     /// Its process id.
@@ -86,17 +99,48 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
         .acl
         .allow(&plan.subscriber, Role::Subscriber)
         .map_err(Error::BrokerConfig)?;
+    let factory_addr = match &plan.factory_root_pem {
+        Some(root_pem) => {
+            let listen = free_port()?;
+            setup.factory = Some(coffre_broker::FactoryListener {
+                listen,
+                root_pem: root_pem.clone(),
+            });
+            Some(listen)
+        }
+        None => None,
+    };
     let conf = setup.write().map_err(Error::BrokerConfig)?;
     let text = setup.render().map_err(Error::BrokerConfig)? + FLEET_CONF;
     write_atomic(&conf, text.as_bytes())?;
     let mosquitto =
         Mosquitto::start_conf(&conf, addr, &setup.log_path()).map_err(Error::BrokerStart)?;
     let pid = mosquitto.pid().ok_or(Error::BrokerPid)?;
+    if let Some(f) = factory_addr {
+        wait_listening(f, setup.log_path())?;
+    }
     Ok(Broker {
         mosquitto,
         addr,
+        device_addr: factory_addr.unwrap_or(addr),
         pid,
     })
+}
+
+/// Wait (up to 10 s) until `addr` accepts TCP connections: mosquitto
+/// opens its listeners one after the other, and it was seen ready on the
+/// first.
+fn wait_listening(addr: SocketAddr, log: PathBuf) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+            Ok(_) => return Ok(()),
+            Err(_) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => return Err(Error::FactoryListener { addr, log, source }),
+        }
+    }
 }
 
 fn free_port() -> Result<SocketAddr> {
@@ -125,6 +169,7 @@ mod tests {
             out_dir: dir.path().join("broker"),
             publishers: vec!["fleet-00001".into(), "bad+id".into()],
             subscriber: "fleet-sub".into(),
+            factory_root_pem: None,
         };
         let e = broker(&plan, &mut |_| {}).unwrap_err();
         assert!(matches!(e, Error::BrokerConfig(_)), "{e:?}");

@@ -5,6 +5,7 @@
 //! It is started with [`listen`] before the ramp and finished with
 //! [`collect`] once the devices are done.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use coffre_agent::mqtt::{Client, QoS};
 
 use crate::device::{client_options, FleetReading};
 use crate::error::{Error, Result};
-use crate::options::{device_index, TOPIC};
+use crate::options::TOPIC;
 use crate::stage::broker::Broker;
 use crate::stage::provision::Device;
 use crate::stage::publish::Published;
@@ -53,10 +54,15 @@ struct SubResult {
 pub fn listen(
     broker: &Broker,
     subscriber: Device,
-    devices: usize,
+    devices: &[Device],
     interval: Duration,
     origin: Instant,
 ) -> Result<Listener> {
+    // Readings name their device by id; the accounting is by index.
+    let index: HashMap<String, usize> = devices
+        .iter()
+        .map(|d| (d.id().to_owned(), d.index()))
+        .collect();
     let mut client = Client::connect(
         &client_options(broker.addr(), subscriber.id(), interval),
         subscriber.tls(),
@@ -85,7 +91,7 @@ pub fn listen(
         let received = received.clone();
         std::thread::Builder::new()
             .name("fleet-sub".into())
-            .spawn(move || receive(client, devices, origin, &stop, &received))
+            .spawn(move || receive(client, &index, origin, &stop, &received))
             .map_err(|e| Error::Spawn("subscriber", e))?
     };
     Ok(Listener {
@@ -132,12 +138,12 @@ pub fn collect(listener: Listener, published: &Published) -> Result<Collected> {
 /// The subscriber thread: account for each message until told to stop.
 fn receive(
     mut client: Client,
-    devices: usize,
+    index: &HashMap<String, usize>,
     origin: Instant,
     stop: &AtomicU64,
     received: &AtomicU64,
 ) -> SubResult {
-    let mut tracker = SeqTracker::new(devices + 1);
+    let mut tracker = SeqTracker::new(index.len() + 1);
     let mut latencies_ms = Vec::new();
     let mut error = None;
     loop {
@@ -152,7 +158,7 @@ fn receive(
                 let now_us = origin.elapsed().as_micros() as u64;
                 match serde_json::from_slice::<FleetReading>(&m.payload) {
                     Ok(r) => {
-                        tracker.record(device_index(&r.device).unwrap_or(0), r.seq);
+                        tracker.record(index.get(&r.device).copied().unwrap_or(0), r.seq);
                         latencies_ms.push(now_us.saturating_sub(r.sent_us) as f64 / 1000.0);
                     }
                     Err(_) => tracker.record(0, 0),

@@ -5,6 +5,7 @@
 //! | stage | function | needs | produces |
 //! |---|---|---|---|
 //! | provision | [`provision()`] | [`ProvisionPlan`] | [`Provisioned`]: PKI, one chip and identity per [`Device`], the manifest |
+//! | provision, factory identities | [`provision_factory()`] | [`ProvisionPlan`] | [`Provisioned`] with [`Onboarding`]: parts and their signed manifest, imported (no certificate issued) |
 //! | broker | [`broker()`] | [`BrokerPlan`] | a running [`Broker`] |
 //! | collect (start) | [`listen`] | the broker, the subscriber's [`Device`] | a [`Listener`] |
 //! | ramp | [`ramp()`] | the broker, the devices, a [`RampPlan`] | [`Ramped`]: [`Connected`] devices and [`RampFigures`] |
@@ -14,6 +15,7 @@
 
 pub mod broker;
 pub mod collect;
+pub mod factory;
 pub mod provision;
 pub mod publish;
 pub mod ramp;
@@ -21,6 +23,7 @@ pub mod report;
 
 pub use broker::{broker, Broker, BrokerPlan};
 pub use collect::{collect, listen, Collected, Listener};
+pub use factory::{provision_factory, Onboarding};
 pub use provision::{provision, Device, ProvisionPlan, Provisioned};
 pub use publish::{publish, Published};
 pub use ramp::{ramp, Connected, RampFigures, RampPlan, Ramped};

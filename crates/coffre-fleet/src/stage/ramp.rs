@@ -79,7 +79,7 @@ pub fn ramp(
     let connected = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let ctx = Arc::new(DeviceCtx {
-        broker: broker.addr(),
+        broker: broker.device_addr(),
         interval: plan.interval,
         duration: plan.duration,
         origin: plan.origin,

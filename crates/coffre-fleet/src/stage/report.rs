@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::options::FleetMode;
+use crate::options::{FleetMode, Identity};
 use crate::stage::collect::Collected;
+use crate::stage::factory::Onboarding;
 use crate::stage::publish::Published;
 use crate::stage::ramp::RampFigures;
 use crate::stats::{Delivery, Percentiles};
@@ -51,15 +52,21 @@ pub struct MemoryFigures {
 pub struct FleetReport {
     /// Devices simulated.
     pub devices: usize,
-    /// Key mode.
+    /// Key mode (CA-issued identities).
     pub mode: FleetMode,
+    /// The devices' identity.
+    pub identity: Identity,
+    /// Factory identities: how the parts were onboarded from their
+    /// manifest (manifest made, verified, registered).
+    pub onboarding: Option<Onboarding>,
     /// Working directory.
     pub dir: PathBuf,
     /// Broker address.
     pub broker: String,
     /// Open-file limit in force (inherited by the broker).
     pub nofile_limit: u64,
-    /// Provisioning (chip CSR + certificate issue), seconds.
+    /// Provisioning (chip CSR + certificate issue; factory identities:
+    /// manifest made, imported, devices set up), seconds.
     pub provisioning_s: f64,
     /// Provisioning per device, ms (wall, 2 threads).
     pub provisioning_per_device_ms: f64,
@@ -96,10 +103,11 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
-    /// Every device connected, nothing lost, duplicated or unexpected, no
-    /// publish failed.
+    /// Every part onboarded, every device connected, nothing lost,
+    /// duplicated or unexpected, no publish failed.
     pub fn ok(&self) -> bool {
-        self.connect_failures == 0
+        self.onboarding.as_ref().is_none_or(|o| o.refused == 0)
+            && self.connect_failures == 0
             && self.publish_failures == 0
             && self.delivery.lost == 0
             && self.delivery.duplicated == 0
@@ -114,6 +122,10 @@ pub struct ReportInputs {
     pub devices: usize,
     /// Key mode.
     pub mode: FleetMode,
+    /// The devices' identity.
+    pub identity: Identity,
+    /// Factory identities: the onboarding figures.
+    pub onboarding: Option<Onboarding>,
     /// Target ramp rate, connections/s.
     pub rate: f64,
     /// Planned publishing phase.
@@ -147,6 +159,8 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
     let ReportInputs {
         devices: n,
         mode,
+        identity,
+        onboarding,
         rate,
         duration,
         dir,
@@ -174,6 +188,8 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
     FleetReport {
         devices: n,
         mode,
+        identity,
+        onboarding,
         dir,
         broker,
         nofile_limit,
@@ -230,6 +246,8 @@ mod tests {
         ReportInputs {
             devices: 4,
             mode: FleetMode::Offload,
+            identity: Identity::Ca,
+            onboarding: None,
             rate: 100.0,
             duration: Duration::from_secs(2),
             dir: "/tmp/f".into(),
