@@ -32,48 +32,11 @@ pub const DEFAULT_TOPIC: &str = "m5go/env";
 /// Longest sleep between two checks of the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
-/// Reconnection delays: `initial × multiplier^attempt`, capped at `max`,
-/// then shortened by a random part of up to `jitter` (0–1) of itself so a
-/// fleet that lost its broker does not come back in one burst.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// First delay. Default 500 ms.
-    pub initial: Duration,
-    /// Cap. Default 30 s.
-    pub max: Duration,
-    /// Growth factor. Default 2.
-    pub multiplier: f64,
-    /// Random fraction taken off each delay, 0–1. Default 0.5.
-    pub jitter: f64,
-}
+pub use coffre_device::Backoff;
 
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: 0.5,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before reconnection attempt `attempt` (0 for the first
-    /// retry), with `unit` a random number in [0, 1).
-    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
-        let base =
-            self.initial.as_secs_f64() * self.multiplier.max(1.0).powi(attempt.min(64) as i32);
-        let capped = base.min(self.max.as_secs_f64());
-        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        Duration::from_secs_f64((capped * (1.0 - jitter)).max(0.0))
-    }
-
-    /// [`Backoff::delay`] with a random `unit`.
-    pub fn delay_random(&self, attempt: u32) -> Duration {
-        let unit = (OsRng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        self.delay(attempt, unit)
-    }
+/// [`Backoff::delay`] with a random `unit`.
+pub(crate) fn delay_random(backoff: &Backoff, attempt: u32) -> Duration {
+    backoff.delay(attempt, Backoff::unit_of(OsRng.next_u32()))
 }
 
 /// What a publisher or subscriber reports while it runs.
@@ -959,21 +922,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_caps_and_jitters() {
+    fn random_delays_stay_within_the_jitter() {
         let b = Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(1),
             multiplier: 2.0,
             jitter: 0.5,
         };
-        assert_eq!(b.delay(0, 0.0), Duration::from_millis(100));
-        assert_eq!(b.delay(1, 0.0), Duration::from_millis(200));
-        assert_eq!(b.delay(3, 0.0), Duration::from_millis(800));
-        assert_eq!(b.delay(4, 0.0), Duration::from_secs(1));
-        assert_eq!(b.delay(1000, 0.0), Duration::from_secs(1));
-        assert_eq!(b.delay(1, 1.0), Duration::from_millis(100));
         for a in 0..10 {
-            let d = b.delay_random(a);
+            let d = delay_random(&b, a);
             assert!(
                 d <= Duration::from_secs(1) && d >= Duration::from_millis(50),
                 "{d:?}"

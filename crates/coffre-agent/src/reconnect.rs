@@ -87,7 +87,7 @@ impl<'a> Reconnect<'a> {
         if !e.is_retryable() {
             return Err(e);
         }
-        let delay = self.backoff.delay_random(self.failures);
+        let delay = crate::agent::delay_random(&self.backoff, self.failures);
         self.failures += 1;
         self.next_attempt = self.clock.now() + delay;
         on_event(&Event::Disconnected { error: Some(e) });

@@ -107,6 +107,42 @@ pub fn split_cert(cert: &[u8]) -> Result<(&[u8], [u8; 64]), Error> {
     Ok((tbs, sig.to_bytes().into()))
 }
 
+/// The certificate's subject public key as X ‖ Y: the uncompressed P-256
+/// point of its SubjectPublicKeyInfo (what the chip's GenKey returns for
+/// the slot whose key the certificate names).
+pub fn subject_public_key(cert: &[u8]) -> Result<[u8; 64], Error> {
+    let (tbs, _) = split_cert(cert)?;
+    let (_, h, _) = tlv(tbs)?;
+    let mut rest = &tbs[h..];
+    // version [0] (optional), serialNumber, signature, issuer, validity,
+    // subject, then subjectPublicKeyInfo.
+    if rest.first() == Some(&0xA0) {
+        let (_, h, l) = tlv(rest)?;
+        rest = &rest[h + l..];
+    }
+    for _ in 0..5 {
+        let (_, h, l) = tlv(rest)?;
+        rest = &rest[h + l..];
+    }
+    let (tag, h, l) = tlv(rest)?;
+    if tag != 0x30 {
+        return Err(Error::BadDer("no subjectPublicKeyInfo"));
+    }
+    let spki = &rest[h..h + l];
+    let (_, ah, al) = tlv(spki)?;
+    let key = &spki[ah + al..];
+    let (tag, kh, kl) = tlv(key)?;
+    let bits = &key[kh..kh + kl];
+    if tag != 0x03 || bits.len() != 66 || bits[0] != 0 || bits[1] != 0x04 {
+        return Err(Error::BadDer(
+            "the subject public key is not an uncompressed P-256 point",
+        ));
+    }
+    let mut xy = [0u8; 64];
+    xy.copy_from_slice(&bits[2..]);
+    Ok(xy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +172,17 @@ mod tests {
         }
         assert!(decode_len(&[0x84, 1, 2, 3, 4]).is_err());
         assert!(decode_len(&[]).is_err());
+    }
+
+    #[test]
+    fn subject_public_key_of_a_real_certificate() {
+        use crate::templates::{microchip_root_public_key, MICROCHIP_ROOT_CA_002};
+        assert_eq!(
+            subject_public_key(&MICROCHIP_ROOT_CA_002).unwrap(),
+            microchip_root_public_key()
+        );
+        let mut cut = MICROCHIP_ROOT_CA_002.to_vec();
+        cut.truncate(200);
+        assert!(subject_public_key(&cut).is_err());
     }
 }

@@ -14,6 +14,7 @@
 //!   in-memory queue ([`MemoryQueue`]).
 //! - [`link`]: TLS behind a trait ([`Link`]), and [`Connection`], which
 //!   runs the sans-IO MQTT [`Session`] over any link.
+//! - [`backoff`]: reconnection delays ([`Backoff`]).
 //! - [`Clock`]: time comes in from the caller.
 //!
 //! ```
@@ -35,11 +36,13 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod backoff;
 pub mod boot;
 pub mod link;
 pub mod queue;
 pub mod reading;
 
+pub use backoff::Backoff;
 pub use coffre_mqtt::{self as mqtt, Session};
 pub use link::{Acked, Connection, Link, LinkError, OpenFailed, Opened, Recv};
 pub use queue::{MemoryQueue, QueuedReading, ReadingQueue};

@@ -2,14 +2,16 @@
 
 use core::fmt;
 
-use coffre_driver::Atecc;
+use coffre_driver::{Atecc, Probe};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 use embedded_tls::pki::CertVerifier;
 use embedded_tls::{
-    Aes128GcmSha256, Certificate, CryptoProvider, CryptoRngCore, NoClock, SignatureScheme,
-    TlsError, TlsVerifier,
+    Aes128GcmSha256, Certificate, CryptoProvider, CryptoRngCore, SignatureScheme, TlsError,
+    TlsVerifier,
 };
+
+use crate::time::WallClock;
 use p256::ecdsa::{DerSignature, Signature, SigningKey};
 use sha2::{Digest, Sha256};
 
@@ -47,6 +49,105 @@ impl<I2C, D> KeySigner<I2C, D> {
         use p256::pkcs8::DecodePrivateKey;
         SigningKey::from_pkcs8_der(der).ok().map(KeySigner::Lab)
     }
+
+    /// The lab key from slot 8 as read: a big-endian length, then that
+    /// many bytes of PKCS#8 DER (the layout of `coffre_pki::lab::encode_slot8`).
+    pub fn lab_from_slot8(slot8: &[u8]) -> Option<Self> {
+        let len = usize::from(u16::from_be_bytes([*slot8.first()?, *slot8.get(1)?]));
+        Self::lab_from_pkcs8(slot8.get(2..2 + len)?)
+    }
+}
+
+/// Why the signer cannot stand for the device certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    /// The chip did not answer, or answered with an error.
+    Chip(SignFailure),
+    /// The device certificate's public key could not be read.
+    Certificate(coffre_atcacert::Error),
+    /// The certificate names another key than the signer's.
+    Mismatch {
+        /// The first bytes of the certificate's key (X).
+        certificate: [u8; 4],
+        /// The first bytes of the signer's key (X).
+        signer: [u8; 4],
+    },
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::Chip(SignFailure { absent: true }) => {
+                f.write_str("the secure element does not answer")
+            }
+            IdentityError::Chip(SignFailure { absent: false }) => {
+                f.write_str("the secure element refused to give its public key")
+            }
+            IdentityError::Certificate(e) => write!(f, "device certificate: {e}"),
+            IdentityError::Mismatch {
+                certificate,
+                signer,
+            } => write!(
+                f,
+                "the device certificate's public key ({}…) does not match the key that signs ({}…): provision the chip and the certificate together",
+                coffre_driver::coffre_proto::hex::Hex::lower(certificate),
+                coffre_driver::coffre_proto::hex::Hex::lower(signer)
+            ),
+        }
+    }
+}
+
+impl<I2C, D, E> KeySigner<I2C, D>
+where
+    I2C: I2c<Error = E>,
+    D: DelayNs,
+    E: embedded_hal::i2c::Error,
+{
+    /// Check, just before a handshake, that the chip answers: embedded-tls
+    /// cannot be told that a signature failed, so a chip that went away is
+    /// found here and the connection is not tried. The lab key is always
+    /// there.
+    pub fn check(&mut self) -> Result<(), SignFailure> {
+        match self {
+            KeySigner::Lab(_) => Ok(()),
+            KeySigner::Chip { chip, .. } => match chip.probe() {
+                Ok(Probe::Present) => Ok(()),
+                Ok(_) | Err(_) => Err(SignFailure { absent: true }),
+            },
+        }
+    }
+
+    /// The public key of the signing key, X ‖ Y (the chip computes it from
+    /// its private key: GenKey in public-key mode).
+    pub fn public_key(&mut self) -> Result<[u8; 64], SignFailure> {
+        match self {
+            KeySigner::Lab(key) => {
+                let point = key.verifying_key().to_encoded_point(false);
+                let mut xy = [0u8; 64];
+                xy.copy_from_slice(&point.as_bytes()[1..65]);
+                Ok(xy)
+            }
+            KeySigner::Chip { chip, slot } => chip.genkey_public(*slot).map_err(|e| SignFailure {
+                absent: matches!(e, coffre_driver::Error::NotPresent { .. }),
+            }),
+        }
+    }
+
+    /// The device certificate names the signer's key — as the Linux agent
+    /// checks before it goes online.
+    pub fn matches_certificate(&mut self, cert_der: &[u8]) -> Result<(), IdentityError> {
+        let cert = coffre_atcacert::der::subject_public_key(cert_der)
+            .map_err(IdentityError::Certificate)?;
+        let mine = self.public_key().map_err(IdentityError::Chip)?;
+        if cert == mine {
+            return Ok(());
+        }
+        let head = |k: &[u8; 64]| [k[0], k[1], k[2], k[3]];
+        Err(IdentityError::Mismatch {
+            certificate: head(&cert),
+            signer: head(&mine),
+        })
+    }
 }
 
 /// The chip failed to sign: the handshake went on with a signature that
@@ -70,7 +171,7 @@ pub struct Signatures {
 /// embedded-tls's `CryptoProvider` for a coffre device.
 pub struct DeviceCrypto<'a, RNG, I2C, D> {
     rng: RNG,
-    verifier: CertVerifier<'a, Aes128GcmSha256, NoClock, BROKER_CERT_MAX>,
+    verifier: CertVerifier<'a, Aes128GcmSha256, WallClock, BROKER_CERT_MAX>,
     cert: &'a [u8],
     signer: KeySigner<I2C, D>,
     signatures: Signatures,
@@ -78,7 +179,9 @@ pub struct DeviceCrypto<'a, RNG, I2C, D> {
 
 impl<'a, RNG, I2C, D> DeviceCrypto<'a, RNG, I2C, D> {
     /// `ca_der` issued the broker's certificate; `cert_der` is the device
-    /// certificate, whose key `signer` holds.
+    /// certificate, whose key `signer` holds. The broker certificate's
+    /// dates are checked against [`crate::unix_time`] (set it first with
+    /// [`crate::set_unix_time`]).
     pub fn new(rng: RNG, ca_der: &'a [u8], cert_der: &'a [u8], signer: KeySigner<I2C, D>) -> Self {
         DeviceCrypto {
             rng,
@@ -87,6 +190,11 @@ impl<'a, RNG, I2C, D> DeviceCrypto<'a, RNG, I2C, D> {
             signer,
             signatures: Signatures::default(),
         }
+    }
+
+    /// The signer (to check the chip before a handshake).
+    pub fn signer_mut(&mut self) -> &mut KeySigner<I2C, D> {
+        &mut self.signer
     }
 
     /// What the signer did.

@@ -15,18 +15,31 @@
 //! - [`Firmware`]: CONNECT/CONNACK, QoS 1 publish with PUBACK,
 //!   DISCONNECT + `close_notify`, all decided by the session.
 //!
-//! What it does not do yet: wait with a time limit. Reads wait until the
-//! broker sends something (the session's keep alive and timeouts are
-//! checked at each step); an MCU build adds its timer with a `select`.
+//! - [`config`]: the settings file the firmware build embeds
+//!   ([`Settings`], written by `coffre firmware config`).
+//! - [`time`]: SNTP and the wall clock the broker certificate's dates are
+//!   checked against.
+//! - [`plan`]: when to measure, publish and reconnect ([`Plan`], sans-IO).
+//!
+//! Reads wait until the broker sends something (the session's keep alive
+//! and timeouts are checked at each step); the firmware puts a time limit
+//! around each call (`embassy_time::with_timeout`) and drops the
+//! connection when it runs out.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
+pub mod config;
 mod crypto;
 mod driver;
+pub mod plan;
+pub mod time;
 
-pub use crypto::{DeviceCrypto, KeySigner, SignFailure, Signatures};
+pub use config::{ConfigError, Settings};
+pub use crypto::{DeviceCrypto, IdentityError, KeySigner, SignFailure, Signatures};
 pub use driver::{Firmware, FirmwareError, RECORD_READ_BUF, RECORD_WRITE_BUF};
 pub use embedded_tls;
+pub use plan::{Plan, Step};
+pub use time::{set_unix_time, unix_time, WallClock};
