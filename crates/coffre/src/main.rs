@@ -514,7 +514,7 @@ struct ProvisionCmd {
 
 #[derive(Subcommand, Debug)]
 enum BrokerCommand {
-    /// Write mosquitto.conf and the ACL from the PKI.
+    /// Write the broker configuration from the PKI: mosquitto.conf and the ACL, or (--engine rabbitmq) a RabbitMQ cluster.
     Config {
         /// PKI directory.
         #[arg(long, default_value = "pki")]
@@ -544,8 +544,10 @@ enum BrokerCommand {
         /// 'coffre import-manifest --registry') may publish.
         #[arg(long, value_name = "FILE")]
         publishers_from: Option<PathBuf>,
+        #[command(flatten)]
+        engine: cmd_broker::EngineArgs,
     },
-    /// Run mosquitto with that configuration and stream its log (Ctrl-C stops it).
+    /// Run mosquitto (or the RabbitMQ cluster) with that configuration and stream its log (Ctrl-C stops it).
     Run {
         /// Directory written by 'coffre broker config'.
         #[arg(long, default_value = "broker")]
@@ -824,6 +826,7 @@ fn main() -> ExitCode {
                 factory_root,
                 factory_listen,
                 publishers_from,
+                engine,
             } => (|| {
                 let mut publishers = publishers;
                 if let Some(reg) = publishers_from {
@@ -841,6 +844,7 @@ fn main() -> ExitCode {
                     &publishers,
                     &subscribers,
                     factory_root.as_deref().map(|r| (r, factory_listen)),
+                    &engine,
                 )
             })(),
             BrokerCommand::Run { config } => cmd_broker::run(&config),
