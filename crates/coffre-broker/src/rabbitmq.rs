@@ -639,30 +639,33 @@ impl RabbitCluster {
 
     /// Wait until each of `nodes` is up, or one fails.
     pub fn wait_ready(&mut self, nodes: &[usize]) -> Result<()> {
-        let mut left: Vec<usize> = nodes.to_vec();
-        while !left.is_empty() {
-            let mut still = Vec::new();
-            for &k in &left {
-                let log = std::fs::read_to_string(self.log_path(k)).unwrap_or_default();
-                let Some(p) = self.nodes[k].as_mut() else {
-                    return Err(self.node_failed(k, "it is not running".into(), &log));
-                };
-                let exited = p.child.try_wait().ok().flatten().map(|s| s.to_string());
-                match self.boot.step(&log, exited.as_deref(), p.started.elapsed()) {
-                    BootStep::Ready => {}
-                    BootStep::Wait => still.push(k),
-                    BootStep::Failed(why) => {
-                        self.stop_node(k, Duration::from_secs(10));
-                        return Err(self.node_failed(k, why, &log));
-                    }
-                }
-            }
-            left = still;
-            if !left.is_empty() {
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        while !self.poll_ready(nodes)? {
+            std::thread::sleep(Duration::from_millis(200));
         }
         Ok(())
+    }
+
+    /// Look once whether each of `nodes` is up: `Ok(false)` while one is
+    /// still booting; the error of a node that will not come up (it is
+    /// then stopped).
+    pub fn poll_ready(&mut self, nodes: &[usize]) -> Result<bool> {
+        let mut all = true;
+        for &k in nodes {
+            let log = std::fs::read_to_string(self.log_path(k)).unwrap_or_default();
+            let Some(p) = self.nodes[k].as_mut() else {
+                return Err(self.node_failed(k, "it is not running".into(), &log));
+            };
+            let exited = p.child.try_wait().ok().flatten().map(|s| s.to_string());
+            match self.boot.step(&log, exited.as_deref(), p.started.elapsed()) {
+                BootStep::Ready => {}
+                BootStep::Wait => all = false,
+                BootStep::Failed(why) => {
+                    self.stop_node(k, Duration::from_secs(10));
+                    return Err(self.node_failed(k, why, &log));
+                }
+            }
+        }
+        Ok(all)
     }
 
     fn node_failed(&self, k: usize, why: String, log: &str) -> Error {

@@ -134,6 +134,24 @@ pub enum Error {
     /// Mosquitto did not start.
     #[error("starting mosquitto (is it installed? 'apt install mosquitto')")]
     BrokerStart(#[source] coffre_broker::Error),
+    /// The RabbitMQ cluster did not start.
+    #[error("starting the RabbitMQ cluster")]
+    ClusterStart(#[source] coffre_broker::Error),
+    /// A node of the cluster could not be killed or restarted.
+    #[error("{what} node {node} of the cluster")]
+    ClusterFault {
+        /// "killing", "restarting".
+        what: &'static str,
+        /// The node (from 1).
+        node: usize,
+        /// The broker's error.
+        #[source]
+        source: coffre_broker::Error,
+    },
+    /// A fault was asked of a broker that is not a cluster, or of a node
+    /// it does not have.
+    #[error("--kill-node {0}: {1}")]
+    BadFault(String, &'static str),
     /// Mosquitto started but its process id is unknown.
     #[error("mosquitto has no pid")]
     BrokerPid,
@@ -173,7 +191,10 @@ impl Error {
     pub fn has_broker_log(&self) -> bool {
         matches!(
             self,
-            Error::SubscriptionRefused { .. } | Error::SubscriberFailed { .. }
+            Error::SubscriptionRefused { .. }
+                | Error::SubscriberFailed { .. }
+                | Error::ClusterStart(_)
+                | Error::ClusterFault { .. }
         )
     }
 }
@@ -207,7 +228,7 @@ mod tests {
     fn bad_options_say_what_to_change() {
         assert_eq!(
             Error::Devices(0).to_string(),
-            "--devices must be between 1 and 99999 (got 0)"
+            "--devices must be between 1 and 100000 (got 0)"
         );
         assert!(Error::OpenFiles {
             needed: 20000,

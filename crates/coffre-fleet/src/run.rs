@@ -5,8 +5,11 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::options::{device_id, FleetOptions, Progress, SUB_ID};
-use crate::stage::{self, BrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs};
+use crate::stage::{
+    self, BrokerPlan, ClusterBrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs,
+};
 use crate::util;
+use coffre_broker::Engine;
 
 /// Build the lab, run the fleet, measure. `progress` is called from the
 /// calling thread.
@@ -72,15 +75,39 @@ fn stages(
         progress,
     )?;
 
-    let broker = stage::broker(
-        &BrokerPlan {
-            pki_dir: provisioned.pki_dir.clone(),
-            out_dir: dir.join("broker"),
-            publishers: (1..=n).map(device_id).collect(),
-            subscriber: SUB_ID.into(),
-        },
-        progress,
-    )?;
+    let publishers: Vec<String> = (1..=n).map(device_id).collect();
+    let (mut broker, engine) = match opts.engine {
+        Engine::Mosquitto => (
+            stage::broker(
+                &BrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                },
+                progress,
+            )?,
+            "mosquitto".to_string(),
+        ),
+        Engine::RabbitMq => (
+            stage::cluster(
+                &ClusterBrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                    nodes: opts.nodes,
+                    queue_type: opts.queue_type,
+                },
+                progress,
+            )?,
+            format!(
+                "rabbitmq, {} nodes, {} queues",
+                opts.nodes,
+                opts.queue_type.name()
+            ),
+        ),
+    };
 
     let origin = Instant::now();
     let listener = stage::listen(&broker, provisioned.subscriber, n, opts.interval, origin)?;
@@ -100,15 +127,21 @@ fn stages(
 
     let published = stage::publish(
         ramped.fleet,
-        &broker,
+        &mut broker,
         opts.duration,
         &ramped.figures.spawn_errors,
+        opts.fault.as_ref(),
         progress,
-    );
+    )?;
 
     let collected = stage::collect(listener, &published)?;
     let publish_cpu = published.cpu.read();
-    let addr = broker.addr();
+    let addr = broker
+        .addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     broker.stop();
 
     Ok(stage::report(ReportInputs {
@@ -117,7 +150,7 @@ fn stages(
         rate: opts.rate,
         duration: opts.duration,
         dir: dir.to_path_buf(),
-        broker: addr.to_string(),
+        broker: addr,
         nofile_limit,
         base_rss_kib,
         provisioning: provisioned.elapsed,
@@ -125,5 +158,6 @@ fn stages(
         published,
         publish_cpu,
         collected,
+        engine,
     }))
 }

@@ -173,7 +173,8 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     /// to a real mosquitto and publishing QoS 1 readings; one subscriber checks every message.
     #[command(after_help = "Examples:\n  \
 coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
-coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n\n\
+coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  \
+coffre fleet --engine rabbitmq --nodes 3 --devices 3000 --duration 60s --kill-node 1 --kill-at 20s --restart-after 15s\n\n\
 Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
 starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
 it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
@@ -200,6 +201,8 @@ duplicated.")]
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cluster: cmd_fleet::ClusterArgs,
     },
     /// The slot-map explorer in a browser: chips drawn to scale, policies in words, the bus, live readings.
     #[command(after_help = "Examples:\n  \
@@ -870,6 +873,7 @@ fn main() -> ExitCode {
             mode,
             dir,
             json,
+            cluster,
         } => cmd_fleet::run(&cmd_fleet::FleetArgs {
             devices: devices as usize,
             rate,
@@ -878,6 +882,7 @@ fn main() -> ExitCode {
             mode,
             dir,
             json,
+            cluster,
         }),
         Command::Web {
             buses,
