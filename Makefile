@@ -49,6 +49,7 @@ test: lint cross doc
 test-cluster: deps
 	@scripts/need.sh rabbitmq-server:rabbitmq-server
 	$(CARGO) test -p coffre-broker --test rabbitmq_cluster -- --ignored
+	$(CARGO) test -p coffre-fleet --test cluster -- --ignored --test-threads 1
 
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
