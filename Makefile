@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test deps build lint cross doc bench fuzz
+.PHONY: help demo test test-cluster deps build lint cross doc bench fuzz
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
+	@echo "make test-cluster  the RabbitMQ cluster tests (three nodes, a node killed; a few minutes)"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_JOBS side by side; nightly + cargo-fuzz)"
 
@@ -42,6 +43,13 @@ doc: deps
 test: lint cross doc
 	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
+
+# The clustered broker: three RabbitMQ nodes boot in about a minute, so
+# these tests are apart from 'make test' (.ci/run runs both).
+test-cluster: deps
+	@scripts/need.sh rabbitmq-server:rabbitmq-server
+	$(CARGO) test -p coffre-broker --test rabbitmq_cluster -- --ignored
+	$(CARGO) test -p coffre-fleet --test cluster -- --ignored --test-threads 1
 
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench

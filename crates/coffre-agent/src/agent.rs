@@ -35,7 +35,7 @@ const STOP_CHECK: Duration = Duration::from_millis(100);
 pub use coffre_device::Backoff;
 
 /// [`Backoff::delay`] with a random `unit`.
-pub(crate) fn delay_random(backoff: &Backoff, attempt: u32) -> Duration {
+pub fn delay_random(backoff: &Backoff, attempt: u32) -> Duration {
     backoff.delay(attempt, Backoff::unit_of(OsRng.next_u32()))
 }
 

@@ -35,6 +35,10 @@ pub(crate) struct DeviceResult {
     pub published: u64,
     pub publish_failures: u64,
     pub publish_error: Option<String>,
+    /// Connections lost and regained (cluster failover only).
+    pub outages: Vec<crate::stage::failover::Outage>,
+    /// Reconnections (cluster failover only).
+    pub reconnects: u64,
 }
 
 /// The shared "start publishing" signal.
@@ -50,7 +54,7 @@ impl Gate {
         self.cv.notify_all();
     }
 
-    fn wait(&self) -> Instant {
+    pub fn wait(&self) -> Instant {
         let mut g = self.start.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(t) = *g {
@@ -62,9 +66,14 @@ impl Gate {
 }
 
 /// MQTT options of a fleet client (devices and subscriber).
-pub(crate) fn client_options(broker: SocketAddr, id: &str, interval: Duration) -> ClientOptions {
+pub(crate) fn client_options(
+    broker: SocketAddr,
+    id: &str,
+    interval: Duration,
+    version: MqttVersion,
+) -> ClientOptions {
     let mut o = ClientOptions::new(BrokerAddr::from(broker), id);
-    o.version = MqttVersion::V5;
+    o.version = version;
     o.keep_alive = (interval * 3).max(Duration::from_secs(60));
     o.connect_timeout = Duration::from_secs(60);
     o.timeout = Duration::from_secs(30);
@@ -74,7 +83,14 @@ pub(crate) fn client_options(broker: SocketAddr, id: &str, interval: Duration) -
 /// What every device thread shares.
 #[derive(Debug)]
 pub(crate) struct DeviceCtx {
-    pub broker: SocketAddr,
+    /// The broker's listeners: one, or one per cluster node (a device
+    /// starts on node `index % len`).
+    pub brokers: Vec<SocketAddr>,
+    /// MQTT version (3.1.1 for RabbitMQ).
+    pub version: MqttVersion,
+    /// Reconnect to another node when the connection is lost, and resend
+    /// the reading not acknowledged (clusters).
+    pub failover: bool,
     pub interval: Duration,
     pub duration: Duration,
     pub origin: Instant,
@@ -85,8 +101,11 @@ pub(crate) struct DeviceCtx {
 
 /// The body of a device thread.
 pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
+    if ctx.failover {
+        return crate::stage::failover::device_main(d, ctx);
+    }
     let mut r = DeviceResult::default();
-    let opts = client_options(ctx.broker, d.id(), ctx.interval);
+    let opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
     let t = Instant::now();
     let mut client = match Client::connect(&opts, d.tls()) {
         Ok(c) => c,

@@ -161,6 +161,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The RabbitMQ cluster did not start.
+    #[error("starting the RabbitMQ cluster")]
+    ClusterStart(#[source] coffre_broker::Error),
+    /// A node of the cluster could not be killed or restarted.
+    #[error("{what} node {node} of the cluster")]
+    ClusterFault {
+        /// "killing", "restarting".
+        what: &'static str,
+        /// The node (from 1).
+        node: usize,
+        /// The broker's error.
+        #[source]
+        source: coffre_broker::Error,
+    },
+    /// A fault was asked of a broker that is not a cluster, or of a node
+    /// it does not have.
+    #[error("--kill-node {0}: {1}")]
+    BadFault(String, &'static str),
+    /// Factory identities were asked of a RabbitMQ cluster.
+    #[error("--identity factory runs on mosquitto only (its factory listener trusts the Trust&GO root beside the CA); drop --engine rabbitmq")]
+    FactoryOnCluster,
     /// Mosquitto started but its process id is unknown.
     #[error("mosquitto has no pid")]
     BrokerPid,
@@ -203,6 +224,8 @@ impl Error {
             Error::SubscriptionRefused { .. }
                 | Error::SubscriberFailed { .. }
                 | Error::FactoryListener { .. }
+                | Error::ClusterStart(_)
+                | Error::ClusterFault { .. }
         )
     }
 }
@@ -236,7 +259,7 @@ mod tests {
     fn bad_options_say_what_to_change() {
         assert_eq!(
             Error::Devices(0).to_string(),
-            "--devices must be between 1 and 99999 (got 0)"
+            "--devices must be between 1 and 100000 (got 0)"
         );
         assert!(Error::OpenFiles {
             needed: 20000,

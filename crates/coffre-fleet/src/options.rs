@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 /// The readings topic (the lab's).
 pub const TOPIC: &str = "m5go/env";
 
-/// Most devices one run simulates (device ids have five digits).
-pub const MAX_DEVICES: usize = 99_999;
+/// Most devices one run simulates.
+pub const MAX_DEVICES: usize = 100_000;
 
 /// The subscriber's id (its chip and certificate are its own).
 pub(crate) const SUB_ID: &str = "fleet-sub";
@@ -106,6 +106,14 @@ pub struct FleetOptions {
     pub dir: Option<std::path::PathBuf>,
     /// Stack size of each device thread.
     pub stack_size: usize,
+    /// The broker: mosquitto (default) or a RabbitMQ cluster.
+    pub engine: coffre_broker::Engine,
+    /// Cluster nodes (RabbitMQ).
+    pub nodes: usize,
+    /// Queue type of QoS 1 sessions (RabbitMQ).
+    pub queue_type: coffre_broker::QueueType,
+    /// Nodes to kill during the publishing phase (RabbitMQ).
+    pub fault: Option<crate::stage::Fault>,
 }
 
 impl FleetOptions {
@@ -121,6 +129,10 @@ impl FleetOptions {
             identity: Identity::Ca,
             dir: None,
             stack_size: 256 * 1024,
+            engine: coffre_broker::Engine::Mosquitto,
+            nodes: 3,
+            queue_type: coffre_broker::QueueType::Quorum,
+            fault: None,
         }
     }
 
@@ -132,6 +144,35 @@ impl FleetOptions {
         }
         if self.rate.is_nan() || self.rate <= 0.0 || self.interval.is_zero() {
             return Err(Error::NotPositive);
+        }
+        if self.identity == Identity::Factory && self.engine != coffre_broker::Engine::Mosquitto {
+            return Err(Error::FactoryOnCluster);
+        }
+        if let Some(f) = &self.fault {
+            let which = f
+                .nodes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            if self.engine != coffre_broker::Engine::RabbitMq {
+                return Err(Error::BadFault(
+                    which,
+                    "a node can be killed on a cluster only (--engine rabbitmq)",
+                ));
+            }
+            if f.nodes.is_empty() || f.nodes.iter().any(|&n| n == 0 || n > self.nodes) {
+                return Err(Error::BadFault(
+                    which,
+                    "nodes are numbered from 1 to --nodes",
+                ));
+            }
+            if f.at >= self.duration {
+                return Err(Error::BadFault(
+                    which,
+                    "--kill-at must fall within the publishing phase (--duration)",
+                ));
+            }
         }
         Ok(())
     }

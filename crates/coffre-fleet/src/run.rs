@@ -5,8 +5,11 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::options::{FleetOptions, Identity, Progress, SUB_ID};
-use crate::stage::{self, BrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs};
+use crate::stage::{
+    self, BrokerPlan, ClusterBrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs,
+};
 use crate::util;
+use coffre_broker::Engine;
 
 /// Build the lab, run the fleet, measure. `progress` is called from the
 /// calling thread.
@@ -73,22 +76,49 @@ fn stages(
         Identity::Factory => stage::provision_factory(&plan, progress)?,
     };
 
-    let broker = stage::broker(
-        &BrokerPlan {
-            pki_dir: provisioned.pki_dir.clone(),
-            out_dir: dir.join("broker"),
-            publishers: provisioned
-                .devices
-                .iter()
-                .map(|d| d.id().to_owned())
-                .collect(),
-            subscriber: SUB_ID.into(),
-            factory_root_pem: (opts.identity == Identity::Factory).then(|| {
-                coffre_pki::util::to_pem("CERTIFICATE", coffre_emu::factory::root_cert_der())
-            }),
-        },
-        progress,
-    )?;
+    let publishers: Vec<String> = provisioned
+        .devices
+        .iter()
+        .map(|d| d.id().to_owned())
+        .collect();
+    let (mut broker, engine) = match opts.engine {
+        Engine::Mosquitto => (
+            stage::broker(
+                &BrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                    factory_root_pem: (opts.identity == Identity::Factory).then(|| {
+                        coffre_pki::util::to_pem(
+                            "CERTIFICATE",
+                            coffre_emu::factory::root_cert_der(),
+                        )
+                    }),
+                },
+                progress,
+            )?,
+            "mosquitto".to_string(),
+        ),
+        Engine::RabbitMq => (
+            stage::cluster(
+                &ClusterBrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                    nodes: opts.nodes,
+                    queue_type: opts.queue_type,
+                },
+                progress,
+            )?,
+            format!(
+                "rabbitmq, {} nodes, {} queues",
+                opts.nodes,
+                opts.queue_type.name()
+            ),
+        ),
+    };
 
     let origin = Instant::now();
     let listener = stage::listen(
@@ -114,17 +144,29 @@ fn stages(
 
     let published = stage::publish(
         ramped.fleet,
-        &broker,
+        &mut broker,
         opts.duration,
         &ramped.figures.spawn_errors,
+        opts.fault.as_ref(),
         progress,
-    );
+    )?;
 
     let collected = stage::collect(listener, &published)?;
     let publish_cpu = published.cpu.read();
-    let addr = match (broker.addr(), broker.device_addr()) {
-        (main, devices) if main == devices => main.to_string(),
-        (main, devices) => format!("{main} (devices on the factory listener {devices})"),
+    let join = |a: &[std::net::SocketAddr]| {
+        a.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let addr = if broker.device_addrs() == broker.addrs() {
+        join(broker.addrs())
+    } else {
+        format!(
+            "{} (devices on the factory listener {})",
+            join(broker.addrs()),
+            join(broker.device_addrs())
+        )
     };
     broker.stop();
 
@@ -144,5 +186,6 @@ fn stages(
         published,
         publish_cpu,
         collected,
+        engine,
     }))
 }

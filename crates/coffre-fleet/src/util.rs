@@ -18,31 +18,42 @@ pub struct Usage {
 }
 
 /// Measures [`Usage`] from the moment it is started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuMeter {
-    broker_pid: u32,
-    start: Usage,
+    /// The broker's processes (one per cluster node) and their CPU at
+    /// the start.
+    broker: Vec<(u32, Duration)>,
+    simulator: Duration,
 }
 
 impl CpuMeter {
     /// Start measuring this process and `broker_pid`.
     pub fn start(broker_pid: u32) -> CpuMeter {
+        CpuMeter::start_many(&[broker_pid])
+    }
+
+    /// Start measuring this process and the broker's processes (a
+    /// process that ends before [`CpuMeter::read`], such as a killed
+    /// cluster node, counts for nothing).
+    pub fn start_many(broker_pids: &[u32]) -> CpuMeter {
         CpuMeter {
-            broker_pid,
-            start: Usage {
-                simulator: self_cpu(),
-                broker: pid_cpu(broker_pid).unwrap_or_default(),
-            },
+            broker: broker_pids
+                .iter()
+                .map(|&p| (p, pid_cpu(p).unwrap_or_default()))
+                .collect(),
+            simulator: self_cpu(),
         }
     }
 
     /// CPU used since [`CpuMeter::start`].
     pub fn read(&self) -> Usage {
         Usage {
-            simulator: self_cpu().saturating_sub(self.start.simulator),
-            broker: pid_cpu(self.broker_pid)
-                .unwrap_or_default()
-                .saturating_sub(self.start.broker),
+            simulator: self_cpu().saturating_sub(self.simulator),
+            broker: self
+                .broker
+                .iter()
+                .map(|&(p, t0)| pid_cpu(p).unwrap_or(t0).saturating_sub(t0))
+                .sum(),
         }
     }
 }

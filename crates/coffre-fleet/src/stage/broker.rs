@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use coffre_broker::{BrokerSetup, Mosquitto, Role};
+use coffre_agent::MqttVersion;
+use coffre_broker::{BrokerSetup, Mosquitto, RabbitCluster, Role};
 
 use crate::error::{Error, Result};
 use crate::options::{Progress, TOPIC};
@@ -28,51 +29,108 @@ pub struct BrokerPlan {
     pub factory_root_pem: Option<String>,
 }
 
-/// The running broker; stopped when dropped.
+/// The running broker: mosquitto, or a RabbitMQ cluster
+/// ([`crate::stage::cluster()`]); stopped when dropped.
 #[derive(Debug)]
 pub struct Broker {
-    mosquitto: Mosquitto,
-    addr: SocketAddr,
-    device_addr: SocketAddr,
-    pid: u32,
+    running: Running,
+    addrs: Vec<SocketAddr>,
+    device_addrs: Vec<SocketAddr>,
+}
+
+#[derive(Debug)]
+enum Running {
+    Mosquitto { mosquitto: Mosquitto, pid: u32 },
+    Cluster(RabbitCluster),
 }
 
 impl Broker {
+    pub(crate) fn from_cluster(c: RabbitCluster) -> Broker {
+        let addrs = c.plan().mqtt_addrs();
+        Broker {
+            device_addrs: addrs.clone(),
+            addrs,
+            running: Running::Cluster(c),
+        }
+    }
+
     /// Where it listens for certificates of the fleet's CA (the
-    /// subscriber's).
+    /// subscriber's; a cluster: its first node).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// Where it listens for the CA's certificates: one address, or one
+    /// per cluster node.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// Where the devices connect: the factory listener with factory
-    /// identities, else [`Broker::addr`].
-    pub fn device_addr(&self) -> SocketAddr {
-        self.device_addr
+    /// identities, else [`Broker::addrs`].
+    pub fn device_addrs(&self) -> &[SocketAddr] {
+        &self.device_addrs
     }
 
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The MQTT version its clients speak: 5 on mosquitto, 3.1.1 on
+    /// RabbitMQ 3.10.
+    pub fn mqtt_version(&self) -> MqttVersion {
+        match self.running {
+            Running::Mosquitto { .. } => MqttVersion::V5,
+            Running::Cluster(_) => MqttVersion::V311,
+        }
     }
 
-    /// Its log file.
-    pub fn log_path(&self) -> &Path {
-        self.mosquitto.log_path()
+    /// True for a cluster: clients reconnect to another node when theirs
+    /// is lost.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.running, Running::Cluster(_))
+    }
+
+    /// The cluster, when it is one.
+    pub fn cluster(&mut self) -> Option<&mut RabbitCluster> {
+        match &mut self.running {
+            Running::Cluster(c) => Some(c),
+            Running::Mosquitto { .. } => None,
+        }
+    }
+
+    /// Its process ids (one per running cluster node).
+    pub fn pids(&self) -> Vec<u32> {
+        match &self.running {
+            Running::Mosquitto { pid, .. } => vec![*pid],
+            Running::Cluster(c) => c.running().into_iter().filter_map(|k| c.pid(k)).collect(),
+        }
+    }
+
+    /// Its log file (a cluster: its first node's; the others are beside it).
+    pub fn log_path(&self) -> PathBuf {
+        match &self.running {
+            Running::Mosquitto { mosquitto, .. } => mosquitto.log_path().to_path_buf(),
+            Running::Cluster(c) => c.log_path(0),
+        }
     }
 
     /// Start measuring the CPU of this process and of the broker.
     pub fn cpu_meter(&self) -> CpuMeter {
-        CpuMeter::start(self.pid)
+        CpuMeter::start_many(&self.pids())
     }
 
-    /// Its resident memory now, KiB (0 when unknown).
+    /// Its resident memory now, KiB (a cluster: every node's; 0 when
+    /// unknown).
     pub fn rss_kib(&self) -> u64 {
-        util::pid_rss_kib(self.pid).unwrap_or(0)
+        self.pids()
+            .into_iter()
+            .map(|p| util::pid_rss_kib(p).unwrap_or(0))
+            .sum()
     }
 
     /// Stop it cleanly.
     pub fn stop(mut self) {
-        self.mosquitto.stop();
+        match &mut self.running {
+            Running::Mosquitto { mosquitto, .. } => mosquitto.stop(),
+            Running::Cluster(c) => c.stop(),
+        }
     }
 }
 
@@ -120,10 +178,9 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
         wait_listening(f, setup.log_path())?;
     }
     Ok(Broker {
-        mosquitto,
-        addr,
-        device_addr: factory_addr.unwrap_or(addr),
-        pid,
+        running: Running::Mosquitto { mosquitto, pid },
+        addrs: vec![addr],
+        device_addrs: vec![factory_addr.unwrap_or(addr)],
     })
 }
 

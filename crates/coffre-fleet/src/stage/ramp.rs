@@ -79,7 +79,9 @@ pub fn ramp(
     let connected = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let ctx = Arc::new(DeviceCtx {
-        broker: broker.device_addr(),
+        brokers: broker.device_addrs().to_vec(),
+        version: broker.mqtt_version(),
+        failover: broker.is_cluster(),
         interval: plan.interval,
         duration: plan.duration,
         origin: plan.origin,
