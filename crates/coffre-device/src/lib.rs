@@ -15,6 +15,8 @@
 //! - [`link`]: TLS behind a trait ([`Link`]), and [`Connection`], which
 //!   runs the sans-IO MQTT [`Session`] over any link.
 //! - [`Clock`]: time comes in from the caller.
+//! - `iokey` (feature `std`): the IO protection key of a hardened chip as
+//!   the device keeps it.
 //!
 //! ```
 //! use coffre_device::{MemoryQueue, Measurement, Reading, ReadingQueue};
@@ -36,6 +38,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
+#[cfg(feature = "std")]
+pub mod iokey;
 pub mod link;
 pub mod queue;
 pub mod reading;

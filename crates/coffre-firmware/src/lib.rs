@@ -15,18 +15,27 @@
 //! - [`Firmware`]: CONNECT/CONNACK, QoS 1 publish with PUBACK,
 //!   DISCONNECT + `close_notify`, all decided by the session.
 //!
-//! What it does not do yet: wait with a time limit. Reads wait until the
-//! broker sends something (the session's keep alive and timeouts are
-//! checked at each step); an MCU build adds its timer with a `select`.
+//! - [`Timer`]: every wait has a time limit. The handshake must finish
+//!   within the session's response timeout; a read waits at most until the
+//!   session's next deadline ([`Session::poll_timeout`](coffre_mqtt::Session::poll_timeout):
+//!   CONNACK, PUBACK, keep alive), raced against the timer with [`within`],
+//!   which needs no particular executor. The MCU passes its timer
+//!   (embassy-time), the host [`host::TokioTimer`] (feature `tokio`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
+#[cfg(any(feature = "tokio", test))]
+extern crate std;
 
 mod crypto;
 mod driver;
+#[cfg(feature = "tokio")]
+pub mod host;
+mod timer;
 
 pub use crypto::{DeviceCrypto, KeySigner, SignFailure, Signatures};
 pub use driver::{Firmware, FirmwareError, RECORD_READ_BUF, RECORD_WRITE_BUF};
 pub use embedded_tls;
+pub use timer::{within, Timer};
