@@ -290,10 +290,10 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                 "lab".into(),
                 "--pki".into(),
                 s(&d.join("pki")),
+                // One reading, taken at once (the interval only spaces
+                // the ones after it).
                 "--count".into(),
                 "1".into(),
-                "--interval".into(),
-                "0".into(),
             ];
             if tls13 {
                 cmd.push("--tls13".into());

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use coffre_agent::boot::{boot, BootOptions, KeyMode};
+use coffre_agent::boot::{boot, load_io_key, BootOptions, KeyMode};
 use coffre_agent::{BrokerAddr, EnvSensors, Identity, MqttVersion, Publisher, PublisherOptions};
 use coffre_device_bin::bus;
 
@@ -44,7 +44,8 @@ struct Args {
     /// Private-key slot in offload mode.
     #[arg(long, default_value_t = 0)]
     key_slot: u8,
-    /// Directory with ca.crt.pem and devices/ID.crt.pem.
+    /// Directory with ca.crt.pem, devices/ID.crt.pem and, for a hardened chip
+    /// in lab mode, devices/ID.iokey.
     #[arg(long, default_value = "pki")]
     pki: PathBuf,
     /// CA certificate (default: PKI/ca.crt.pem).
@@ -62,9 +63,10 @@ struct Args {
     /// Topic.
     #[arg(long, default_value = "m5go/env")]
     topic: String,
-    /// Seconds between readings.
-    #[arg(long, default_value_t = 2.0)]
-    interval: f64,
+    /// Time between readings (e.g. 2s, 500ms, 1.5; 10ms to 1 day). The first
+    /// reading is taken at once.
+    #[arg(long, default_value = "2s", value_parser = coffre_agent::duration::interval)]
+    interval: Duration,
     /// Stop after this many readings are acknowledged.
     #[arg(long)]
     count: Option<u64>,
@@ -90,20 +92,17 @@ fn main() -> ExitCode {
 
 /// Boot, then publish until done or stopped.
 fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
-    if !(a.interval.is_finite() && a.interval >= 0.0) {
-        return Err(report::Failure::usage(
-            "--interval must be a number of seconds, 0 or more",
-        ));
-    }
     let broker: BrokerAddr = a.broker.parse()?;
     let opened = bus::open(&a.bus)?;
     if let Some(note) = &opened.address_note {
         out.note(note);
     }
     let sensors = opened.second_handle()?;
-    let mode = match a.mode.as_str() {
-        "lab" => KeyMode::Lab,
-        _ => KeyMode::Offload { slot: a.key_slot },
+    let (mode, io_key) = match a.mode.as_str() {
+        // Lab mode on a hardened chip: slot 8 is read encrypted with the IO
+        // protection key the device keeps (<pki>/devices/<id>.iokey).
+        "lab" => (KeyMode::Lab, load_io_key(&a.pki, &a.id)?),
+        _ => (KeyMode::Offload { slot: a.key_slot }, None),
     };
     out.boot_start(&a.mode, &a.bus);
     let (key, _) = boot(
@@ -111,9 +110,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
-            // Encrypted reads of a hardened chip's slot 8 are `coffre
-            // publish`'s; this binary reads slot 8 in clear.
-            io_key: None,
+            io_key,
         },
         &mut |step, msg| out.boot_step(step, msg),
     )?;
@@ -129,7 +126,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
     };
     let mut opts = PublisherOptions::new(broker, a.id.clone());
     opts.topic = a.topic.clone();
-    opts.interval = Duration::from_secs_f64(a.interval);
+    opts.interval = a.interval;
     opts.count = a.count;
     opts.tls13 = a.tls13;
     opts.mqtt_version = if a.mqtt311 {

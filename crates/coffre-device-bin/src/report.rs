@@ -17,15 +17,6 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A bad option.
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            source: None,
-            code: 2,
-        }
-    }
-
     /// A file or device that could not be used.
     pub fn io(message: impl Into<String>, e: impl StdError + Send + Sync + 'static) -> Self {
         Self::other(message, e)

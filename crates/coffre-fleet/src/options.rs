@@ -183,25 +183,7 @@ pub fn device_id(i: usize) -> String {
     format!("fleet-{i:05}")
 }
 
-/// Parse a duration such as "20s", "500ms", "2m" or "1.5" (seconds).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 20s, 500ms, 1m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
-    };
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("'{s}' is out of range (at most {} s)", u64::MAX))
-}
+pub use coffre_agent::duration::parse as parse_duration;
 
 /// Where a run is, for a progress display.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,16 +227,5 @@ mod tests {
         assert_eq!(device_id(7), "fleet-00007");
         assert_eq!("factory".parse(), Ok(Identity::Factory));
         assert!("x".parse::<Identity>().unwrap_err().contains("'ca'"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("3h").is_err());
-        assert!(parse_duration("x").is_err());
-        // Too large for a Duration: an error, not a panic.
-        assert!(parse_duration("99999999999999999999s").is_err());
     }
 }

@@ -184,11 +184,20 @@ impl rand_core::RngCore for Counter {
 
 impl rand_core::CryptoRng for Counter {}
 
+/// The device's clock, stopped.
 struct NoClock;
 
 impl coffre_device::Clock for NoClock {
     fn now_ms(&self) -> u64 {
         0
+    }
+}
+
+/// Time never moves, so no deadline fires: the wire never waits, and the
+/// handshake ends when the bytes do.
+impl coffre_firmware::Timer for NoClock {
+    fn sleep_until(&self, _at_ms: u64) -> impl Future<Output = ()> {
+        std::future::pending()
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use coffre_agent::boot::{boot, BootOptions, IoKey, KeyMode};
+use coffre_agent::boot::{boot, BootOptions, KeyMode};
 use coffre_agent::{
     BrokerAddr, EnvSensors, Event, Identity, MqttVersion, Publisher, PublisherOptions, SeqStatus,
     Subscriber, SubscriberOptions,
@@ -219,15 +219,9 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
     // Lab mode on a hardened chip: the IO protection key from the device's
     // flash (modelled as <pki>/devices/<id>.iokey), for encrypted Reads.
     let io_key = match a.mode {
-        coffre_provision::Mode::Lab => coffre_provision::iokey::load(&a.pki, &a.id)?.map(|k| {
-            let mut host_nonce = [0u8; 20];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut host_nonce);
-            IoKey {
-                slot: k.slot,
-                key: k.key.clone(),
-                host_nonce,
-            }
-        }),
+        coffre_provision::Mode::Lab => {
+            coffre_agent::boot::load_io_key(&a.pki, &a.id).map_err(agent_err)?
+        }
         coffre_provision::Mode::Offload | coffre_provision::Mode::Factory => None,
     };
     let (key, _report) = boot(
