@@ -13,6 +13,7 @@ mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
 mod cmd_factory;
+mod cmd_firmware;
 mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
@@ -131,6 +132,9 @@ coffre import-manifest m.json --signer m.json.signer.pem --root emu --pki pki"
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// The ESP32-C3 firmware: the settings file its build embeds.
+    #[command(subcommand)]
+    Firmware(cmd_firmware::FirmwareCommand),
     /// The whole lab on emulated hardware against a real mosquitto: every scenario with evidence.
     #[command(
         after_help = "Creates a PKI, emulated chips (publisher in lab and offload mode, subscriber, \
@@ -857,6 +861,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Firmware(f) => cmd_firmware::run(f),
         Command::Bench { runs, json } => cmd_oneshot::bench(runs.into(), json),
         Command::Fleet {
             devices,

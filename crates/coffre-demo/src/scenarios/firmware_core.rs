@@ -172,6 +172,13 @@ fn publish(cx: &Ctx<'_>, id: &str, mode: Mode) -> FwRun {
         Err(e) => return fail(out, e.to_string()),
     };
     let broker = cx.lab.broker_addr;
+    // The broker certificate's dates are checked against the host's
+    // clock, as the firmware checks them against SNTP.
+    coffre_firmware::set_unix_time(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
     let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
     let r: Result<(f64, Vec<u8>), String> = rt.block_on(async {
         let clock = HostClock(Instant::now());
