@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test test-cluster deps build lint cross doc bench fuzz
+.PHONY: help demo test test-cluster deps build lint cross doc bench fuzz firmware firmware-elf
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
 	@echo "make test-cluster  the RabbitMQ cluster tests (three nodes, a node killed; a few minutes)"
 	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+	@echo "make firmware  the ESP32-C3 firmware as a flashable image (espflash); prints its size and static RAM"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_JOBS side by side; nightly + cargo-fuzz)"
 
 # System packages the project needs; installed when missing (apt-get when root,
@@ -25,6 +26,7 @@ demo: build
 
 lint: deps
 	$(CARGO) fmt --all -- --check
+	cd firmware/esp32c3 && $(CARGO) fmt -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The protocol core, the driver and the sensor drivers must build for the
@@ -32,15 +34,24 @@ lint: deps
 cross: deps
 	@scripts/cross-check.sh
 
+# The ESP32-C3 firmware (firmware/esp32c3, its own workspace): `make test`
+# builds its ELF so it never rots; `make firmware` also makes the image.
+firmware-elf: deps
+	@scripts/firmware.sh build
+
+firmware: deps
+	@scripts/firmware.sh image
+
 # The API docs build without a warning (broken links included).
 doc: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
-# The browser test of the web explorer must run (chromium is installed by deps).
+# The firmware ELF builds (firmware-elf). The browser test of the web explorer
+# must run (chromium is installed by deps).
 # CryptoAuthLib's own client drives the emulator first (tests/cryptoauthlib;
 # COFFRE_SKIP_CRYPTOAUTHLIB=1 skips it, visibly); cargo's summary ends the output
 # and both always run. `cargo test` also runs every doc example (doc tests).
-test: lint cross doc
+test: lint cross doc firmware-elf
 	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
 

@@ -138,7 +138,8 @@ pub fn key_mode_str(mode: KeyMode) -> String {
     }
 }
 
-fn parse_u8_addr(v: &str) -> Option<u8> {
+/// A 7-bit I2C address, `0x35` or `53`.
+pub fn parse_chip_address(v: &str) -> Option<u8> {
     let a = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(h) => u8::from_str_radix(h, 16).ok()?,
         None => v.parse().ok()?,
@@ -240,8 +241,8 @@ impl Settings {
                         .ok_or_else(|| bad("`offload N` (N = 0, 2, 3, 4) or `lab`"))?
                 }
                 "chip-address" => {
-                    chip_address =
-                        parse_u8_addr(v).ok_or_else(|| bad("a 7-bit I2C address such as 0x35"))?
+                    chip_address = parse_chip_address(v)
+                        .ok_or_else(|| bad("a 7-bit I2C address such as 0x35"))?
                 }
                 "ntp" => ntp = (v != "none" && !v.is_empty()).then(|| v.to_string()),
                 "issued-at" => issued_at = v.parse().map_err(|_| bad("Unix seconds"))?,
@@ -394,8 +395,8 @@ mod tests {
             Some(KeyMode::Offload { slot: 0 })
         );
         assert_eq!(parse_key_mode("offload 8"), None);
-        assert_eq!(parse_u8_addr("0x35"), Some(0x35));
-        assert_eq!(parse_u8_addr("0x6A"), Some(0x6A));
-        assert_eq!(parse_u8_addr("0x80"), None);
+        assert_eq!(parse_chip_address("0x35"), Some(0x35));
+        assert_eq!(parse_chip_address("0x6A"), Some(0x6A));
+        assert_eq!(parse_chip_address("0x80"), None);
     }
 }

@@ -289,3 +289,58 @@ where
         Some(Certificate::X509(self.cert))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::pkcs8::EncodePrivateKey;
+
+    /// No chip: the lab signer never touches the bus.
+    type Lab = KeySigner<NoBus, NoDelay>;
+
+    struct NoBus;
+    impl embedded_hal::i2c::ErrorType for NoBus {
+        type Error = embedded_hal::i2c::ErrorKind;
+    }
+    impl I2c for NoBus {
+        fn transaction(
+            &mut self,
+            _: u8,
+            _: &mut [embedded_hal::i2c::Operation<'_>],
+        ) -> Result<(), Self::Error> {
+            Err(embedded_hal::i2c::ErrorKind::Other)
+        }
+    }
+    struct NoDelay;
+    impl DelayNs for NoDelay {
+        fn delay_ns(&mut self, _: u32) {}
+    }
+
+    #[test]
+    fn the_lab_key_comes_out_of_slot8_bytes() {
+        let key = SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let der = key.to_pkcs8_der().unwrap();
+        let der = der.as_bytes();
+        let mut slot8 = alloc::vec![0u8; 416];
+        slot8[..2].copy_from_slice(&(der.len() as u16).to_be_bytes());
+        slot8[2..2 + der.len()].copy_from_slice(der);
+        let mut signer = Lab::lab_from_slot8(&slot8).unwrap();
+        assert!(signer.check().is_ok());
+        let point = key.verifying_key().to_encoded_point(false);
+        assert_eq!(signer.public_key().unwrap()[..], point.as_bytes()[1..]);
+        assert_eq!(alloc::format!("{signer:?}"), "KeySigner::Lab(<redacted>)");
+        // A length past the slot, or bytes that are no key: refused.
+        slot8[..2].copy_from_slice(&500u16.to_be_bytes());
+        assert!(Lab::lab_from_slot8(&slot8).is_none());
+        assert!(Lab::lab_from_slot8(&[0, 3, 1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn an_absent_chip_is_found_before_the_handshake() {
+        let chip = Atecc::new(NoBus, NoDelay, 0x35);
+        let mut signer = KeySigner::Chip { chip, slot: 0 };
+        assert_eq!(signer.check(), Err(SignFailure { absent: true }));
+        let e = signer.matches_certificate(&[0x30, 0x00]).unwrap_err();
+        assert!(matches!(e, IdentityError::Certificate(_)), "{e}");
+    }
+}

@@ -13,6 +13,7 @@ mod cmd_chip;
 mod cmd_demo;
 mod cmd_emu;
 mod cmd_factory;
+mod cmd_firmware;
 mod cmd_fleet;
 mod cmd_oneshot;
 mod cmd_pki;
@@ -95,6 +96,9 @@ enum Command {
     /// Mosquitto: write its configuration from the PKI, run it.
     #[command(subcommand)]
     Broker(cmd_broker::BrokerCommand),
+    /// The ESP32-C3 firmware: the settings file its build embeds.
+    #[command(subcommand)]
+    Firmware(cmd_firmware::FirmwareCommand),
     /// The whole lab on emulated hardware against a real mosquitto: every scenario with evidence.
     Demo(cmd_demo::DemoArgs),
     /// One device process (boot, connect, one QoS 1 publish, clean disconnect) against
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         Command::Web(c) => c.run().map(ok),
         Command::Publish(c) => c.run().map(ok),
         Command::Subscribe(c) => c.run().map(ok),
+        Command::Firmware(f) => cmd_firmware::run(f).map(ok),
     };
     match result {
         Ok(code) => ExitCode::from(code),

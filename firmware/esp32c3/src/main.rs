@@ -121,7 +121,11 @@ async fn halt(why: &str) -> ! {
 async fn main(spawner: Spawner) -> ! {
     esp_println::logger::init_logger_from_env();
     let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
-    esp_alloc::heap_allocator!(size: 48 * 1024);
+    // Heap (Wi-Fi's buffers, the MQTT session, readings waiting): the RAM
+    // the second-stage bootloader used, given back after boot, and a part
+    // of .bss.
+    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: 64 * 1024);
+    esp_alloc::heap_allocator!(size: 40 * 1024);
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 

@@ -33,6 +33,12 @@ pub(crate) const SCENARIO: Scenario = Scenario {
             "mutual TLS 1.3, slot-8 key signs; 5 readings arrive, in order",
             run,
         ),
+        Case::new(
+            "firmware core: device clock 20 years ahead",
+            Mode::Offload,
+            "the broker certificate has expired for the device: no connection",
+            run_clock_ahead,
+        ),
     ],
 };
 
@@ -110,7 +116,39 @@ fn run(cx: &mut Ctx<'_>, case: &Case) -> Outcome {
     )
 }
 
+/// The certificate dates are checked against the device's wall clock
+/// (the firmware: SNTP): 20 years on, the broker's certificate has
+/// expired and the handshake is refused by the device itself.
+fn run_clock_ahead(cx: &mut Ctx<'_>, case: &Case) -> Outcome {
+    const AHEAD_SECS: u64 = 20 * 366 * 86_400;
+    let fw = publish_at(cx, device_id(case.mode), case.mode, AHEAD_SECS);
+    let refused = fw
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("InvalidCertificate"));
+    Outcome::new(
+        refused && fw.pubacks.is_empty(),
+        match &fw.error {
+            Some(e) => format!("refused: {e}"),
+            None => "CONNECTED with an expired broker certificate".into(),
+        },
+        Evidence::default().with(
+            Source::Device,
+            format!(
+                "device clock set {} days ahead; embedded-tls checked the broker certificate's dates against it",
+                AHEAD_SECS / 86_400
+            ),
+        ),
+    )
+}
+
 fn publish(cx: &Ctx<'_>, id: &str, mode: Mode) -> FwRun {
+    publish_at(cx, id, mode, 0)
+}
+
+/// Boot, connect and publish, the device's wall clock `ahead_secs` ahead
+/// of the host's.
+fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
     let mut out = FwRun::default();
     let fail = |mut out: FwRun, e: String| {
         out.error = Some(e);
@@ -164,6 +202,14 @@ fn publish(cx: &Ctx<'_>, id: &str, mode: Mode) -> FwRun {
         Err(e) => return fail(out, e.to_string()),
     };
     let broker = cx.lab.broker_addr;
+    // The broker certificate's dates are checked against the host's
+    // clock, as the firmware checks them against SNTP.
+    coffre_firmware::set_unix_time(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + ahead_secs,
+    );
     let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
     let r: Result<(f64, Vec<u8>), String> = rt.block_on(async {
         let clock = coffre_firmware::host::TokioTimer::new();
