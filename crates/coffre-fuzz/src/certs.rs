@@ -116,38 +116,13 @@ pub fn manifest(data: &[u8]) {
 }
 
 /// Seeds of [`manifest`]: a manifest of two emulated Trust&GO parts, signed
-/// by the emulated manifest signer.
+/// by the emulated manifest signer (issued by the emulated factory root).
 pub fn manifest_seeds() -> Vec<Vec<u8>> {
-    use coffre_emu::{factory, presets::Preset};
-    use coffre_provision::factory::FactoryChain;
-    use coffre_provision::trust_manifest::{signed_entry, Part};
-    let key = factory::manifest_signer_key();
-    let cert = coffre_pki::ca::self_signed_signer_cert("coffre fuzz manifest signer", &key, 36500)
-        .expect("a signer certificate");
-    let def = &TNGTLS_DEVICE_3;
-    let parts: Vec<(FactoryChain, Vec<[u8; 64]>)> = (0..2)
-        .map(|_| {
-            let nv = Preset::Tngtls.build();
-            let data = factory::device_data(&nv, def).expect("device data");
-            let device =
-                rebuild(def, Some(&factory::signer_public_key()), &data).expect("device cert");
-            let keys = factory::slot_public_keys(&nv).expect("keys");
-            let chain = FactoryChain {
-                definition: def.name,
-                otp_code: *b"KQp2ZkD8",
-                serial_number: nv.config.serial_number(),
-                device,
-                signer: factory::signer_cert_der().to_vec(),
-                slot0_public_key: keys[0],
-                signer_public_key: factory::signer_public_key(),
-            };
-            (chain, keys)
-        })
-        .collect();
-    let ts = "2026-01-01T00:00:00.000Z";
-    let list: Vec<_> = parts
-        .iter()
-        .map(|(c, k)| signed_entry(&Part::of_chain(c, k, ts), &key, &cert))
+    use coffre_emu::presets::Preset;
+    use coffre_provision::trust_manifest::{emulated_entry, emulated_signer};
+    let (key, cert) = emulated_signer().expect("the emulated manifest signer");
+    let list: Vec<_> = (0..2)
+        .map(|_| emulated_entry(&Preset::Tngtls.build(), &key, &cert).expect("an entry"))
         .collect();
     let json = serde_json::to_vec(&list).expect("JSON");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
