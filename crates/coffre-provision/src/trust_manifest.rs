@@ -168,12 +168,18 @@ fn signer_key(cert: &[u8]) -> Result<VerifyingKey, String> {
         .map_err(|_| "the manifest signer certificate holds no P-256 key".to_string())
 }
 
-/// Check one entry; `signers` are the trusted manifest-signer certificates
-/// (DER), `root` the root the x5c chains must lead to.
+/// What every entry is checked against, prepared once per manifest.
+struct Trust {
+    /// The trusted manifest signers: `x5t#S256` (base64url) and key.
+    signers: Vec<(String, VerifyingKey)>,
+    /// The root the x5c chains must lead to.
+    root: coffre_pki::factory::FactoryRoot,
+}
+
+/// Check one entry against `trust`.
 fn check_entry(
     v: &Value,
-    signers: &[Vec<u8>],
-    root: &[u8],
+    trust: &Trust,
     now: time::OffsetDateTime,
 ) -> Result<Accepted, (Option<String>, String)> {
     let claimed = v
@@ -193,9 +199,10 @@ fn check_entry(
         .get("x5t#S256")
         .and_then(Value::as_str)
         .ok_or_else(|| fail("the protected header has no x5t#S256".into()))?;
-    let signer = signers
+    let (_, signer_key) = trust
+        .signers
         .iter()
-        .find(|c| b64url(&Sha256::digest(c)) == thumb)
+        .find(|(t, _)| t == thumb)
         .ok_or_else(|| {
             fail(format!(
                 "signed by an unknown manifest signer (x5t#S256 {thumb})"
@@ -206,8 +213,7 @@ fn check_entry(
         .ok()
         .and_then(|b| Signature::from_slice(&b).ok())
         .ok_or_else(|| fail("the signature is not a 64-byte ES256 signature".into()))?;
-    signer_key(signer)
-        .map_err(fail)?
+    signer_key
         .verify(format!("{protected_b64}.{payload_b64}").as_bytes(), &sig)
         .map_err(|_| {
             fail(
@@ -255,7 +261,9 @@ fn check_entry(
             .ok_or_else(|| fail(format!("x5c[{i}] is missing or not base64")))
     };
     let (device, signer_cert) = (der(0)?, der(1)?);
-    let v = coffre_pki::factory::verify_chain(&device, &signer_cert, root, &public_key, now)
+    let v = trust
+        .root
+        .verify(&device, &signer_cert, &public_key, now)
         .map_err(|e| {
             fail(match e {
                 coffre_pki::Error::FactoryKeyMismatch => {
@@ -299,7 +307,8 @@ pub fn verify(
 /// entry with a unique id already accepted is refused as a duplicate).
 ///
 /// Entries are checked on up to as many threads as the machine has cores
-/// (3 certificate signatures and one ES256 signature each).
+/// (two signatures each: the ES256 entry and the device certificate; the
+/// root and each signer certificate are checked once per manifest).
 pub fn verify_with_signer_root(
     bytes: &[u8],
     signers: &[Vec<u8>],
@@ -307,9 +316,18 @@ pub fn verify_with_signer_root(
     root: &[u8],
     now: time::OffsetDateTime,
 ) -> crate::Result<Vec<Result<Accepted, Refused>>> {
+    let mut trusted = Vec::with_capacity(signers.len());
     for s in signers {
         coffre_pki::factory::verify_issued_by(s, signer_root, now)?;
+        trusted.push((
+            b64url(&Sha256::digest(s)),
+            signer_key(s).map_err(crate::Error::Manifest)?,
+        ));
     }
+    let trust = Trust {
+        signers: trusted,
+        root: coffre_pki::factory::FactoryRoot::new(root)?,
+    };
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
         crate::Error::Manifest(format!(
             "not a manifest: not JSON ({e}); a Trust&GO manifest is a JSON list of signed entries"
@@ -318,7 +336,7 @@ pub fn verify_with_signer_root(
     let list = v.as_array().ok_or_else(|| {
         crate::Error::Manifest("not a manifest: the JSON is not a list of signed entries".into())
     })?;
-    let checked = check_all(list, signers, root, now);
+    let checked = check_all(list, &trust, now);
     let mut seen = std::collections::HashSet::new();
     Ok(checked
         .into_iter()
@@ -349,21 +367,13 @@ pub fn verify_with_signer_root(
 type Checked = Result<Accepted, (Option<String>, String)>;
 
 /// [`check_entry`] on every entry, in order, spread over the cores.
-fn check_all(
-    list: &[Value],
-    signers: &[Vec<u8>],
-    root: &[u8],
-    now: time::OffsetDateTime,
-) -> Vec<Checked> {
+fn check_all(list: &[Value], trust: &Trust, now: time::OffsetDateTime) -> Vec<Checked> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(list.len().div_ceil(64))
         .max(1);
     let check = |chunk: &[Value]| -> Vec<Checked> {
-        chunk
-            .iter()
-            .map(|e| check_entry(e, signers, root, now))
-            .collect()
+        chunk.iter().map(|e| check_entry(e, trust, now)).collect()
     };
     if workers == 1 {
         return check(list);
