@@ -160,6 +160,18 @@ fn print_table(r: &FleetReport) {
         ),
         ("broker engine", r.engine.clone()),
         (
+            "source addresses",
+            if r.source_addresses.is_empty() {
+                "127.0.0.1 (the system's choice)".into()
+            } else {
+                format!(
+                    "{} ({} devices each at most)",
+                    r.source_addresses.join(", "),
+                    coffre_fleet::util::DEVICES_PER_SOURCE
+                )
+            },
+        ),
+        (
             "open-file limit",
             format!(
                 "{} (raised in-process, inherited by the broker; mosquitto: max_connections -1)",

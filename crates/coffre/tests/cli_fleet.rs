@@ -96,7 +96,7 @@ fn a_fleet_device_revoked_through_the_main_pki_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let broker = stage::broker(
+    let mut broker = stage::broker(
         &BrokerPlan {
             pki_dir: provisioned.pki_dir.clone(),
             out_dir: d.path().join("broker"),
@@ -125,11 +125,13 @@ fn a_fleet_device_revoked_through_the_main_pki_is_refused() {
     );
     let published = stage::publish(
         ramped.fleet,
-        &broker,
+        &mut broker,
         Duration::ZERO,
         &ramped.figures.spawn_errors,
+        None,
         &mut |_| {},
-    );
+    )
+    .unwrap();
     let err = published.first_connect_error.unwrap_or_default();
     assert!(
         err.starts_with("fleet-00002:") && err.contains("CertificateRevoked"),

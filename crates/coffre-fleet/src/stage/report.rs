@@ -99,6 +99,8 @@ pub struct FleetReport {
     pub engine: String,
     /// What a node's kill did (clusters, with a fault).
     pub failover: Option<FailoverFigures>,
+    /// The devices' source addresses (empty: the system's choice).
+    pub source_addresses: Vec<String>,
 }
 
 impl FleetReport {
@@ -236,6 +238,10 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
         },
         engine,
         failover,
+        source_addresses: crate::util::source_addresses(n)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
     }
 }
 
