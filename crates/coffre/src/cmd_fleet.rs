@@ -118,6 +118,12 @@ pub fn run(a: &FleetArgs) -> Result<()> {
         print_table(&report);
     }
     if !report.ok() {
+        if let Some(f) = report.failover.as_ref().filter(|f| f.majority_lost) {
+            eprintln!(
+                "{} of the cluster's nodes were killed: without a majority new connections hang and QoS 1 messages are not accepted; kill fewer nodes, or restart them (--restart-after)",
+                f.killed.len()
+            );
+        }
         let d = &report.delivery;
         bail!(
             "the fleet run is not clean: {} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
@@ -291,7 +297,7 @@ fn print_table(r: &FleetReport) {
             (
                 "devices back",
                 format!(
-                    "{} of {} disconnected reconnected ({} reconnections), all back {}; longest outage {:.0} ms",
+                    "{} of {} disconnected devices connected again at the end ({} reconnections in all), all back {}; longest outage {:.0} ms",
                     f.devices_disconnected - f.devices_not_back,
                     f.devices_disconnected,
                     f.device_reconnects,
@@ -312,6 +318,9 @@ fn print_table(r: &FleetReport) {
         for (k, v) in rows {
             println!("{k:<19} {v}");
         }
+    }
+    if let Some(e) = &r.subscriber_error {
+        println!("{:<19} stopped early: {e}", "subscriber error");
     }
     println!(
         "{:<19} {}",

@@ -101,6 +101,8 @@ pub struct FleetReport {
     pub failover: Option<FailoverFigures>,
     /// The devices' source addresses (empty: the system's choice).
     pub source_addresses: Vec<String>,
+    /// On a cluster: why the subscriber stopped early, if it did.
+    pub subscriber_error: Option<String>,
 }
 
 impl FleetReport {
@@ -118,6 +120,7 @@ impl FleetReport {
             && self.delivery.lost == 0
             && self.delivery.unexpected == 0
             && failover_ok
+            && self.subscriber_error.is_none()
     }
 }
 
@@ -238,6 +241,7 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
         },
         engine,
         failover,
+        subscriber_error: collected.subscriber_error.take(),
         source_addresses: crate::util::source_addresses(n)
             .iter()
             .map(|a| a.to_string())
@@ -302,6 +306,7 @@ mod tests {
                 },
                 latency_ms: vec![4.0, 1.0, 2.0, 3.0, 8.0, 7.0, 6.0, 5.0],
                 faults: Default::default(),
+                subscriber_error: None,
             },
             engine: "mosquitto".into(),
         }
