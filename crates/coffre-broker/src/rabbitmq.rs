@@ -711,6 +711,28 @@ impl RabbitCluster {
         Ok(pid)
     }
 
+    /// Nodes whose process ended by itself since the last call, with
+    /// their exit status (they are then no longer [`Self::running`]).
+    pub fn reap_exited(&mut self) -> Vec<(usize, String)> {
+        let mut gone = Vec::new();
+        for (k, slot) in self.nodes.iter_mut().enumerate() {
+            if let Some(p) = slot.as_mut() {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    gone.push((k, status.to_string()));
+                    *slot = None;
+                }
+            }
+        }
+        gone
+    }
+
+    /// True while more than half of the nodes run: without a majority,
+    /// quorum queues and the MQTT plugin's client-id registry stop, and
+    /// new connections hang.
+    pub fn has_majority(&self) -> bool {
+        2 * self.running().len() > self.nodes.len()
+    }
+
     /// Start node `k` again without waiting for it (see [`Self::wait_ready`]).
     pub fn restart(&mut self, k: usize) -> Result<()> {
         if self.nodes[k].is_some() {

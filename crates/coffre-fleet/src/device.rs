@@ -91,6 +91,9 @@ pub(crate) struct DeviceCtx {
     /// Reconnect to another node when the connection is lost, and resend
     /// the reading not acknowledged (clusters).
     pub failover: bool,
+    /// Source addresses, device `index % len` on each (empty: the
+    /// system's choice).
+    pub sources: Vec<std::net::IpAddr>,
     pub interval: Duration,
     pub duration: Duration,
     pub origin: Instant,
@@ -99,13 +102,21 @@ pub(crate) struct DeviceCtx {
     pub failed: Arc<AtomicUsize>,
 }
 
+impl DeviceCtx {
+    /// The source address of device `index`.
+    pub fn source(&self, index: usize) -> Option<std::net::IpAddr> {
+        (!self.sources.is_empty()).then(|| self.sources[index % self.sources.len()])
+    }
+}
+
 /// The body of a device thread.
 pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     if ctx.failover {
         return crate::stage::failover::device_main(d, ctx);
     }
     let mut r = DeviceResult::default();
-    let opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
+    let mut opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
+    opts.bind = ctx.source(d.index());
     let t = Instant::now();
     let mut client = match Client::connect(&opts, d.tls()) {
         Ok(c) => c,

@@ -46,6 +46,9 @@ pub enum Error {
         /// The hard limit in force.
         hard: u64,
     },
+    /// Kernel limits too low for one thread per device.
+    #[error("one thread per device: {0}; raise them as root ('sysctl -w {1}') or simulate fewer devices")]
+    KernelLimits(String, String),
     /// The PKI could not be created, or could not issue.
     #[error("{what} {}", path.display())]
     Pki {

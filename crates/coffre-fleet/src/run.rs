@@ -19,6 +19,7 @@ use coffre_broker::Engine;
 /// explains; it is then kept for that log.
 pub fn run(opts: &FleetOptions, progress: &mut dyn FnMut(Progress)) -> Result<FleetReport> {
     opts.validate()?;
+    util::check_kernel_limits(opts.devices)?;
     // Every device holds a socket in this process and in the broker; keep
     // headroom for files, pipes and the subscriber.
     let nofile_limit = util::raise_nofile(opts.devices as u64 + 1024)?;

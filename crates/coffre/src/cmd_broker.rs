@@ -257,6 +257,21 @@ fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
                 println!("[node{}] {line}", k + 1);
             }
         }
+        for (k, status) in c.reap_exited() {
+            eprintln!(
+                "{} exited ({status}); {} of {} nodes running; its log: {}",
+                plan.nodes[k].name,
+                c.running().len(),
+                plan.nodes.len(),
+                c.log_path(k).display()
+            );
+            if !c.has_majority() {
+                eprintln!(
+                    "the cluster has lost its majority: new connections hang and QoS 1 messages are not accepted until enough nodes are back; stop with Ctrl-C and start the cluster again with 'coffre broker run --config {}'",
+                    dir.display()
+                );
+            }
+        }
     }
     eprintln!("stopping the cluster");
     c.stop();

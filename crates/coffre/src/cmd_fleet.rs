@@ -162,6 +162,12 @@ pub fn run(a: &FleetArgs) -> Result<()> {
         print_table(&report);
     }
     if !report.ok() {
+        if let Some(f) = report.failover.as_ref().filter(|f| f.majority_lost) {
+            note!(
+                "{} of the cluster's nodes were killed: without a majority new connections hang and QoS 1 messages are not accepted; kill fewer nodes, or restart them (--restart-after)",
+                f.killed.len()
+            );
+        }
         let d = &report.delivery;
         bail!(
             "the fleet run is not clean: {}{} of {} devices failed to connect{}, {} publishes failed{}, {} lost, {} duplicated, {} unexpected; the broker log is under {}",
@@ -216,6 +222,18 @@ fn print_table(r: &FleetReport) {
             ),
         ),
         ("broker engine", r.engine.clone()),
+        (
+            "source addresses",
+            if r.source_addresses.is_empty() {
+                "127.0.0.1 (the system's choice)".into()
+            } else {
+                format!(
+                    "{} ({} devices each at most)",
+                    r.source_addresses.join(", "),
+                    coffre_fleet::util::DEVICES_PER_SOURCE
+                )
+            },
+        ),
         (
             "open-file limit",
             format!(
@@ -375,7 +393,7 @@ fn print_table(r: &FleetReport) {
             (
                 "devices back",
                 format!(
-                    "{} of {} disconnected reconnected ({} reconnections), all back {}; longest outage {:.0} ms",
+                    "{} of {} disconnected devices connected again at the end ({} reconnections in all), all back {}; longest outage {:.0} ms",
                     f.devices_disconnected - f.devices_not_back,
                     f.devices_disconnected,
                     f.device_reconnects,
@@ -396,6 +414,9 @@ fn print_table(r: &FleetReport) {
         for (k, v) in rows {
             say!("{k:<19} {v}");
         }
+    }
+    if let Some(e) = &r.subscriber_error {
+        say!("{:<19} stopped early: {e}", "subscriber error");
     }
     say!(
         "{:<19} {}",

@@ -48,6 +48,11 @@ pub struct ClientOptions {
     pub quickack: bool,
     /// Largest packet accepted from the broker. Default 1 MiB.
     pub max_packet_size: usize,
+    /// Local address to connect from. Default `None`: the system's
+    /// choice. One source address has fewer than 30,000 ephemeral ports
+    /// towards one broker address; a fleet on one machine spreads its
+    /// connections over 127.0.0.0/8 with this.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl ClientOptions {
@@ -65,6 +70,7 @@ impl ClientOptions {
             timeout: Duration::from_secs(10),
             quickack: true,
             max_packet_size: 1 << 20,
+            bind: None,
         }
     }
 }
@@ -365,8 +371,13 @@ impl Client {
             broker: broker.clone(),
             source,
         };
-        let tcp = net::connect(&opts.broker.host, opts.broker.port, opts.connect_timeout)
-            .map_err(connect_err)?;
+        let tcp = net::connect(
+            &opts.broker.host,
+            opts.broker.port,
+            opts.connect_timeout,
+            opts.bind,
+        )
+        .map_err(connect_err)?;
         tcp.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1))))
             .map_err(connect_err)?;
         let sock = Socket::new(tcp, opts.quickack).map_err(connect_err)?;

@@ -3,7 +3,7 @@
 //! [`coffre_device::Link`]. No MQTT here, no session state.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use coffre_device::{Link, Recv};
@@ -61,20 +61,38 @@ impl Write for Socket {
 }
 
 /// Open a TCP connection to the first address of `host:port` that answers
-/// within `timeout`.
-pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+/// within `timeout`, from `bind` when given.
+pub(crate) fn connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    bind: Option<IpAddr>,
+) -> io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
         format!("'{host}' resolves to no address"),
     );
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let r = match bind {
+            None => TcpStream::connect_timeout(&addr, timeout),
+            Some(ip) => connect_from(ip, addr, timeout),
+        };
+        match r {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// Connect to `addr` from `ip` (an ephemeral port of that address).
+fn connect_from(ip: IpAddr, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+    let s = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.bind(&SocketAddr::new(ip, 0).into())?;
+    s.connect_timeout(&addr.into(), timeout)?;
+    Ok(s.into())
 }
 
 pub(crate) fn is_timeout(e: &io::Error) -> bool {
@@ -218,5 +236,25 @@ impl Link for TlsLink {
         }
         let _ = tcp.shutdown(Shutdown::Both);
         flushed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_comes_from_the_source_address_asked() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let src: IpAddr = [127, 0, 0, 7].into();
+        let c = connect("127.0.0.1", port, Duration::from_secs(5), Some(src)).unwrap();
+        let (_s, peer) = l.accept().unwrap();
+        assert_eq!(peer.ip(), src);
+        assert_eq!(c.local_addr().unwrap().ip(), src);
+        // Without: the system's choice.
+        let _c = connect("127.0.0.1", port, Duration::from_secs(5), None).unwrap();
+        let (_s, peer) = l.accept().unwrap();
+        assert_eq!(peer.ip(), IpAddr::from([127, 0, 0, 1]));
     }
 }

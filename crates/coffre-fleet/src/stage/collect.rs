@@ -30,6 +30,7 @@ pub struct Listener {
     stop: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
     log: PathBuf,
+    cluster: bool,
 }
 
 /// What the collect stage produces.
@@ -42,6 +43,9 @@ pub struct Collected {
     /// Reconnections, redeliveries and the longest silence (what a
     /// cluster's failover looks like from the subscriber).
     pub(crate) faults: SubscriberFaults,
+    /// On a cluster: why the subscriber stopped before the end (it could
+    /// reach no node), if it did.
+    pub subscriber_error: Option<String>,
 }
 
 /// What the subscriber thread collected.
@@ -130,6 +134,7 @@ pub fn listen(
         stop,
         received,
         log: broker.log_path(),
+        cluster: broker.is_cluster(),
     })
 }
 
@@ -153,16 +158,23 @@ pub fn collect(listener: Listener, published: &Published) -> Result<Collected> {
         .handle
         .join()
         .map_err(|_| Error::Panicked("subscriber"))?;
+    let mut subscriber_error = None;
     if let Some(source) = sub.error {
-        return Err(Error::SubscriberFailed {
-            log: listener.log,
-            source,
-        });
+        if !listener.cluster {
+            return Err(Error::SubscriberFailed {
+                log: listener.log,
+                source,
+            });
+        }
+        // A cluster that lost its majority: the run is reported, with
+        // what the subscriber got until then.
+        subscriber_error = Some(source.to_string());
     }
     Ok(Collected {
         delivery: sub.tracker.delivery(&published.per_device),
         latency_ms: sub.latencies_ms,
         faults: sub.faults,
+        subscriber_error,
     })
 }
 

@@ -151,6 +151,8 @@ pub(crate) fn connect_any(
         // Short: a node that hangs (a cluster without its majority) must
         // not hold the device.
         o.connect_timeout = Duration::from_secs(10);
+        o.timeout = Duration::from_secs(10);
+        o.bind = ctx.source(d.index());
         match Client::connect(&o, d.tls()) {
             Ok(c) => return Ok((c, attempt)),
             Err(e) => {
@@ -307,6 +309,7 @@ impl Resubscribe {
             );
             o.clean_start = false;
             o.connect_timeout = Duration::from_secs(10);
+            o.timeout = Duration::from_secs(10);
             let r = Client::connect(&o, self.device.tls()).and_then(|mut c| {
                 c.subscribe(&[(TOPIC, QoS::AtLeastOnce)])?;
                 Ok(c)

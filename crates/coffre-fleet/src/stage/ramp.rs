@@ -82,6 +82,7 @@ pub fn ramp(
         brokers: broker.device_addrs().to_vec(),
         version: broker.mqtt_version(),
         failover: broker.is_cluster(),
+        sources: util::source_addresses(n),
         interval: plan.interval,
         duration: plan.duration,
         origin: plan.origin,

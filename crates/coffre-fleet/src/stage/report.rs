@@ -106,6 +106,10 @@ pub struct FleetReport {
     pub engine: String,
     /// What a node's kill did (clusters, with a fault).
     pub failover: Option<FailoverFigures>,
+    /// The devices' source addresses (empty: the system's choice).
+    pub source_addresses: Vec<String>,
+    /// On a cluster: why the subscriber stopped early, if it did.
+    pub subscriber_error: Option<String>,
 }
 
 impl FleetReport {
@@ -125,6 +129,7 @@ impl FleetReport {
             && self.delivery.lost == 0
             && self.delivery.unexpected == 0
             && failover_ok
+            && self.subscriber_error.is_none()
     }
 }
 
@@ -253,6 +258,11 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
         },
         engine,
         failover,
+        subscriber_error: collected.subscriber_error.take(),
+        source_addresses: crate::util::source_addresses(n)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
     }
 }
 
@@ -315,6 +325,7 @@ mod tests {
                 },
                 latency_ms: vec![4.0, 1.0, 2.0, 3.0, 8.0, 7.0, 6.0, 5.0],
                 faults: Default::default(),
+                subscriber_error: None,
             },
             engine: "mosquitto".into(),
         }
