@@ -232,13 +232,13 @@ fn listener_of(conf: &str) -> Option<SocketAddr> {
 /// stream every node's log until Ctrl-C, stop it.
 fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
     let plan = ClusterPlan::read(dir)?;
-    eprintln!(
+    note!(
         "starting {} RabbitMQ nodes (node 1 first, then the others join it; 10-20 s each)",
         plan.nodes.len()
     );
     let mut c = RabbitCluster::start(dir)?;
     for (k, n) in plan.nodes.iter().enumerate() {
-        eprintln!(
+        note!(
             "{}: MQTT/TLS on {} (pid {}), log {}",
             n.name,
             n.mqtt,
@@ -246,7 +246,7 @@ fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
             c.log_path(k).display()
         );
     }
-    eprintln!("cluster up; Ctrl-C stops it");
+    note!("cluster up; Ctrl-C stops it");
     let followers: Vec<_> = (0..plan.nodes.len())
         .map(|k| coffre_broker::LogFollower::follow_from_end(c.log_path(k)))
         .collect();
@@ -254,11 +254,11 @@ fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         for (k, f) in followers.iter().enumerate() {
             for line in f.next_lines(&mut cursors[k], Duration::from_millis(50)) {
-                println!("[node{}] {line}", k + 1);
+                say!("[node{}] {line}", k + 1);
             }
         }
         for (k, status) in c.reap_exited() {
-            eprintln!(
+            note!(
                 "{} exited ({status}); {} of {} nodes running; its log: {}",
                 plan.nodes[k].name,
                 c.running().len(),
@@ -266,16 +266,16 @@ fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
                 c.log_path(k).display()
             );
             if !c.has_majority() {
-                eprintln!(
+                note!(
                     "the cluster has lost its majority: new connections hang and QoS 1 messages are not accepted until enough nodes are back; stop with Ctrl-C and start the cluster again with 'coffre broker run --config {}'",
                     dir.display()
                 );
             }
         }
     }
-    eprintln!("stopping the cluster");
+    note!("stopping the cluster");
     c.stop();
-    eprintln!("cluster stopped");
+    note!("cluster stopped");
     Ok(())
 }
 
