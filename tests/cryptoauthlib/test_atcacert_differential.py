@@ -17,13 +17,10 @@ import random
 import subprocess
 
 import pytest
-import cryptoauthlib as cal
-from cryptoauthlib.library import AtcaReference
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import conftest
-from layout import ok
 
 CASES = 20
 SEED = 608
@@ -63,20 +60,6 @@ def mutated_comp_cert(rng, original):
     return bytes(c)
 
 
-def cryptoauthlib_device_cert():
-    size = AtcaReference(0)
-    ok(cal.tng_atcacert_max_signer_cert_size(size), "tng_atcacert_max_signer_cert_size")
-    signer = bytearray(size.value)
-    ok(cal.tng_atcacert_read_signer_cert(signer, size), "tng_atcacert_read_signer_cert")
-    signer = bytes(signer[: size.value])
-    ok(cal.tng_atcacert_max_device_cert_size(size), "tng_atcacert_max_device_cert_size")
-    device = bytearray(size.value)
-    status = cal.tng_atcacert_read_device_cert(device, size, signer)
-    if status != 0:
-        return None, status
-    return bytes(device[: size.value]), 0
-
-
 def coffre_device_cert(image):
     r = subprocess.run(
         [conftest.coffre_bin(), "chip", "certs", "--bus", f"emu:{image}", "--json"],
@@ -113,7 +96,7 @@ def test_coffre_and_cryptoauthlib_rebuild_the_same_random_certificate(tmp_path, 
     ours, why = coffre_device_cert(image)
     s = conftest.serve(image, 0x6A)
     try:
-        theirs, status = cryptoauthlib_device_cert()
+        theirs, status, _ = conftest.tng_certs()
     finally:
         s.close()
     print(f"case {case}: cryptoauthlib {'refuses' if theirs is None else 'rebuilds'}; coffre: {why}")

@@ -158,31 +158,11 @@ impl embedded_io_async::Write for Wire<'_> {
 }
 
 /// A fixed-seed generator: the client's randoms do not decide whether an
-/// input crashes, so a crash replays.
-struct Counter(u64);
-
-impl rand_core::RngCore for Counter {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        rand_core::impls::fill_bytes_via_next(self, dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
+/// input crashes, so a crash replays (and the firmware's seed, recorded
+/// against the same randoms, decrypts).
+fn fixed_rng() -> rand_chacha::ChaCha8Rng {
+    rand_core::SeedableRng::seed_from_u64(1)
 }
-
-impl rand_core::CryptoRng for Counter {}
 
 /// The device's clock, stopped.
 struct NoClock;
@@ -239,7 +219,7 @@ fn connect_firmware(wire: Wire<'_>) -> (Result<(), coffre_firmware::FirmwareErro
     let (ca, cert, key) = DER.get_or_init(|| (der_of(CA), der_of(DEVICE_CERT), device_key_der()));
     let signer: KeySigner<crate::driver::FuzzBus<'static>, crate::driver::VirtualDelay> =
         KeySigner::lab_from_pkcs8(key).expect("the fixture key");
-    let mut crypto = DeviceCrypto::new(Counter(1), ca, cert, signer);
+    let mut crypto = DeviceCrypto::new(fixed_rng(), ca, cert, signer);
     let (mut rbuf, mut wbuf) = (vec![0u8; RECORD_READ_BUF], vec![0u8; RECORD_WRITE_BUF]);
     let clock = NoClock;
     let r = {
