@@ -55,6 +55,13 @@ impl Write for Socket {
         self.tcp.write(buf)
     }
 
+    /// rustls hands over every record it has ready at once: one `sendmsg`
+    /// for a whole flight (the client's certificate, key exchange,
+    /// signature and Finished), not one segment per record.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.tcp.flush()
     }
@@ -207,8 +214,12 @@ impl Link for TlsLink {
         }
     }
 
-    /// TLS `close_notify`, TCP half-close, then wait briefly for the broker
-    /// to close its side so the socket ends with FIN, not RST.
+    /// TLS `close_notify`, TCP half-close (FIN after the last byte), then
+    /// close. Nothing is waited for: the broker has all it needs (the MQTT
+    /// DISCONNECT came first), as `mosquitto_pub` does. What the broker
+    /// already sent is read first, so that in the usual case the socket
+    /// closes with FIN; anything arriving after the close gets a reset,
+    /// which the broker sees after the DISCONNECT.
     fn close(&mut self) -> io::Result<()> {
         self.stream.conn.send_close_notify();
         let mut flushed = Ok(());
@@ -220,19 +231,9 @@ impl Link for TlsLink {
         }
         let tcp = &mut self.stream.sock.tcp;
         let _ = tcp.shutdown(Shutdown::Write);
-        let until = std::time::Instant::now() + Duration::from_millis(500);
-        let mut sink = [0u8; 1024];
-        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-            if tcp
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .is_err()
-            {
-                break;
-            }
-            match tcp.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        if tcp.set_nonblocking(true).is_ok() {
+            let mut sink = [0u8; 1024];
+            while let Ok(1..) = tcp.read(&mut sink) {}
         }
         let _ = tcp.shutdown(Shutdown::Both);
         flushed
