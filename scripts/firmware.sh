@@ -12,9 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step=${1:-build}
+case "$step" in
+  build|image) ;;
+  *) echo "usage: scripts/firmware.sh build|image" >&2; exit 2 ;;
+esac
 dir=firmware/esp32c3
 target=riscv32imc-unknown-none-elf
-elf=$dir/target/$target/release/coffre-esp32c3
+# Its own target directory (firmware/esp32c3/target), or CARGO_TARGET_DIR.
+tdir=$(cd "$dir" && realpath -m --relative-to="$OLDPWD" "${CARGO_TARGET_DIR:-target}")
+elf=$tdir/$target/release/coffre-esp32c3
 
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
   if ! rustup target add "$target" >/dev/null 2>&1; then
@@ -80,15 +86,17 @@ case "$step" in
         exit 1
       fi
     fi
-    image=$dir/target/coffre-esp32c3.bin
-    espflash save-image --chip esp32c3 "$elf" "$image" >/dev/null
+    # The application image (what goes into the app partition: the flash
+    # figure), and the whole flash from 0x0 (bootloader, partition table,
+    # application) for tools other than espflash.
+    image=$tdir/coffre-esp32c3.bin
+    full=$tdir/coffre-esp32c3-full.bin
+    espflash save-image --chip esp32c3 "$elf" "$image" >/dev/null 2>&1
+    espflash save-image --chip esp32c3 --merge --skip-padding "$elf" "$full" >/dev/null 2>&1
     bytes=$(stat -c %s "$image")
     awk -v b="$bytes" -v p="$image" 'BEGIN { printf "firmware: image %s, %d bytes (%.2f MiB; goal 1.5 MiB)\n", p, b, b / 1048576 }'
+    echo "firmware: whole flash from 0x0 (bootloader, partitions, image): $full, $(stat -c %s "$full") bytes"
     ram_report
     echo "firmware: flash it with: espflash flash --monitor --chip esp32c3 $elf"
-    ;;
-  *)
-    echo "usage: scripts/firmware.sh build|image" >&2
-    exit 2
     ;;
 esac
