@@ -33,6 +33,7 @@ COFFRE_WIFI_PASSWORD=… make firmware"
 }
 
 /// `coffre firmware config`.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
     /// PKI directory (its ca.crt.pem and devices/<ID>.crt.pem are embedded).
