@@ -8,7 +8,7 @@ CARGO ?= cargo
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
-	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+	@echo "make bench   benchmarks: emulator throughput and datasheet timing; the device binary vs mosquitto_pub"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; nightly + cargo-fuzz)"
 
 # System packages the project needs; installed when missing (apt-get when root,
@@ -43,8 +43,12 @@ test: lint cross doc
 	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
 
+# The device binary as shipped (static, scripts/build-device.sh), then
+# `coffre bench`, which measures it against mosquitto_pub.
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
+	scripts/build-device.sh
+	$(CARGO) run --release -p coffre -- bench --runs 31
 
 # libFuzzer over every target of crates/coffre-fuzz (nightly + cargo-fuzz);
 # `make test` replays the committed corpus and regressions on stable.
