@@ -9,7 +9,7 @@ help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
 	@echo "make test-cluster  the RabbitMQ cluster tests (three nodes, a node killed; a few minutes)"
-	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+	@echo "make bench   benchmarks: emulator throughput and datasheet timing; the device binary vs mosquitto_pub"
 	@echo "make firmware  the ESP32-C3 firmware as a flashable image (espflash); prints its size and static RAM"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_JOBS side by side; nightly + cargo-fuzz)"
 
@@ -62,8 +62,12 @@ test-cluster: deps
 	$(CARGO) test -p coffre-broker --test rabbitmq_cluster -- --ignored
 	$(CARGO) test -p coffre-fleet --test cluster -- --ignored --test-threads 1
 
+# The device binary as shipped (static, scripts/build-device.sh), then
+# `coffre bench`, which measures it against mosquitto_pub.
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
+	scripts/build-device.sh
+	$(CARGO) run --release -p coffre -- bench --runs 31
 
 # libFuzzer over every target of crates/coffre-fuzz (nightly + cargo-fuzz);
 # `make test` replays the committed corpus and regressions on stable.

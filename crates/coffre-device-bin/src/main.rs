@@ -41,8 +41,8 @@ struct Args {
     /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
     #[arg(long, default_value = "offload", value_parser = ["lab", "offload"])]
     mode: String,
-    /// Private-key slot in offload mode.
-    #[arg(long, default_value_t = 0)]
+    /// Private-key slot in offload mode (0: Trust&GO factory key).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
     /// Directory with ca.crt.pem, devices/ID.crt.pem and, for a hardened chip
     /// in lab mode, devices/ID.iokey.

@@ -1,6 +1,8 @@
 //! `coffre bench`: runs the harness (crate `coffre-bench`) and prints its
 //! report.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use coffre_bench::{is_device_row, BenchOptions, Ratios, Report};
 
@@ -17,36 +19,47 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// The device binary to measure. Default: the shipped build of
+    /// scripts/build-device.sh (target/device-static/HOST/device), else the
+    /// `device` profile's (target/device), else the one beside this program.
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<PathBuf>,
 }
 
 impl BenchArgs {
     /// Run `coffre bench`.
     pub fn run(self) -> Result<()> {
-        bench(self.runs.into(), self.json)
+        let device = match self.device {
+            Some(p) => p,
+            None => device_exe()?,
+        };
+        bench(self.runs.into(), device, self.json)
     }
 }
 
-/// The device binary: the `device` profile's build (target/device) when
-/// there is one, else the one beside this executable (same build).
-fn device_exe() -> Result<std::path::PathBuf> {
+/// The device binary as shipped (statically linked, scripts/build-device.sh)
+/// when there is one, else the `device` profile's build (target/device),
+/// else the one beside this executable (same build).
+fn device_exe() -> Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
     let name = format!("coffre-device{}", std::env::consts::EXE_SUFFIX);
-    let shipped = me
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|t| t.join("device").join(&name));
-    Ok(match shipped {
-        Some(p) if p.exists() => p,
-        _ => me.with_file_name(name),
-    })
+    let Some(target) = me.parent().and_then(|d| d.parent()) else {
+        return Ok(me.with_file_name(name));
+    };
+    let static_builds = std::fs::read_dir(target.join("device-static"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|host| host.path().join("device").join(&name));
+    Ok(static_builds
+        .chain([target.join("device").join(&name)])
+        .find(|p| p.exists())
+        .unwrap_or_else(|| me.with_file_name(name)))
 }
 
 /// `coffre bench`.
-pub fn bench(runs: usize, json_out: bool) -> Result<()> {
-    let opts = BenchOptions {
-        runs,
-        device_exe: device_exe()?,
-    };
+pub fn bench(runs: usize, device_exe: PathBuf, json_out: bool) -> Result<()> {
+    let opts = BenchOptions { runs, device_exe };
     let report = coffre_bench::run(&opts, &mut |line| note!("{line}"))?;
     if json_out {
         return print_json(&serde_json::to_value(&report)?);

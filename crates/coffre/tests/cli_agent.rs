@@ -342,10 +342,21 @@ fn demo_only_runs_the_named_scenarios() {
 
 #[test]
 fn bench_measures_both_tools_as_processes() {
-    // The device binary the bench runs.
-    device_exe();
+    // The device binary of this build, not whatever the default search
+    // finds.
+    let device = device_exe();
     let d = tempfile::tempdir().unwrap();
-    let out = ok(&["bench", "--runs", "3", "--json"], d.path());
+    let out = ok(
+        &[
+            "bench",
+            "--runs",
+            "3",
+            "--json",
+            "--device",
+            device.to_str().unwrap(),
+        ],
+        d.path(),
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["processes"].as_array().unwrap();
     assert_eq!(rows.len(), 8);

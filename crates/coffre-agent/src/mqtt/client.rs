@@ -403,9 +403,7 @@ impl Client {
             opts.bind,
         )
         .map_err(connect_err)?;
-        tcp.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1))))
-            .map_err(connect_err)?;
-        let sock = Socket::new(tcp, opts.quickack).map_err(connect_err)?;
+        let sock = Socket::new(tcp, opts.quickack, opts.timeout).map_err(connect_err)?;
         let t_tcp = elapsed();
 
         let name = opts

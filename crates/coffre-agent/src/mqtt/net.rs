@@ -21,7 +21,14 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(tcp: TcpStream, quickack: bool) -> io::Result<Socket> {
+    /// `TCP_NODELAY`, quick ACK when asked, and writes that give up after
+    /// `write_timeout` (a broker that stopped reading).
+    pub(crate) fn new(
+        tcp: TcpStream,
+        quickack: bool,
+        write_timeout: Duration,
+    ) -> io::Result<Socket> {
+        tcp.set_write_timeout(Some(write_timeout.max(Duration::from_millis(1))))?;
         tcp.set_nodelay(true)?;
         let s = Socket { tcp, quickack };
         s.arm_quickack();
