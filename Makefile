@@ -7,7 +7,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
-	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, docs, then every test"
+	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, the ESP32-C3 firmware, docs, then every test"
 	@echo "make test-cluster  the RabbitMQ cluster tests (three nodes, a node killed; a few minutes)"
 	@echo "make bench   benchmarks: emulator throughput and datasheet timing; the device binary vs mosquitto_pub"
 	@echo "make firmware  the ESP32-C3 firmware as a flashable image (espflash); prints its size and static RAM"

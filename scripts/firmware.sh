@@ -22,8 +22,8 @@ target=riscv32imc-unknown-none-elf
 tdir=$(cd "$dir" && realpath -m --relative-to="$OLDPWD" "${CARGO_TARGET_DIR:-target}")
 elf=$tdir/$target/release/coffre-esp32c3
 
-if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  if ! rustup target add "$target" >/dev/null 2>&1; then
+if ! (cd "$dir" && rustup target list --installed 2>/dev/null) | grep -qx "$target"; then
+  if ! (cd "$dir" && rustup target add "$target" >/dev/null 2>&1); then
     echo "firmware: the Rust target $target is missing and cannot be installed (rustup target add $target); stopping" >&2
     exit 1
   fi
