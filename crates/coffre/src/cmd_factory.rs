@@ -269,13 +269,27 @@ pub fn import_manifest(a: &ImportArgs) -> Result<()> {
         .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
     let pki = coffre_pki::Pki::open(&a.pki)?;
     let t0 = std::time::Instant::now();
-    let results = coffre_provision::trust_manifest::verify_with_signer_root(
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries verified")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results = coffre_provision::trust_manifest::verify_with_progress(
         &bytes,
         &[signer_der],
         &signer_root.der,
         &root.der,
         time::OffsetDateTime::now_utc(),
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )
+    .inspect_err(|_| bar.finish_and_clear())
     .with_context(|| {
         format!(
             "{}: the manifest is refused whole (signer {}, signer root: {})",
@@ -285,6 +299,7 @@ pub fn import_manifest(a: &ImportArgs) -> Result<()> {
         )
     })?;
     let verified_in = t0.elapsed();
+    bar.finish_and_clear();
     let (accepted, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
     let accepted: Vec<_> = accepted.into_iter().filter_map(|r| r.ok()).collect();
     let refused: Vec<_> = refused.into_iter().filter_map(|r| r.err()).collect();
