@@ -173,11 +173,19 @@ pub fn new_batch(
         (None, Vec::new())
     };
     let mut entries = Vec::new();
+    let mut images = Vec::with_capacity(count as usize);
+    let bar = if json || count < 100 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(u64::from(count))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} chips made")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let t0 = std::time::Instant::now();
     for i in 1..=count {
-        let path = dir.join(format!("tng-{i:05}.img"));
         let nv = preset.build();
-        coffre_emu::image::create(&path, &nv, force)?;
         if let Some(key) = &signer_key {
             entries.push(coffre_provision::trust_manifest::emulated_entry(
                 &nv,
@@ -185,7 +193,12 @@ pub fn new_batch(
                 &signer_cert,
             )?);
         }
+        images.push((dir.join(format!("tng-{i:05}.img")), nv));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
+    // One file-system sync for every image, not one each.
+    coffre_emu::image::create_batch(&images, force)?;
     if let Some(m) = manifest {
         let text = serde_json::to_string_pretty(&entries)?;
         write_atomic(m, text.as_bytes(), 0o644)?;
