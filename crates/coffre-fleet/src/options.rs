@@ -193,6 +193,8 @@ pub enum Progress {
     /// Provisioning (or, with factory identities, making the parts and
     /// their manifest): done out of total.
     Provisioning(usize, usize),
+    /// Factory identities, manifest import: entries verified out of total.
+    Importing(usize, usize),
     /// Ramp: (connected, failed, total).
     Ramp(usize, usize, usize),
     /// Publishing: seconds left.

@@ -316,6 +316,20 @@ pub fn verify_with_signer_root(
     root: &[u8],
     now: time::OffsetDateTime,
 ) -> crate::Result<Vec<Result<Accepted, Refused>>> {
+    verify_with_progress(bytes, signers, signer_root, root, now, &mut |_, _| {})
+}
+
+/// [`verify_with_signer_root`], telling `progress` (entries checked, of
+/// how many) about every 100 ms from the calling thread while the entries
+/// are checked.
+pub fn verify_with_progress(
+    bytes: &[u8],
+    signers: &[Vec<u8>],
+    signer_root: &[u8],
+    root: &[u8],
+    now: time::OffsetDateTime,
+    progress: &mut dyn FnMut(usize, usize),
+) -> crate::Result<Vec<Result<Accepted, Refused>>> {
     let mut trusted = Vec::with_capacity(signers.len());
     for s in signers {
         coffre_pki::factory::verify_issued_by(s, signer_root, now)?;
@@ -336,7 +350,7 @@ pub fn verify_with_signer_root(
     let list = v.as_array().ok_or_else(|| {
         crate::Error::Manifest("not a manifest: the JSON is not a list of signed entries".into())
     })?;
-    let checked = check_all(list, &trust, now);
+    let checked = check_all(list, &trust, now, progress);
     let mut seen = std::collections::HashSet::new();
     Ok(checked
         .into_iter()
@@ -366,28 +380,45 @@ pub fn verify_with_signer_root(
 
 type Checked = Result<Accepted, (Option<String>, String)>;
 
-/// [`check_entry`] on every entry, in order, spread over the cores.
-fn check_all(list: &[Value], trust: &Trust, now: time::OffsetDateTime) -> Vec<Checked> {
+/// [`check_entry`] on every entry, in order, spread over the cores;
+/// `progress` is called from this thread while they work.
+fn check_all(
+    list: &[Value],
+    trust: &Trust,
+    now: time::OffsetDateTime,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Checked> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(list.len().div_ceil(64))
         .max(1);
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let check = |chunk: &[Value]| -> Vec<Checked> {
-        chunk.iter().map(|e| check_entry(e, trust, now)).collect()
+        chunk
+            .iter()
+            .map(|e| {
+                let r = check_entry(e, trust, now);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
     };
-    if workers == 1 {
-        return check(list);
-    }
-    std::thread::scope(|scope| {
+    let checked = std::thread::scope(|scope| {
         let handles: Vec<_> = list
-            .chunks(list.len().div_ceil(workers))
-            .map(|chunk| scope.spawn(move || check(chunk)))
+            .chunks(list.len().div_ceil(workers).max(1))
+            .map(|chunk| scope.spawn(|| check(chunk)))
             .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            progress(done.load(std::sync::atomic::Ordering::Relaxed), list.len());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
-    })
+    });
+    progress(list.len(), list.len());
+    checked
 }
 
 /// The emulated factory's manifest signer: its key (a public test fixture)
@@ -651,6 +682,55 @@ mod tests {
             verify(text.as_bytes(), std::slice::from_ref(&forged), root, now),
             "not signed by the trusted root's key",
         );
+    }
+
+    #[test]
+    fn registration_writes_every_chain_and_a_failed_write_is_an_error() {
+        let (key, cert) = signer();
+        let list: Vec<Value> = (0..3)
+            .map(|_| {
+                let (c, k) = chain_and_keys();
+                signed_entry(&Part::of_chain(&c, &k, TS), &key, &cert)
+            })
+            .collect();
+        let now = time::OffsetDateTime::now_utc();
+        let mut seen = Vec::new();
+        let accepted: Vec<Accepted> = verify_with_progress(
+            Value::Array(list).to_string().as_bytes(),
+            std::slice::from_ref(&cert),
+            factory::root_cert_der(),
+            factory::root_cert_der(),
+            now,
+            &mut |done, total| seen.push((done, total)),
+        )
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(seen.last(), Some(&(3, 3)));
+        let d = tempfile::tempdir().unwrap();
+        let pki = coffre_pki::Pki::init(d.path().join("pki"), &Default::default()).unwrap();
+        let registry = Manifest::at(d.path().join("fleet.jsonl"));
+        register(&pki, &accepted, Some(&registry)).unwrap();
+        let entries = registry.entries().unwrap();
+        assert_eq!(entries.len(), 3);
+        for (a, e) in accepted.iter().zip(&entries) {
+            let pem = std::fs::read_to_string(&e.cert_path).unwrap();
+            assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+            assert_eq!(e.id, a.device_id);
+        }
+        // Registered again: the registry keeps one line per part.
+        register(&pki, &accepted, Some(&registry)).unwrap();
+        assert_eq!(registry.entries().unwrap().len(), 3);
+        // The devices directory is a file: the write fails, the registry
+        // is left as it was.
+        let devices = pki.layout().devices();
+        std::fs::remove_dir_all(&devices).unwrap();
+        std::fs::write(&devices, b"not a directory").unwrap();
+        let before = std::fs::read(registry.path()).unwrap();
+        let e = register(&pki, &accepted, Some(&registry)).unwrap_err();
+        assert!(matches!(e, crate::Error::Io { .. }), "{e:?}");
+        assert_eq!(std::fs::read(registry.path()).unwrap(), before);
     }
 
     #[test]

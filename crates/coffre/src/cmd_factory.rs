@@ -178,11 +178,19 @@ pub fn new_batch(
         (None, Vec::new())
     };
     let mut entries = Vec::new();
+    let mut images = Vec::with_capacity(count as usize);
+    let bar = if json || count < 100 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(u64::from(count))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} chips made")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let t0 = std::time::Instant::now();
     for i in 1..=count {
-        let path = dir.join(format!("tng-{i:05}.img"));
         let nv = preset.build();
-        coffre_emu::image::create(&path, &nv, force)?;
         if let Some(key) = &signer_key {
             entries.push(coffre_provision::trust_manifest::emulated_entry(
                 &nv,
@@ -190,7 +198,12 @@ pub fn new_batch(
                 &signer_cert,
             )?);
         }
+        images.push((dir.join(format!("tng-{i:05}.img")), nv));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
+    // One file-system sync for every image, not one each.
+    coffre_emu::image::create_batch(&images, force)?;
     if let Some(m) = manifest {
         let text = serde_json::to_string_pretty(&entries)?;
         write_atomic(m, text.as_bytes(), 0o644)?;
@@ -280,13 +293,27 @@ pub fn import_manifest(a: &ImportArgs) -> Result<()> {
         .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
     let pki = coffre_pki::Pki::open(&a.pki)?;
     let t0 = std::time::Instant::now();
-    let results = coffre_provision::trust_manifest::verify_with_signer_root(
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries verified")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results = coffre_provision::trust_manifest::verify_with_progress(
         &bytes,
         &[signer_der],
         &signer_root.der,
         &root.der,
         time::OffsetDateTime::now_utc(),
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )
+    .inspect_err(|_| bar.finish_and_clear())
     .with_context(|| {
         format!(
             "{}: the manifest is refused whole (signer {}, signer root: {})",
@@ -296,6 +323,7 @@ pub fn import_manifest(a: &ImportArgs) -> Result<()> {
         )
     })?;
     let verified_in = t0.elapsed();
+    bar.finish_and_clear();
     let (accepted, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
     let accepted: Vec<_> = accepted.into_iter().filter_map(|r| r.ok()).collect();
     let refused: Vec<_> = refused.into_iter().filter_map(|r| r.err()).collect();

@@ -128,17 +128,28 @@ pub fn run(a: &FleetArgs) -> Result<()> {
         "{bar:40} {pos}/{len} connected  {per_sec}  {msg}",
         a.json,
     );
+    let import = bar(n, "{bar:40} {pos}/{len} manifest entries verified", a.json);
+    let mut importing = false;
     let mut ramp_started = false;
     let mut on_progress = |p: Progress| match p {
         Progress::Step(s) => {
             if !a.json {
-                prov.suspend(|| note!("{s}"));
+                let shown = if importing { &import } else { &prov };
+                shown.suspend(|| note!("{s}"));
             }
         }
         Progress::Provisioning(done, _) => prov.set_position(done as u64),
+        Progress::Importing(done, _) => {
+            if !importing {
+                prov.finish_and_clear();
+                importing = true;
+            }
+            import.set_position(done as u64);
+        }
         Progress::Ramp(connected, failed, _) => {
             if !ramp_started {
                 prov.finish_and_clear();
+                import.finish_and_clear();
                 ramp_started = true;
             }
             ramp.set_position(connected as u64);
@@ -155,6 +166,7 @@ pub fn run(a: &FleetArgs) -> Result<()> {
     };
     let report = coffre_fleet::run(&opts, &mut on_progress)?;
     prov.finish_and_clear();
+    import.finish_and_clear();
     ramp.finish_and_clear();
     if a.json {
         say!("{}", serde_json::to_string_pretty(&report)?);

@@ -122,11 +122,13 @@ pub fn provision_factory(
         source,
     })?;
     let root = coffre_emu::factory::root_cert_der();
-    let results = trust_manifest::verify(
+    let results = trust_manifest::verify_with_progress(
         &bytes,
         std::slice::from_ref(&signer_cert),
         root,
+        root,
         time::OffsetDateTime::now_utc(),
+        &mut |done, total| progress(Progress::Importing(done, total)),
     )
     .map_err(factory_error("verifying the manifest"))?;
     let verify_s = t1.elapsed();
