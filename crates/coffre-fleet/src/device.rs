@@ -54,13 +54,28 @@ impl Gate {
         self.cv.notify_all();
     }
 
-    pub fn wait(&self) -> Instant {
-        let mut g = self.start.lock().unwrap_or_else(|e| e.into_inner());
+    /// The start time once the gate is open, or `None` after `limit`.
+    pub fn wait_timeout(&self, limit: Duration) -> Option<Instant> {
+        let g = self.start.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, limit, |s| s.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+
+    /// Wait for the gate with `client` connected, keeping its session
+    /// alive: a long ramp (a large fleet, a busy machine) must not leave
+    /// the first devices silent past the broker's keep-alive limit
+    /// (1.5 × keep alive), or the broker drops them.
+    pub fn wait_connected(&self, client: &mut Client) -> coffre_agent::Result<Instant> {
         loop {
-            if let Some(t) = *g {
-                return t;
+            if let Some(t) = self.wait_timeout(Duration::from_secs(10)) {
+                return Ok(t);
             }
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            // Sends PINGREQ once the session has been idle 3/4 of its
+            // keep alive; reads what has arrived (the PINGRESP).
+            client.poll(Duration::from_millis(5))?;
         }
     }
 }
@@ -129,7 +144,17 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     r.connect = Some(t.elapsed());
     r.connected_at = Some(Instant::now());
     ctx.connected.fetch_add(1, Ordering::Relaxed);
-    let start = ctx.gate.wait();
+    let start = match ctx.gate.wait_connected(&mut client) {
+        Ok(t) => t,
+        Err(e) => {
+            r.publish_failures += 1;
+            r.publish_error = Some(format!(
+                "{}: lost its connection while waiting for the publishing phase: {e}",
+                d.id()
+            ));
+            return r;
+        }
+    };
     let phase = ctx
         .interval
         .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
@@ -175,4 +200,18 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     }
     let _ = client.disconnect();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_says_when_it_opened_or_that_it_is_still_shut() {
+        let g = Gate::default();
+        assert_eq!(g.wait_timeout(Duration::from_millis(10)), None);
+        let t = Instant::now();
+        g.open(t);
+        assert_eq!(g.wait_timeout(Duration::from_secs(60)), Some(t));
+    }
 }

@@ -39,7 +39,7 @@ pub enum Error {
     #[error("{0} RLIMIT_NOFILE")]
     Rlimit(&'static str, #[source] nix::Error),
     /// The fleet needs more open files than the hard limit allows.
-    #[error("{needed} open files are needed but the hard limit is {hard}: raise it (as root: 'ulimit -Hn {needed}', or LimitNOFILE= / limits.conf) or simulate fewer devices")]
+    #[error("{needed} open files are needed but the hard limit is {hard}: raise it (as root: 'ulimit -Hn {needed}', or LimitNOFILE= / limits.conf; root needs CAP_SYS_RESOURCE for it, in a container raise the container's limit, e.g. 'docker run --ulimit nofile={needed}') or simulate fewer devices")]
     OpenFiles {
         /// Descriptors the run needs.
         needed: u64,

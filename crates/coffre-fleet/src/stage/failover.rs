@@ -190,7 +190,29 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     r.connect = Some(t.elapsed());
     r.connected_at = Some(Instant::now());
     ctx.connected.fetch_add(1, Ordering::Relaxed);
-    let start = ctx.gate.wait();
+    let start = loop {
+        match ctx.gate.wait_connected(&mut client) {
+            Ok(t) => break t,
+            Err(e) => {
+                let mut n = (node + 1) % ctx.brokers.len();
+                match connect_any(&d, ctx, &mut n, Instant::now() + Duration::from_secs(60)) {
+                    Ok((c, _)) => {
+                        client = c;
+                        node = n;
+                        r.reconnects += 1;
+                    }
+                    Err(last) => {
+                        r.publish_failures += 1;
+                        r.publish_error = Some(format!(
+                            "{}: {e}; could not reconnect before the publishing phase: {last}",
+                            d.id()
+                        ));
+                        return r;
+                    }
+                }
+            }
+        }
+    };
     let phase = ctx
         .interval
         .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
