@@ -156,7 +156,7 @@ and prints the table and the lab's STRIDE table. Exit status 1 if any scenario d
     #[command(after_help = "Examples:\n  \
 coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
 coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  \
-coffre fleet --identity factory --devices 10000 --rate 500 --duration 30s --interval 10s\n\n\
+coffre fleet --identity factory --devices 10000 --rate 200 --duration 30s --interval 10s\n\n\
 --identity factory: the devices are Trust&GO parts onboarded from their signed manifest (made, \
 imported as 'coffre import-manifest' does, chains registered in one batch; no certificate issued), each \
 connecting to the broker's factory listener with its factory chain, slot 0 signing; the report adds \
