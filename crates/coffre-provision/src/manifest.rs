@@ -23,9 +23,10 @@ pub struct Entry {
     pub id: String,
     /// Chip serial number, hex.
     pub chip_serial: String,
-    /// "lab" or "offload".
+    /// "lab", "offload" or "factory" (a Trust&GO part's own chain).
     pub mode: String,
-    /// Slot holding the key (8 for lab, a private-key slot for offload).
+    /// Slot holding the key (8 for lab, a private-key slot for offload, 0
+    /// for factory).
     pub key_slot: u8,
     /// Public key X‖Y, hex.
     pub public_key: String,

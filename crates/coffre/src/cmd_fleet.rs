@@ -42,7 +42,7 @@ pub struct ClusterArgs {
 #[command(after_help = "Examples:\n  \
 coffre fleet --devices 200 --rate 100 --duration 20s --interval 10s\n  \
 coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  \
-coffre fleet --identity factory --devices 10000 --rate 500 --duration 30s --interval 10s\n  \
+coffre fleet --identity factory --devices 10000 --rate 200 --duration 30s --interval 10s\n  \
 coffre fleet --engine rabbitmq --nodes 3 --devices 3000 --duration 60s --kill-node 1 --kill-at 20s --restart-after 15s\n\n\
 --identity factory: the devices are Trust&GO parts onboarded from their signed manifest (made, \
 imported as 'coffre import-manifest' does, chains registered in one batch; no certificate issued), each \
