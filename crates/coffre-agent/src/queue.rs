@@ -190,7 +190,9 @@ impl DurableQueue {
             // ahead (copied from elsewhere, or the file was restored).
             // Dropping the readings below it would lose them; send them
             // again instead and say so.
-            let first = below.first().map(|b| b.0).unwrap_or(0);
+            // The lowest, not the first: a restored or hand-edited file
+            // need not be in order (found by the queue_files fuzz target).
+            let first = below.iter().map(|b| b.0).min().unwrap_or(0);
             warnings.push(format!(
                 "{}: the marker says {acked} but the queue's last reading is {highest}: it is ahead of the queue; keeping the {} readings {first}–{highest} to send again",
                 marker.display(),
@@ -488,6 +490,24 @@ mod tests {
             "{:?}",
             q.warnings()
         );
+    }
+
+    /// Found by fuzzing: with a marker ahead of a queue whose lines are
+    /// out of order (2, 1, 2), the readings kept to send again started at
+    /// the first line's number, so reading 1 was pending at the marker.
+    #[test]
+    fn a_marker_ahead_of_an_unordered_queue_keeps_every_reading_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(ACKED_FILE), "50\n").unwrap();
+        fs::write(
+            dir.path().join(QUEUE_FILE),
+            "{\"seq\":2}\n{\"seq\":1}\n{\"seq\":2}\n",
+        )
+        .unwrap();
+        let q = DurableQueue::open(dir.path()).unwrap();
+        assert_eq!(q.len(), 3, "nothing dropped");
+        assert!(q.iter().all(|r| r.seq > q.acked()), "{:?}", q.acked());
+        assert!(q.next_seq() > 50, "numbers continue above the old marker");
     }
 
     #[test]
