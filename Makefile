@@ -3,14 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test deps build lint cross doc bench fuzz firmware firmware-elf
+.PHONY: help demo test test-cluster deps build lint cross doc bench fuzz firmware firmware-elf
 
 help:
 	@echo "make demo    build coffre and run the lab on an emulated chip"
 	@echo "make test    format check, clippy, no_std cross builds for the device MCUs, the ESP32-C3 firmware, docs, then every test"
-	@echo "make bench   benchmarks (emulator throughput, datasheet timing)"
+	@echo "make test-cluster  the RabbitMQ cluster tests (three nodes, a node killed; a few minutes)"
+	@echo "make bench   benchmarks: emulator throughput and datasheet timing; the device binary vs mosquitto_pub"
 	@echo "make firmware  the ESP32-C3 firmware as a flashable image (espflash); prints its size and static RAM"
-	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; nightly + cargo-fuzz)"
+	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_JOBS side by side; nightly + cargo-fuzz)"
 
 # System packages the project needs; installed when missing (apt-get when root,
 # otherwise the exact command is printed and the target fails).
@@ -54,8 +55,19 @@ test: lint cross doc firmware-elf
 	@scripts/cryptoauthlib-suite.sh; suite=$$?; \
 	COFFRE_REQUIRE_BROWSER=1 $(CARGO) test --workspace && exit $$suite
 
+# The clustered broker: three RabbitMQ nodes boot in about a minute, so
+# these tests are apart from 'make test' (.ci/run runs both).
+test-cluster: deps
+	@scripts/need.sh rabbitmq-server:rabbitmq-server
+	$(CARGO) test -p coffre-broker --test rabbitmq_cluster -- --ignored
+	$(CARGO) test -p coffre-fleet --test cluster -- --ignored --test-threads 1
+
+# The device binary as shipped (static, scripts/build-device.sh), then
+# `coffre bench`, which measures it against mosquitto_pub.
 bench: deps
 	$(CARGO) run --release -p coffre -- emu bench
+	scripts/build-device.sh
+	$(CARGO) run --release -p coffre -- bench --runs 31
 
 # libFuzzer over every target of crates/coffre-fuzz (nightly + cargo-fuzz);
 # `make test` replays the committed corpus and regressions on stable.

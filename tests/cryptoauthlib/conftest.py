@@ -129,3 +129,21 @@ def chip(configured_image, tmp_path):
     s = serve(image, layout.ADDRESS8)
     yield s
     s.close()
+
+
+def tng_certs():
+    """The device and signer certificates CryptoAuthLib's TNG code rebuilds
+    from the open session's chip: (device DER or None, its status, signer DER)."""
+    from cryptoauthlib.library import AtcaReference
+
+    size = AtcaReference(0)
+    layout.ok(cal.tng_atcacert_max_signer_cert_size(size), "tng_atcacert_max_signer_cert_size")
+    signer = bytearray(size.value)
+    layout.ok(cal.tng_atcacert_read_signer_cert(signer, size), "tng_atcacert_read_signer_cert")
+    signer = bytes(signer[: size.value])
+    layout.ok(cal.tng_atcacert_max_device_cert_size(size), "tng_atcacert_max_device_cert_size")
+    device = bytearray(size.value)
+    status = cal.tng_atcacert_read_device_cert(device, size, signer)
+    if status != 0:
+        return None, status, signer
+    return bytes(device[: size.value]), 0, signer

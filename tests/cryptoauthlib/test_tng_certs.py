@@ -6,7 +6,6 @@ byte for byte with `coffre chip certs`."""
 import re
 
 import cryptoauthlib as cal
-from cryptoauthlib.library import AtcaReference
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,15 +23,9 @@ def raw(public_key):
 
 
 def read_certs():
-    size = AtcaReference(0)
-    ok(cal.tng_atcacert_max_signer_cert_size(size), "tng_atcacert_max_signer_cert_size")
-    signer = bytearray(size.value)
-    ok(cal.tng_atcacert_read_signer_cert(signer, size), "tng_atcacert_read_signer_cert")
-    signer = bytes(signer[: size.value])
-    ok(cal.tng_atcacert_max_device_cert_size(size), "tng_atcacert_max_device_cert_size")
-    device = bytearray(size.value)
-    ok(cal.tng_atcacert_read_device_cert(device, size, signer), "tng_atcacert_read_device_cert")
-    return bytes(device[: size.value]), signer
+    device, status, signer = conftest.tng_certs()
+    ok(status, "tng_atcacert_read_device_cert")
+    return device, signer
 
 
 def test_device_pubkey_is_slot_0(tng):

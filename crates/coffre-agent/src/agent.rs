@@ -35,7 +35,7 @@ const STOP_CHECK: Duration = Duration::from_millis(100);
 pub use coffre_device::Backoff;
 
 /// [`Backoff::delay`] with a random `unit`.
-pub(crate) fn delay_random(backoff: &Backoff, attempt: u32) -> Duration {
+pub fn delay_random(backoff: &Backoff, attempt: u32) -> Duration {
     backoff.delay(attempt, Backoff::unit_of(OsRng.next_u32()))
 }
 
@@ -428,9 +428,19 @@ impl<S: SensorSource> Publisher<S> {
                 break Ok(());
             }
 
-            // 2. A session, when none is open and the backoff allows.
+            // 2. A session, when none is open and the backoff allows; the
+            //    oldest reading waiting rides with the CONNECT.
             let (tls, c) = (&self.tls, &clock);
-            if let Err(e) = link.ensure(on_event, |ev| connect_reported(&copts, tls, c, ev)) {
+            let front = self.queue.front().cloned();
+            let first = front.as_ref().map(|r| {
+                (
+                    self.opts.topic.as_str(),
+                    r.payload.as_bytes(),
+                    self.opts.qos,
+                )
+            });
+            if let Err(e) = link.ensure(on_event, |ev| connect_reported(&copts, tls, c, first, ev))
+            {
                 break Err(e);
             }
 
@@ -845,7 +855,7 @@ impl Subscriber {
     }
 
     fn open(&self, copts: &ClientOptions, on_event: &mut dyn FnMut(&Event)) -> Result<Client> {
-        let mut c = connect_reported(copts, &self.tls, &self.clock, on_event)?;
+        let mut c = connect_reported(copts, &self.tls, &self.clock, None, on_event)?;
         let reasons = c.subscribe(&[(self.opts.topic.as_str(), self.opts.qos)])?;
         let reason = reasons
             .first()

@@ -32,7 +32,7 @@ pub struct Timing {
     pub connect: ConnectTiming,
     /// PUBLISH → PUBACK (zero for QoS 0).
     pub publish: Duration,
-    /// DISCONNECT, close_notify, until the broker closed.
+    /// DISCONNECT, close_notify, TCP half-close.
     pub disconnect: Duration,
     /// Everything, from the first syscall to the closed socket.
     pub total: Duration,

@@ -42,3 +42,17 @@ where
     };
     Ok((key, report))
 }
+
+/// Lab mode on a hardened chip: device `id`'s IO protection key from the
+/// device's flash (modelled as `<pki>/devices/<id>.iokey`, see
+/// [`coffre_device::iokey`]), with a fresh host nonce from the OS's RNG;
+/// `None` when the device has no such key (a chip that is not hardened
+/// reads slot 8 in clear).
+pub fn load_io_key(pki_dir: &std::path::Path, id: &str) -> Result<Option<IoKey>> {
+    let Some(stored) = coffre_device::iokey::load(pki_dir, id)? else {
+        return Ok(None);
+    };
+    let mut host_nonce = [0u8; 20];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut host_nonce);
+    Ok(Some(stored.for_boot(host_nonce)))
+}

@@ -204,6 +204,9 @@ pub enum Error {
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The IO protection key of a hardened chip cannot be used.
+    #[error(transparent)]
+    IoKey(#[from] coffre_device::iokey::IoKeyFileError),
 }
 
 fn fmt_reason_string(s: &Option<String>) -> String {

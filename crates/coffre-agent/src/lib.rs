@@ -55,6 +55,7 @@ pub mod agent;
 pub mod bench;
 pub mod boot;
 pub mod clock;
+pub mod duration;
 mod error;
 pub mod identity;
 pub mod mqtt;

@@ -107,14 +107,16 @@ impl<'a> Reconnect<'a> {
     }
 }
 
-/// Connect and report [`Event::Connected`].
+/// Connect (with `first` right behind the CONNECT, see
+/// [`Client::connect_with_first`]) and report [`Event::Connected`].
 pub(crate) fn connect_reported(
     copts: &ClientOptions,
     tls: &Arc<ClientConfig>,
     clock: &Arc<dyn Clock>,
+    first: Option<(&str, &[u8], crate::mqtt::QoS)>,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<Client> {
-    let c = Client::connect_with_clock(copts, tls.clone(), clock.clone())?;
+    let c = Client::connect_with_first(copts, tls.clone(), clock.clone(), first)?;
     let s = c.session();
     on_event(&Event::Connected {
         broker: c.broker().to_owned(),

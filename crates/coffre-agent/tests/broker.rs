@@ -233,7 +233,9 @@ fn publish_in_modes(chip_mode: bool) {
     let stats = monitor.stop();
     let s = &stats.publishers[id];
     assert_eq!((s.unique, s.duplicates, s.missing), (10, 0, 0));
-    assert!(s.latency.max < Duration::from_secs(2), "{:?}", s.latency);
+    // Every reading's latency was measured (how long it is is the bench's).
+    assert_eq!(s.latency.count, 10, "{:?}", s.latency);
+    assert!(s.latency.min <= s.latency.max, "{:?}", s.latency);
     assert!(
         broker.wait_log_count(&format!("Client {id} disconnected."), 2, LOG_WAIT),
         "two clean DISCONNECTs expected in:\n{}",
@@ -505,12 +507,10 @@ fn publishing_outside_the_acl_gets_0x87_under_mqtt5() {
             .matches("Received PINGREQ from m5go-lab")
             .count();
         assert_eq!(c.poll(Duration::from_millis(1000)).unwrap(), None);
-        assert!(broker.wait_log_count(
-            "Received PINGREQ from m5go-lab",
-            pings + 1,
-            Duration::from_secs(1)
-        ));
-        assert!(c.ping().unwrap() < Duration::from_secs(1));
+        assert!(broker.wait_log_count("Received PINGREQ from m5go-lab", pings + 1, LOG_WAIT));
+        // An explicit PING is answered (the round trip it returns is a
+        // figure, not a test).
+        c.ping().unwrap();
         c.disconnect().unwrap();
     }
     assert!(broker.wait_log("Denied PUBLISH from m5go-lab", LOG_WAIT));
@@ -650,17 +650,22 @@ fn one_shot_over_tls12_and_tls13() {
             payload: br#"{"device":"m5go-lab","seq":1}"#.to_vec(),
             qos: QoS::AtLeastOnce,
         };
-        let mut totals = Vec::new();
+        // How fast is the bench's to say (`coffre bench`, README); here:
+        // every run completes, with each step timed and accounted for.
         for _ in 0..5 {
             let t = one_shot(&opts).unwrap();
             assert_eq!(t.tls_version, if tls13 { "TLSv1.3" } else { "TLSv1.2" });
             assert!(t.puback_reason.is_success());
-            totals.push(t.total);
+            assert!(
+                !t.connect.tls.is_zero() && !t.connect.connack.is_zero(),
+                "{t:?}"
+            );
+            assert!(!t.publish.is_zero(), "QoS 1 waits for the PUBACK: {t:?}");
+            assert!(
+                t.total >= t.connect.total() + t.publish + t.disconnect,
+                "the steps are parts of the whole: {t:?}"
+            );
         }
-        totals.sort();
-        let median = coffre_agent::stats::percentile(&totals, 50.0).unwrap_or_default();
-        eprintln!("one_shot tls13={tls13}: median {median:?}");
-        assert!(median < Duration::from_secs(1), "{totals:?}");
     }
     assert!(broker.wait_log_count(&format!("Client {LAB_ID} disconnected."), 10, LOG_WAIT));
 }

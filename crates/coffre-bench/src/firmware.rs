@@ -45,14 +45,6 @@ pub struct FirmwareRow {
 /// for a real Sign, ~140 ms).
 const DATASHEET_RUNS: usize = 5;
 
-struct HostClock(Instant);
-
-impl coffre_device::Clock for HostClock {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
 fn der(pem: &[u8], what: &'static str) -> Result<Vec<u8>> {
     Ok(coffre_agent::tls::parse_certificates(pem, what)?[0]
         .as_ref()
@@ -84,6 +76,7 @@ pub fn firmware_row(
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()?;
     let mut times = Vec::with_capacity(runs);
     let mut row = FirmwareRow {
@@ -117,7 +110,7 @@ pub fn firmware_row(
         };
         let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
         rt.block_on(async {
-            let clock = HostClock(Instant::now());
+            let clock = coffre_firmware::host::TokioTimer::new();
             let (mut rbuf, mut wbuf) = (vec![0u8; RECORD_READ_BUF], vec![0u8; RECORD_WRITE_BUF]);
             let t0 = Instant::now();
             let socket = tokio::net::TcpStream::connect(broker).await?;

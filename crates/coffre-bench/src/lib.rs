@@ -6,6 +6,9 @@
 //!
 //! [`run`] measures and returns a [`Report`]; it prints nothing (progress
 //! goes to a callback). The CLI prints the report.
+//!
+//! [`emulator`] is `coffre emu bench`: the emulator's Read throughput and
+//! its datasheet timing, command by command.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,40 +77,61 @@ fn max_rss_kib(cmd: &[String]) -> Option<i64> {
         .ok()
 }
 
-fn measure(what: &str, nodelay: bool, runs: usize, cmd: &[String]) -> Result<Row> {
+/// One run of `cmd`: wall time, CPU time (user + system, from the
+/// children's usage before and after), success.
+fn run_once(cmd: &[String]) -> Result<(f64, f64, bool)> {
     let Some((prog, args)) = cmd.split_first() else {
         bail!("nothing to run");
     };
-    let mut walls = Vec::with_capacity(runs);
-    let mut failures = 0;
     let cpu0 = children_cpu_ms();
+    let t0 = Instant::now();
+    let st = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {prog}"))?;
+    let wall = t0.elapsed().as_secs_f64() * 1000.0;
+    Ok((wall, children_cpu_ms() - cpu0, st.success()))
+}
+
+/// Measure every command of `configs` `runs` times, taking turns (run 1
+/// of each, then run 2 of each…), so that a change of the machine's load
+/// during the measurement falls on every tool alike; one unmeasured run
+/// of each first (page cache, broker warm). Then the max RSS of each over
+/// 3 runs under GNU time.
+fn measure(nodelay: bool, runs: usize, configs: &[(String, Vec<String>)]) -> Result<Vec<Row>> {
+    for (_, cmd) in configs {
+        run_once(cmd)?;
+    }
+    let mut samples = vec![(Vec::with_capacity(runs), 0.0, 0usize); configs.len()];
     for _ in 0..runs {
-        let t0 = Instant::now();
-        let st = Command::new(prog)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .with_context(|| format!("cannot run {prog}"))?;
-        walls.push(t0.elapsed().as_secs_f64() * 1000.0);
-        if !st.success() {
-            failures += 1;
+        for ((_, cmd), (walls, cpu, failures)) in configs.iter().zip(samples.iter_mut()) {
+            let (w, c, ok) = run_once(cmd)?;
+            walls.push(w);
+            *cpu += c;
+            if !ok {
+                *failures += 1;
+            }
         }
     }
-    let cpu = children_cpu_ms() - cpu0;
-    let rss = (0..3).filter_map(|_| max_rss_kib(cmd)).max().unwrap_or(-1);
-    let mut pct = |p: f64| percentile_of(&mut walls, p).unwrap_or(f64::NAN);
-    Ok(Row {
-        what: what.to_string(),
-        broker_nodelay: nodelay,
-        runs,
-        wall_median_ms: pct(50.0),
-        wall_p90_ms: pct(90.0),
-        cpu_mean_ms: cpu / runs as f64,
-        max_rss_kib: rss,
-        failures,
-    })
+    let mut rows = Vec::with_capacity(configs.len());
+    for ((what, cmd), (mut walls, cpu, failures)) in configs.iter().zip(samples) {
+        let rss = (0..3).filter_map(|_| max_rss_kib(cmd)).max().unwrap_or(-1);
+        let mut pct = |p: f64| percentile_of(&mut walls, p).unwrap_or(f64::NAN);
+        rows.push(Row {
+            what: what.clone(),
+            broker_nodelay: nodelay,
+            runs,
+            wall_median_ms: pct(50.0),
+            wall_p90_ms: pct(90.0),
+            cpu_mean_ms: cpu / runs as f64,
+            max_rss_kib: rss,
+            failures,
+        });
+    }
+    Ok(rows)
 }
 
 fn free_port() -> Result<SocketAddr> {
@@ -151,6 +175,7 @@ impl Ratios {
     }
 }
 
+pub mod emulator;
 mod firmware;
 pub use firmware::FirmwareRow;
 
@@ -193,7 +218,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
     let runs = opts.runs;
     if !opts.device_exe.exists() {
         bail!(
-            "the device binary {} is missing; build it with 'cargo build --release -p coffre-device-bin'",
+            "the device binary {} is missing; build it with 'scripts/build-device.sh' (as shipped) or 'cargo build --profile device -p coffre-device-bin'",
             opts.device_exe.display()
         );
     }
@@ -272,6 +297,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         let broker = Mosquitto::start(&setup)?;
         let port = setup.listen.port().to_string();
         let addr = setup.listen.to_string();
+        let mut configs = Vec::new();
         for tls13 in [false, true] {
             let mut cmd = vec![
                 exe.clone(),
@@ -286,10 +312,10 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                 "lab".into(),
                 "--pki".into(),
                 s(&d.join("pki")),
+                // One reading, taken at once (the interval only spaces
+                // the ones after it).
                 "--count".into(),
                 "1".into(),
-                "--interval".into(),
-                "0".into(),
             ];
             if tls13 {
                 cmd.push("--tls13".into());
@@ -298,8 +324,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                 "coffre-device --count 1 (TLS 1.{})",
                 if tls13 { 3 } else { 2 }
             );
-            progress(&format!("  {what}, broker nodelay {nodelay}"));
-            rows.push(measure(&what, nodelay, runs, &cmd)?);
+            configs.push((what, cmd));
         }
         for (what, extra) in [
             ("mosquitto_pub default (TLS 1.3)", vec![]),
@@ -318,9 +343,13 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
             ));
             cmd.extend(["-m".to_string(), r#"{"device":"m5go","seq":1}"#.into()]);
             cmd.extend(extra);
-            progress(&format!("  {what}, broker nodelay {nodelay}"));
-            rows.push(measure(what, nodelay, runs, &cmd)?);
+            configs.push((what.to_string(), cmd));
         }
+        progress(&format!(
+            "  {} configurations taking turns, {runs} runs each, broker nodelay {nodelay}",
+            configs.len()
+        ));
+        rows.extend(measure(nodelay, runs, &configs)?);
         if nodelay {
             progress("  embedded-tls driver (coffre-firmware), TLS 1.3, chip signs");
             firmware = Some(firmware::firmware_row(

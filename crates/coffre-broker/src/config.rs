@@ -279,7 +279,7 @@ impl BrokerSetup {
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|source| Error::Io {
         path: p.to_path_buf(),
         source,

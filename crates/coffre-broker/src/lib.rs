@@ -55,6 +55,7 @@ mod config;
 mod live;
 mod log;
 mod process;
+pub mod rabbitmq;
 
 pub use config::{Acl, BrokerSetup, FactoryListener, Role};
 pub use live::{
@@ -63,6 +64,50 @@ pub use live::{
 };
 pub use log::{LogCursor, LogFollower};
 pub use process::{find_mosquitto, Mosquitto, INSTALL_HINT, LOGS_KEPT};
+pub use rabbitmq::{ClusterPlan, ClusterSetup, QueueType, RabbitCluster};
+
+/// The broker software a configuration is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Mosquitto: one process, one core, no clustering (the default).
+    #[default]
+    Mosquitto,
+    /// RabbitMQ with its MQTT plugin: a cluster of nodes (see [`rabbitmq`]).
+    RabbitMq,
+}
+
+impl Engine {
+    /// "mosquitto" or "rabbitmq".
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Mosquitto => "mosquitto",
+            Engine::RabbitMq => "rabbitmq",
+        }
+    }
+
+    /// The engine of the configuration in `dir`: RabbitMQ when it holds a
+    /// `cluster.json`, else Mosquitto.
+    pub fn of_dir(dir: &std::path::Path) -> Engine {
+        if dir.join(rabbitmq::CLUSTER_FILE).is_file() {
+            Engine::RabbitMq
+        } else {
+            Engine::Mosquitto
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mosquitto" => Ok(Engine::Mosquitto),
+            "rabbitmq" => Ok(Engine::RabbitMq),
+            o => Err(format!(
+                "unknown broker engine '{o}': use mosquitto or rabbitmq"
+            )),
+        }
+    }
+}
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +164,34 @@ pub enum Error {
     Reload {
         /// Seconds waited.
         secs: u64,
+    },
+    /// No RabbitMQ.
+    #[error(
+        "rabbitmq-server is not installed: {}",
+        rabbitmq::RABBITMQ_INSTALL_HINT
+    )]
+    RabbitNotInstalled,
+    /// A port the broker needs is taken.
+    #[error("{addr} ({what}) is already in use: stop what listens there ('ss -ltnp') or write the configuration again with other ports")]
+    PortInUse {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Whose port it is.
+        what: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// A RabbitMQ node did not start.
+    #[error("RabbitMQ node {node} did not start: {why}; its log {} ends with:\n{tail}", log.display())]
+    NodeFailed {
+        /// The node.
+        node: String,
+        /// Why, and what to do.
+        why: String,
+        /// Its log file.
+        log: std::path::PathBuf,
+        /// The end of its log and of its console output.
+        tail: String,
     },
     /// A device id that cannot be an MQTT username safely.
     #[error("device id '{0}' is not allowed: use letters, digits, '-', '_' and '.' only (a '+' or '#' in a username bypasses pattern ACLs, CVE-2017-7650)")]

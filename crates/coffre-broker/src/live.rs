@@ -108,17 +108,23 @@ pub(crate) fn prepare_admin(out: &Path) -> Result<()> {
     OsRng.fill_bytes(&mut raw);
     let password = Zeroizing::new(coffre_proto::hex::Hex::lower(&raw[..]).to_string());
     raw.fill(0);
-    // The password is on this command line for the few milliseconds init
-    // takes; the socket it opens is reachable only through the 0700
-    // broker directory.
-    let o = Command::new(&ctrl)
+    // The password goes through a pipe (mosquitto_ctrl asks for it twice
+    // when the command line has none), never on a command line.
+    let mut child = Command::new(&ctrl)
         .args(["dynsec", "init"])
         .arg(&config)
         .arg(ADMIN_USER)
-        .arg(password.as_str())
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(io(&ctrl))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let twice = Zeroizing::new(format!("{0}\n{0}\n", password.as_str()));
+        stdin.write_all(twice.as_bytes()).map_err(io(&ctrl))?;
+    }
+    let o = child.wait_with_output().map_err(io(&ctrl))?;
     if !o.status.success() || !config.is_file() {
         return Err(Error::Admin {
             what: "mosquitto_ctrl dynsec init".into(),
@@ -267,16 +273,19 @@ pub fn revoke_live(dir: &Path, pid: u32, ids: &[&str]) -> Result<LiveRevocation>
 
 fn ctrl_run(ctrl: &Path, options: &Path, args: &[&str], may_exist: bool) -> Result<()> {
     // mosquitto_ctrl 2.0.11 does not apply the connection options of an
-    // `-o` file, so they go on the command line; the socket they open is
-    // reachable only through the broker's 0700 directory.
-    let text = Zeroizing::new(std::fs::read_to_string(options).map_err(io(options))?);
-    let connect: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with('-'))
-        .flat_map(|l| l.splitn(2, ' '))
-        .collect();
+    // `-o` file, but it does read `$XDG_CONFIG_HOME/mosquitto_ctrl`: the
+    // options (password included) go there, in a private directory beside
+    // them, never on a command line.
+    let text = Zeroizing::new(std::fs::read(options).map_err(io(options))?);
+    let dir = options.parent().unwrap_or(Path::new("."));
+    let home = tempfile::Builder::new()
+        .prefix(".ctrl-")
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
+    let file = home.path().join("mosquitto_ctrl");
+    coffre_fs::write_atomic(&file, &text, 0o600).map_err(io(&file))?;
     let o = Command::new(ctrl)
-        .args(&connect)
+        .env("XDG_CONFIG_HOME", home.path())
         .arg("dynsec")
         .args(args)
         .stdin(Stdio::null())

@@ -10,7 +10,6 @@
 //! the user goes through [`report`]. Exit codes: 0 done, 1 error, 3 the
 //! chip (or a sensor) is not answering.
 
-mod bus;
 mod report;
 
 use std::path::PathBuf;
@@ -20,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use coffre_agent::boot::{boot, BootOptions, KeyMode};
+use coffre_agent::boot::{boot, load_io_key, BootOptions, KeyMode};
 use coffre_agent::{BrokerAddr, EnvSensors, Identity, MqttVersion, Publisher, PublisherOptions};
+use coffre_device_bin::bus;
 
 /// Publish sensor readings over MQTT with mutual TLS, the key held by an
 /// ATECC608B.
@@ -41,10 +41,11 @@ struct Args {
     /// Key mode: lab (slot 8 read into RAM) or offload (the chip signs).
     #[arg(long, default_value = "offload", value_parser = ["lab", "offload"])]
     mode: String,
-    /// Private-key slot in offload mode.
-    #[arg(long, default_value_t = 0)]
+    /// Private-key slot in offload mode (0: Trust&GO factory key).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
     key_slot: u8,
-    /// Directory with ca.crt.pem and devices/ID.crt.pem.
+    /// Directory with ca.crt.pem, devices/ID.crt.pem and, for a hardened chip
+    /// in lab mode, devices/ID.iokey.
     #[arg(long, default_value = "pki")]
     pki: PathBuf,
     /// CA certificate (default: PKI/ca.crt.pem).
@@ -62,9 +63,10 @@ struct Args {
     /// Topic.
     #[arg(long, default_value = "m5go/env")]
     topic: String,
-    /// Seconds between readings.
-    #[arg(long, default_value_t = 2.0)]
-    interval: f64,
+    /// Time between readings (e.g. 2s, 500ms, 1.5; 10ms to 1 day). The first
+    /// reading is taken at once.
+    #[arg(long, default_value = "2s", value_parser = coffre_agent::duration::interval)]
+    interval: Duration,
     /// Stop after this many readings are acknowledged.
     #[arg(long)]
     count: Option<u64>,
@@ -90,16 +92,17 @@ fn main() -> ExitCode {
 
 /// Boot, then publish until done or stopped.
 fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
-    if !(a.interval.is_finite() && a.interval >= 0.0) {
-        return Err(report::Failure::usage(
-            "--interval must be a number of seconds, 0 or more",
-        ));
-    }
     let broker: BrokerAddr = a.broker.parse()?;
     let opened = bus::open(&a.bus)?;
-    let mode = match a.mode.as_str() {
-        "lab" => KeyMode::Lab,
-        _ => KeyMode::Offload { slot: a.key_slot },
+    if let Some(note) = &opened.address_note {
+        out.note(note);
+    }
+    let sensors = opened.second_handle()?;
+    let (mode, io_key) = match a.mode.as_str() {
+        // Lab mode on a hardened chip: slot 8 is read encrypted with the IO
+        // protection key the device keeps (<pki>/devices/<id>.iokey).
+        "lab" => (KeyMode::Lab, load_io_key(&a.pki, &a.id)?),
+        _ => (KeyMode::Offload { slot: a.key_slot }, None),
     };
     out.boot_start(&a.mode, &a.bus);
     let (key, _) = boot(
@@ -107,9 +110,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         &BootOptions {
             mode,
             allow_unlocked: a.allow_unlocked,
-            // Encrypted reads of a hardened chip's slot 8 are `coffre
-            // publish`'s; this binary reads slot 8 in clear.
-            io_key: None,
+            io_key,
         },
         &mut |step, msg| out.boot_step(step, msg),
     )?;
@@ -125,7 +126,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
     };
     let mut opts = PublisherOptions::new(broker, a.id.clone());
     opts.topic = a.topic.clone();
-    opts.interval = Duration::from_secs_f64(a.interval);
+    opts.interval = a.interval;
     opts.count = a.count;
     opts.tls13 = a.tls13;
     opts.mqtt_version = if a.mqtt311 {
@@ -134,7 +135,7 @@ fn run(a: &Args, out: &report::Out) -> Result<(), report::Failure> {
         MqttVersion::V5
     };
     opts.queue_dir = a.queue.clone();
-    let sensors = EnvSensors::new(opened.sensors.0, opened.sensors.1);
+    let sensors = EnvSensors::new(sensors.0, sensors.1);
     let mut publisher = Publisher::new(opts, identity, sensors)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

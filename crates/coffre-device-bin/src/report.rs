@@ -17,15 +17,6 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A bad option.
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            source: None,
-            code: 2,
-        }
-    }
-
     /// A file or device that could not be used.
     pub fn io(message: impl Into<String>, e: impl StdError + Send + Sync + 'static) -> Self {
         Self::other(message, e)
@@ -57,6 +48,16 @@ impl From<coffre_agent::Error> for Failure {
     }
 }
 
+impl From<coffre_device_bin::bus::OpenError> for Failure {
+    fn from(e: coffre_device_bin::bus::OpenError) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: if e.is_unsupported() { 2 } else { 1 },
+            source: std::error::Error::source(&e).map(|s| s.to_string().into()),
+        }
+    }
+}
+
 /// Read a file the program needs.
 pub fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path)
@@ -78,6 +79,11 @@ impl Out {
         if !self.quiet {
             eprintln!("{line}");
         }
+    }
+
+    /// Something the user may want to know (an address read another way).
+    pub fn note(&self, msg: &str) {
+        self.say(format_args!("note: {msg}"));
     }
 
     /// The boot starts.

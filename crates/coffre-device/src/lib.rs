@@ -16,6 +16,8 @@
 //!   runs the sans-IO MQTT [`Session`] over any link.
 //! - [`backoff`]: reconnection delays ([`Backoff`]).
 //! - [`Clock`]: time comes in from the caller.
+//! - `iokey` (feature `std`): the IO protection key of a hardened chip as
+//!   the device keeps it.
 //!
 //! ```
 //! use coffre_device::{MemoryQueue, Measurement, Reading, ReadingQueue};
@@ -38,6 +40,8 @@ extern crate std;
 
 pub mod backoff;
 pub mod boot;
+#[cfg(feature = "std")]
+pub mod iokey;
 pub mod link;
 pub mod queue;
 pub mod reading;

@@ -145,6 +145,14 @@ pub fn root_cert_der() -> &'static [u8] {
     &fixtures().root_der
 }
 
+/// The emulated root's key, to issue other fixtures from it (the emulated
+/// manifest signer's certificate). A public test fixture, not a secret:
+/// anything it signs is trusted by whoever trusts the emulated root, which
+/// is why that root is for emulated chips only.
+pub fn root_key() -> SigningKey {
+    fixtures().root_key.clone()
+}
+
 /// The emulated root's public key (X ‖ Y).
 pub fn root_public_key() -> [u8; 64] {
     atcacert::raw_public_key(fixtures().root_key.verifying_key())

@@ -3,12 +3,13 @@
 use core::fmt;
 
 use coffre_device::link::{Acked, Opened};
-use coffre_device::Clock;
 use coffre_mqtt::{Event, QoS, ReasonCode, Session};
 use embedded_io_async::{Read, Write};
 use embedded_tls::{
     Aes128GcmSha256, CryptoProvider, TlsConfig, TlsConnection, TlsContext, TlsError,
 };
+
+use crate::timer::{within, Timer};
 
 /// Size of the TLS record read buffer: a full 16 KiB record and its
 /// overhead (mosquitto does not negotiate a smaller fragment length).
@@ -26,6 +27,14 @@ pub enum FirmwareError {
     Session(coffre_mqtt::Error),
     /// The broker closed the connection.
     Closed,
+    /// A TLS step took longer than the session's response timeout (the
+    /// MQTT steps' own deadlines come back as [`FirmwareError::Session`]).
+    Timeout {
+        /// What did not finish: "the TLS handshake" or "the TLS close".
+        waiting_for: &'static str,
+        /// The time limit, ms.
+        after_ms: u64,
+    },
 }
 
 impl fmt::Display for FirmwareError {
@@ -34,6 +43,10 @@ impl fmt::Display for FirmwareError {
             FirmwareError::Tls(e) => write!(f, "TLS: {e:?}"),
             FirmwareError::Session(e) => write!(f, "MQTT: {e}"),
             FirmwareError::Closed => f.write_str("the broker closed the connection"),
+            FirmwareError::Timeout {
+                waiting_for,
+                after_ms,
+            } => write!(f, "{waiting_for} did not finish within {after_ms} ms"),
         }
     }
 }
@@ -65,30 +78,40 @@ where
     /// certificate and signs), then CONNECT and CONNACK.
     ///
     /// `server_name` is checked against the broker certificate's names.
-    pub async fn connect<P>(
+    /// The handshake must finish within the session's response timeout,
+    /// and the CONNACK arrive within it after the CONNECT, by `timer`.
+    pub async fn connect<P, T>(
         socket: S,
         read_buf: &'a mut [u8],
         write_buf: &'a mut [u8],
         server_name: &str,
         crypto: P,
         session: Session,
-        clock: &dyn Clock,
+        timer: &T,
     ) -> Result<(Self, Opened), FirmwareError>
     where
         P: CryptoProvider<CipherSuite = Aes128GcmSha256>,
+        T: Timer,
     {
         let config = TlsConfig::new().with_server_name(server_name);
         let mut tls = TlsConnection::new(socket, read_buf, write_buf);
-        tls.open(TlsContext::new(&config, crypto)).await?;
+        let limit = session.config().response_timeout_ms;
+        let deadline = timer.sleep_until(timer.now_ms().saturating_add(limit));
+        within(deadline, tls.open(TlsContext::new(&config, crypto)))
+            .await
+            .ok_or(FirmwareError::Timeout {
+                waiting_for: "the TLS handshake",
+                after_ms: limit,
+            })??;
         let mut fw = Firmware {
             tls,
             session,
             buf: [0; 512],
         };
         fw.session
-            .connect(clock.now_ms())
+            .connect(timer.now_ms())
             .map_err(FirmwareError::Session)?;
-        let opened = fw.wait(clock, Opened::from_event).await?;
+        let opened = fw.wait(timer, Opened::from_event).await?;
         Ok((fw, opened))
     }
 
@@ -108,12 +131,14 @@ where
         Ok(())
     }
 
-    /// Serve the session until `pick` accepts an event.
-    async fn wait<T>(
+    /// Serve the session until `pick` accepts an event. A read waits at
+    /// most until the session's next deadline; then the session decides
+    /// (a late CONNACK or PUBACK ends it with a timeout error).
+    async fn wait<R>(
         &mut self,
-        clock: &dyn Clock,
-        mut pick: impl FnMut(Event) -> Option<T>,
-    ) -> Result<T, FirmwareError> {
+        timer: &impl Timer,
+        mut pick: impl FnMut(Event) -> Option<R>,
+    ) -> Result<R, FirmwareError> {
         loop {
             self.flush().await?;
             while let Some(e) = self.session.poll_event() {
@@ -122,15 +147,24 @@ where
                 }
             }
             self.session
-                .handle_timeout(clock.now_ms())
+                .handle_timeout(timer.now_ms())
                 .map_err(FirmwareError::Session)?;
             self.flush().await?;
-            let n = self.tls.read(&mut self.buf).await?;
+            let deadline = self.session.poll_timeout();
+            let read = self.tls.read(&mut self.buf);
+            let n = match deadline {
+                Some(at) => match within(timer.sleep_until(at), read).await {
+                    Some(r) => r?,
+                    // The deadline came first: back to handle_timeout.
+                    None => continue,
+                },
+                None => read.await?,
+            };
             if n == 0 {
                 return Err(FirmwareError::Closed);
             }
             self.session
-                .handle_incoming(clock.now_ms(), &self.buf[..n])
+                .handle_incoming(timer.now_ms(), &self.buf[..n])
                 .map_err(FirmwareError::Session)?;
         }
     }
@@ -138,14 +172,14 @@ where
     /// Publish; for QoS 1, wait for the PUBACK.
     pub async fn publish(
         &mut self,
-        clock: &dyn Clock,
+        timer: &impl Timer,
         topic: &str,
         payload: &[u8],
         qos: QoS,
     ) -> Result<Acked, FirmwareError> {
         let id = self
             .session
-            .publish(clock.now_ms(), topic, payload, qos, false)
+            .publish(timer.now_ms(), topic, payload, qos, false)
             .map_err(FirmwareError::Session)?;
         let Some(id) = id else {
             self.flush().await?;
@@ -156,7 +190,7 @@ where
                 rtt_ms: 0,
             });
         };
-        self.wait(clock, |e| match e {
+        self.wait(timer, |e| match e {
             Event::PubAck {
                 packet_id,
                 reason,
@@ -173,16 +207,21 @@ where
         .await
     }
 
-    /// DISCONNECT (reason 0x00), then TLS `close_notify`; the socket comes
-    /// back.
-    pub async fn disconnect(mut self, clock: &dyn Clock) -> Result<S, FirmwareError> {
+    /// DISCONNECT (reason 0x00), then TLS `close_notify` within the
+    /// session's response timeout; the socket comes back.
+    pub async fn disconnect(mut self, timer: &impl Timer) -> Result<S, FirmwareError> {
         self.session
-            .disconnect(clock.now_ms(), ReasonCode::SUCCESS)
+            .disconnect(timer.now_ms(), ReasonCode::SUCCESS)
             .map_err(FirmwareError::Session)?;
         self.flush().await?;
-        self.tls
-            .close()
+        let limit = self.session.config().response_timeout_ms;
+        let deadline = timer.sleep_until(timer.now_ms().saturating_add(limit));
+        within(deadline, self.tls.close())
             .await
+            .ok_or(FirmwareError::Timeout {
+                waiting_for: "the TLS close",
+                after_ms: limit,
+            })?
             .map_err(|(_, e)| FirmwareError::from(e))
     }
 }

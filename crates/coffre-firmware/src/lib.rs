@@ -14,28 +14,33 @@
 //!   Sign) or the lab key from slot 8 (zeroized when dropped).
 //! - [`Firmware`]: CONNECT/CONNACK, QoS 1 publish with PUBACK,
 //!   DISCONNECT + `close_notify`, all decided by the session.
-//!
 //! - [`config`]: the settings file the firmware build embeds
 //!   ([`Settings`], written by `coffre firmware config`).
 //! - [`time`]: SNTP and the wall clock the broker certificate's dates are
 //!   checked against.
 //! - [`plan`]: when to measure, publish and reconnect ([`Plan`], sans-IO).
-//!
-//! Reads wait until the broker sends something (the session's keep alive
-//! and timeouts are checked at each step); the firmware puts a time limit
-//! around each call (`embassy_time::with_timeout`) and drops the
-//! connection when it runs out.
+//! - [`Timer`]: every wait has a time limit. The handshake must finish
+//!   within the session's response timeout; a read waits at most until the
+//!   session's next deadline ([`Session::poll_timeout`](coffre_mqtt::Session::poll_timeout):
+//!   CONNACK, PUBACK, keep alive), raced against the timer with [`within`],
+//!   which needs no particular executor. The MCU passes its timer
+//!   (embassy-time), the host [`host::TokioTimer`] (feature `tokio`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
+#[cfg(any(feature = "tokio", test))]
+extern crate std;
 
 pub mod config;
 mod crypto;
 mod driver;
+#[cfg(feature = "tokio")]
+pub mod host;
 pub mod plan;
 pub mod time;
+mod timer;
 
 pub use config::{ConfigError, Settings};
 pub use crypto::{DeviceCrypto, IdentityError, KeySigner, SignFailure, Signatures};
@@ -43,3 +48,4 @@ pub use driver::{Firmware, FirmwareError, RECORD_READ_BUF, RECORD_WRITE_BUF};
 pub use embedded_tls;
 pub use plan::{Plan, Step};
 pub use time::{set_unix_time, unix_time, WallClock};
+pub use timer::{within, Timer};

@@ -35,6 +35,10 @@ pub(crate) struct DeviceResult {
     pub published: u64,
     pub publish_failures: u64,
     pub publish_error: Option<String>,
+    /// Connections lost and regained (cluster failover only).
+    pub outages: Vec<crate::stage::failover::Outage>,
+    /// Reconnections (cluster failover only).
+    pub reconnects: u64,
 }
 
 /// The shared "start publishing" signal.
@@ -50,21 +54,41 @@ impl Gate {
         self.cv.notify_all();
     }
 
-    fn wait(&self) -> Instant {
-        let mut g = self.start.lock().unwrap_or_else(|e| e.into_inner());
+    /// The start time once the gate is open, or `None` after `limit`.
+    pub fn wait_timeout(&self, limit: Duration) -> Option<Instant> {
+        let g = self.start.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, limit, |s| s.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+
+    /// Wait for the gate with `client` connected, keeping its session
+    /// alive: a long ramp (a large fleet, a busy machine) must not leave
+    /// the first devices silent past the broker's keep-alive limit
+    /// (1.5 × keep alive), or the broker drops them.
+    pub fn wait_connected(&self, client: &mut Client) -> coffre_agent::Result<Instant> {
         loop {
-            if let Some(t) = *g {
-                return t;
+            if let Some(t) = self.wait_timeout(Duration::from_secs(10)) {
+                return Ok(t);
             }
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            // Sends PINGREQ once the session has been idle 3/4 of its
+            // keep alive; reads what has arrived (the PINGRESP).
+            client.poll(Duration::from_millis(5))?;
         }
     }
 }
 
 /// MQTT options of a fleet client (devices and subscriber).
-pub(crate) fn client_options(broker: SocketAddr, id: &str, interval: Duration) -> ClientOptions {
+pub(crate) fn client_options(
+    broker: SocketAddr,
+    id: &str,
+    interval: Duration,
+    version: MqttVersion,
+) -> ClientOptions {
     let mut o = ClientOptions::new(BrokerAddr::from(broker), id);
-    o.version = MqttVersion::V5;
+    o.version = version;
     o.keep_alive = (interval * 3).max(Duration::from_secs(60));
     o.connect_timeout = Duration::from_secs(60);
     o.timeout = Duration::from_secs(30);
@@ -74,7 +98,17 @@ pub(crate) fn client_options(broker: SocketAddr, id: &str, interval: Duration) -
 /// What every device thread shares.
 #[derive(Debug)]
 pub(crate) struct DeviceCtx {
-    pub broker: SocketAddr,
+    /// The broker's listeners: one, or one per cluster node (a device
+    /// starts on node `index % len`).
+    pub brokers: Vec<SocketAddr>,
+    /// MQTT version (3.1.1 for RabbitMQ).
+    pub version: MqttVersion,
+    /// Reconnect to another node when the connection is lost, and resend
+    /// the reading not acknowledged (clusters).
+    pub failover: bool,
+    /// Source addresses, device `index % len` on each (empty: the
+    /// system's choice).
+    pub sources: Vec<std::net::IpAddr>,
     pub interval: Duration,
     pub duration: Duration,
     pub origin: Instant,
@@ -83,10 +117,21 @@ pub(crate) struct DeviceCtx {
     pub failed: Arc<AtomicUsize>,
 }
 
+impl DeviceCtx {
+    /// The source address of device `index`.
+    pub fn source(&self, index: usize) -> Option<std::net::IpAddr> {
+        (!self.sources.is_empty()).then(|| self.sources[index % self.sources.len()])
+    }
+}
+
 /// The body of a device thread.
 pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
+    if ctx.failover {
+        return crate::stage::failover::device_main(d, ctx);
+    }
     let mut r = DeviceResult::default();
-    let opts = client_options(ctx.broker, d.id(), ctx.interval);
+    let mut opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
+    opts.bind = ctx.source(d.index());
     let t = Instant::now();
     let mut client = match Client::connect(&opts, d.tls()) {
         Ok(c) => c,
@@ -99,7 +144,17 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     r.connect = Some(t.elapsed());
     r.connected_at = Some(Instant::now());
     ctx.connected.fetch_add(1, Ordering::Relaxed);
-    let start = ctx.gate.wait();
+    let start = match ctx.gate.wait_connected(&mut client) {
+        Ok(t) => t,
+        Err(e) => {
+            r.publish_failures += 1;
+            r.publish_error = Some(format!(
+                "{}: lost its connection while waiting for the publishing phase: {e}",
+                d.id()
+            ));
+            return r;
+        }
+    };
     let phase = ctx
         .interval
         .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
@@ -145,4 +200,18 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     }
     let _ = client.disconnect();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_says_when_it_opened_or_that_it_is_still_shut() {
+        let g = Gate::default();
+        assert_eq!(g.wait_timeout(Duration::from_millis(10)), None);
+        let t = Instant::now();
+        g.open(t);
+        assert_eq!(g.wait_timeout(Duration::from_secs(60)), Some(t));
+    }
 }

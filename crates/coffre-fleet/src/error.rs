@@ -39,13 +39,16 @@ pub enum Error {
     #[error("{0} RLIMIT_NOFILE")]
     Rlimit(&'static str, #[source] nix::Error),
     /// The fleet needs more open files than the hard limit allows.
-    #[error("{needed} open files are needed but the hard limit is {hard}: raise it (as root: 'ulimit -Hn {needed}', or LimitNOFILE= / limits.conf) or simulate fewer devices")]
+    #[error("{needed} open files are needed but the hard limit is {hard}: raise it (as root: 'ulimit -Hn {needed}', or LimitNOFILE= / limits.conf; root needs CAP_SYS_RESOURCE for it, in a container raise the container's limit, e.g. 'docker run --ulimit nofile={needed}') or simulate fewer devices")]
     OpenFiles {
         /// Descriptors the run needs.
         needed: u64,
         /// The hard limit in force.
         hard: u64,
     },
+    /// Kernel limits too low for one thread per device.
+    #[error("one thread per device: {0}; raise them as root ('sysctl -w {1}') or simulate fewer devices")]
+    KernelLimits(String, String),
     /// The PKI could not be created, or could not issue.
     #[error("{what} {}", path.display())]
     Pki {
@@ -119,6 +122,21 @@ pub enum Error {
         /// Devices provisioned.
         expected: usize,
     },
+    /// The parts' manifest could not be made, verified or registered.
+    #[error("factory identities: {what}")]
+    Factory {
+        /// "verifying the manifest", "registering the parts"…
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: coffre_provision::Error,
+    },
+    /// An accepted manifest entry names a part the factory did not make.
+    #[error("the manifest lists part {0}, which is not among the parts made")]
+    UnknownPart(String),
+    /// A part's slot 0 key is not the key its manifest entry registered.
+    #[error("{0}'s slot 0 key differs from the key its manifest entry registered")]
+    FactoryKey(String),
     /// A worker thread of the simulator could not be started.
     #[error("starting the {0} thread")]
     Spawn(&'static str, #[source] std::io::Error),
@@ -134,6 +152,39 @@ pub enum Error {
     /// Mosquitto did not start.
     #[error("starting mosquitto (is it installed? 'apt install mosquitto')")]
     BrokerStart(#[source] coffre_broker::Error),
+    /// Mosquitto started but its factory listener does not accept
+    /// connections.
+    #[error("mosquitto's factory listener {addr} does not accept connections; see {}", log.display())]
+    FactoryListener {
+        /// The listener.
+        addr: std::net::SocketAddr,
+        /// The broker log.
+        log: PathBuf,
+        /// The last connection error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The RabbitMQ cluster did not start.
+    #[error("starting the RabbitMQ cluster")]
+    ClusterStart(#[source] coffre_broker::Error),
+    /// A node of the cluster could not be killed or restarted.
+    #[error("{what} node {node} of the cluster")]
+    ClusterFault {
+        /// "killing", "restarting".
+        what: &'static str,
+        /// The node (from 1).
+        node: usize,
+        /// The broker's error.
+        #[source]
+        source: coffre_broker::Error,
+    },
+    /// A fault was asked of a broker that is not a cluster, or of a node
+    /// it does not have.
+    #[error("--kill-node {0}: {1}")]
+    BadFault(String, &'static str),
+    /// Factory identities were asked of a RabbitMQ cluster.
+    #[error("--identity factory runs on mosquitto only (its factory listener trusts the Trust&GO root beside the CA); drop --engine rabbitmq")]
+    FactoryOnCluster,
     /// Mosquitto started but its process id is unknown.
     #[error("mosquitto has no pid")]
     BrokerPid,
@@ -173,7 +224,11 @@ impl Error {
     pub fn has_broker_log(&self) -> bool {
         matches!(
             self,
-            Error::SubscriptionRefused { .. } | Error::SubscriberFailed { .. }
+            Error::SubscriptionRefused { .. }
+                | Error::SubscriberFailed { .. }
+                | Error::FactoryListener { .. }
+                | Error::ClusterStart(_)
+                | Error::ClusterFault { .. }
         )
     }
 }
@@ -207,7 +262,7 @@ mod tests {
     fn bad_options_say_what_to_change() {
         assert_eq!(
             Error::Devices(0).to_string(),
-            "--devices must be between 1 and 99999 (got 0)"
+            "--devices must be between 1 and 100000 (got 0)"
         );
         assert!(Error::OpenFiles {
             needed: 20000,

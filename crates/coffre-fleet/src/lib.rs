@@ -14,6 +14,14 @@
 //! (the subscriber's accounting) and **report** (every figure, a pure
 //! function).
 //!
+//! With [`Identity::Factory`] the devices keep the identity their Trust&GO
+//! parts ship with: the provision stage becomes
+//! [`provision_factory`](stage::provision_factory) — the parts and their
+//! signed manifest are made, the manifest is imported (verified, chains
+//! registered in one batch; no certificate issued), and each device
+//! connects to the broker's factory listener with its factory chain, slot
+//! 0 signing. The report adds the [`Onboarding`] figures.
+//!
 //! Each device is one OS thread with a small stack running a blocking
 //! [`coffre_agent::mqtt::Client`]. TLS session resumption is off, so every
 //! connection is a full mutual-TLS handshake signed by the device's chip.
@@ -78,7 +86,7 @@ pub mod util;
 
 pub use error::{Error, Result};
 pub use options::{
-    device_id, parse_duration, FleetMode, FleetOptions, Progress, MAX_DEVICES, TOPIC,
+    device_id, parse_duration, FleetMode, FleetOptions, Identity, Progress, MAX_DEVICES, TOPIC,
 };
 pub use run::run;
-pub use stage::{CpuFigures, FleetReport, MemoryFigures};
+pub use stage::{CpuFigures, FleetReport, MemoryFigures, Onboarding};

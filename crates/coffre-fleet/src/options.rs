@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 /// The readings topic (the lab's).
 pub const TOPIC: &str = "m5go/env";
 
-/// Most devices one run simulates (device ids have five digits).
-pub const MAX_DEVICES: usize = 99_999;
+/// Most devices one run simulates.
+pub const MAX_DEVICES: usize = 100_000;
 
 /// The subscriber's id (its chip and certificate are its own).
 pub(crate) const SUB_ID: &str = "fleet-sub";
@@ -46,6 +46,43 @@ impl std::str::FromStr for FleetMode {
     }
 }
 
+/// Which identity each device presents to the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// A certificate issued by the fleet's own CA, the key per
+    /// [`FleetMode`].
+    #[default]
+    Ca,
+    /// The chain each Trust&GO part ships with (device → signer → factory
+    /// root), onboarded from the parts' signed manifest: no certificate
+    /// issued, slot 0 signs the handshake, the broker's factory listener.
+    Factory,
+}
+
+impl Identity {
+    /// "ca" or "factory".
+    pub fn name(self) -> &'static str {
+        match self {
+            Identity::Ca => "ca",
+            Identity::Factory => "factory",
+        }
+    }
+}
+
+impl std::str::FromStr for Identity {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ca" => Ok(Identity::Ca),
+            "factory" => Ok(Identity::Factory),
+            o => Err(format!(
+                "unknown identity '{o}': use 'ca' (issued by the fleet's CA) or 'factory' (the Trust&GO chain, from the manifest)"
+            )),
+        }
+    }
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -58,14 +95,25 @@ pub struct FleetOptions {
     pub duration: Duration,
     /// One reading per device every `interval` (random phase).
     pub interval: Duration,
-    /// Key mode.
+    /// Key mode (CA-issued identities).
     pub mode: FleetMode,
+    /// The devices' identity: issued by the fleet's CA (default) or the
+    /// factory chain from the parts' manifest.
+    pub identity: Identity,
     /// Working directory (PKI, broker files, manifest). `None`: a
     /// temporary one (on /dev/shm when present), removed afterwards unless
     /// the run failed (its broker log is then kept there).
     pub dir: Option<std::path::PathBuf>,
     /// Stack size of each device thread.
     pub stack_size: usize,
+    /// The broker: mosquitto (default) or a RabbitMQ cluster.
+    pub engine: coffre_broker::Engine,
+    /// Cluster nodes (RabbitMQ).
+    pub nodes: usize,
+    /// Queue type of QoS 1 sessions (RabbitMQ).
+    pub queue_type: coffre_broker::QueueType,
+    /// Nodes to kill during the publishing phase (RabbitMQ).
+    pub fault: Option<crate::stage::Fault>,
 }
 
 impl FleetOptions {
@@ -78,8 +126,13 @@ impl FleetOptions {
             duration: Duration::from_secs(20),
             interval: Duration::from_secs(10),
             mode: FleetMode::Offload,
+            identity: Identity::Ca,
             dir: None,
             stack_size: 256 * 1024,
+            engine: coffre_broker::Engine::Mosquitto,
+            nodes: 3,
+            queue_type: coffre_broker::QueueType::Quorum,
+            fault: None,
         }
     }
 
@@ -92,6 +145,35 @@ impl FleetOptions {
         if self.rate.is_nan() || self.rate <= 0.0 || self.interval.is_zero() {
             return Err(Error::NotPositive);
         }
+        if self.identity == Identity::Factory && self.engine != coffre_broker::Engine::Mosquitto {
+            return Err(Error::FactoryOnCluster);
+        }
+        if let Some(f) = &self.fault {
+            let which = f
+                .nodes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            if self.engine != coffre_broker::Engine::RabbitMq {
+                return Err(Error::BadFault(
+                    which,
+                    "a node can be killed on a cluster only (--engine rabbitmq)",
+                ));
+            }
+            if f.nodes.is_empty() || f.nodes.iter().any(|&n| n == 0 || n > self.nodes) {
+                return Err(Error::BadFault(
+                    which,
+                    "nodes are numbered from 1 to --nodes",
+                ));
+            }
+            if f.at >= self.duration {
+                return Err(Error::BadFault(
+                    which,
+                    "--kill-at must fall within the publishing phase (--duration)",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -101,39 +183,18 @@ pub fn device_id(i: usize) -> String {
     format!("fleet-{i:05}")
 }
 
-/// The index of a device id made by [`device_id`]; `None` for any other
-/// id.
-pub(crate) fn device_index(id: &str) -> Option<usize> {
-    id.strip_prefix("fleet-")?.parse().ok()
-}
-
-/// Parse a duration such as "20s", "500ms", "2m" or "1.5" (seconds).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 20s, 500ms, 1m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
-    };
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("'{s}' is out of range (at most {} s)", u64::MAX))
-}
+pub use coffre_agent::duration::parse as parse_duration;
 
 /// Where a run is, for a progress display.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
     /// A setup step.
     Step(String),
-    /// Provisioning: done out of total.
+    /// Provisioning (or, with factory identities, making the parts and
+    /// their manifest): done out of total.
     Provisioning(usize, usize),
+    /// Factory identities, manifest import: entries verified out of total.
+    Importing(usize, usize),
     /// Ramp: (connected, failed, total).
     Ramp(usize, usize, usize),
     /// Publishing: seconds left.
@@ -166,19 +227,7 @@ mod tests {
     #[test]
     fn ids_and_indexes() {
         assert_eq!(device_id(7), "fleet-00007");
-        assert_eq!(device_index(&device_id(12345)), Some(12345));
-        assert_eq!(device_index(SUB_ID), None);
-        assert_eq!(device_index("other-1"), None);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("3h").is_err());
-        assert!(parse_duration("x").is_err());
-        // Too large for a Duration: an error, not a panic.
-        assert!(parse_duration("99999999999999999999s").is_err());
+        assert_eq!("factory".parse(), Ok(Identity::Factory));
+        assert!("x".parse::<Identity>().unwrap_err().contains("'ca'"));
     }
 }

@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::options::{device_id, FleetOptions, Progress, SUB_ID};
-use crate::stage::{self, BrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs};
+use crate::options::{FleetOptions, Identity, Progress, SUB_ID};
+use crate::stage::{
+    self, BrokerPlan, ClusterBrokerPlan, FleetReport, ProvisionPlan, RampPlan, ReportInputs,
+};
 use crate::util;
+use coffre_broker::Engine;
 
 /// Build the lab, run the fleet, measure. `progress` is called from the
 /// calling thread.
@@ -16,6 +19,7 @@ use crate::util;
 /// explains; it is then kept for that log.
 pub fn run(opts: &FleetOptions, progress: &mut dyn FnMut(Progress)) -> Result<FleetReport> {
     opts.validate()?;
+    util::check_kernel_limits(opts.devices)?;
     // Every device holds a socket in this process and in the broker; keep
     // headroom for files, pipes and the subscriber.
     let nofile_limit = util::raise_nofile(opts.devices as u64 + 1024)?;
@@ -63,27 +67,68 @@ fn stages(
     let n = opts.devices;
     let base_rss_kib = util::self_rss_kib();
 
-    let provisioned = stage::provision(
-        &ProvisionPlan {
-            dir: dir.to_path_buf(),
-            devices: n,
-            mode: opts.mode,
-        },
-        progress,
-    )?;
+    let plan = ProvisionPlan {
+        dir: dir.to_path_buf(),
+        devices: n,
+        mode: opts.mode,
+    };
+    let provisioned = match opts.identity {
+        Identity::Ca => stage::provision(&plan, progress)?,
+        Identity::Factory => stage::provision_factory(&plan, progress)?,
+    };
 
-    let broker = stage::broker(
-        &BrokerPlan {
-            pki_dir: provisioned.pki_dir.clone(),
-            out_dir: dir.join("broker"),
-            publishers: (1..=n).map(device_id).collect(),
-            subscriber: SUB_ID.into(),
-        },
-        progress,
-    )?;
+    let publishers: Vec<String> = provisioned
+        .devices
+        .iter()
+        .map(|d| d.id().to_owned())
+        .collect();
+    let (mut broker, engine) = match opts.engine {
+        Engine::Mosquitto => (
+            stage::broker(
+                &BrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                    factory_root_pem: (opts.identity == Identity::Factory).then(|| {
+                        coffre_pki::util::to_pem(
+                            "CERTIFICATE",
+                            coffre_emu::factory::root_cert_der(),
+                        )
+                    }),
+                },
+                progress,
+            )?,
+            "mosquitto".to_string(),
+        ),
+        Engine::RabbitMq => (
+            stage::cluster(
+                &ClusterBrokerPlan {
+                    pki_dir: provisioned.pki_dir.clone(),
+                    out_dir: dir.join("broker"),
+                    publishers,
+                    subscriber: SUB_ID.into(),
+                    nodes: opts.nodes,
+                    queue_type: opts.queue_type,
+                },
+                progress,
+            )?,
+            format!(
+                "rabbitmq, {} nodes, {} queues",
+                opts.nodes,
+                opts.queue_type.name()
+            ),
+        ),
+    };
 
     let origin = Instant::now();
-    let listener = stage::listen(&broker, provisioned.subscriber, n, opts.interval, origin)?;
+    let listener = stage::listen(
+        &broker,
+        provisioned.subscriber,
+        &provisioned.devices,
+        opts.interval,
+        origin,
+    )?;
 
     let ramped = stage::ramp(
         &broker,
@@ -100,24 +145,41 @@ fn stages(
 
     let published = stage::publish(
         ramped.fleet,
-        &broker,
+        &mut broker,
         opts.duration,
         &ramped.figures.spawn_errors,
+        opts.fault.as_ref(),
         progress,
-    );
+    )?;
 
     let collected = stage::collect(listener, &published)?;
     let publish_cpu = published.cpu.read();
-    let addr = broker.addr();
+    let join = |a: &[std::net::SocketAddr]| {
+        a.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let addr = if broker.device_addrs() == broker.addrs() {
+        join(broker.addrs())
+    } else {
+        format!(
+            "{} (devices on the factory listener {})",
+            join(broker.addrs()),
+            join(broker.device_addrs())
+        )
+    };
     broker.stop();
 
     Ok(stage::report(ReportInputs {
         devices: n,
         mode: opts.mode,
+        identity: opts.identity,
+        onboarding: provisioned.onboarding,
         rate: opts.rate,
         duration: opts.duration,
         dir: dir.to_path_buf(),
-        broker: addr.to_string(),
+        broker: addr,
         nofile_limit,
         base_rss_kib,
         provisioning: provisioned.elapsed,
@@ -125,5 +187,6 @@ fn stages(
         published,
         publish_cpu,
         collected,
+        engine,
     }))
 }

@@ -28,6 +28,7 @@ pub struct Delivery {
 pub struct SeqTracker {
     seen: Vec<Vec<u32>>,
     received: u64,
+    distinct: u64,
 }
 
 impl SeqTracker {
@@ -36,6 +37,7 @@ impl SeqTracker {
         SeqTracker {
             seen: vec![Vec::new(); devices],
             received: 0,
+            distinct: 0,
         }
     }
 
@@ -50,7 +52,15 @@ impl SeqTracker {
         if v.len() <= i {
             v.resize(i + 1, 0);
         }
+        if v[i] == 0 {
+            self.distinct += 1;
+        }
         v[i] += 1;
+    }
+
+    /// Distinct (device, seq) pairs received so far.
+    pub fn distinct(&self) -> u64 {
+        self.distinct
     }
 
     /// Receptions so far, duplicates included.

@@ -18,31 +18,42 @@ pub struct Usage {
 }
 
 /// Measures [`Usage`] from the moment it is started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuMeter {
-    broker_pid: u32,
-    start: Usage,
+    /// The broker's processes (one per cluster node) and their CPU at
+    /// the start.
+    broker: Vec<(u32, Duration)>,
+    simulator: Duration,
 }
 
 impl CpuMeter {
     /// Start measuring this process and `broker_pid`.
     pub fn start(broker_pid: u32) -> CpuMeter {
+        CpuMeter::start_many(&[broker_pid])
+    }
+
+    /// Start measuring this process and the broker's processes (a
+    /// process that ends before [`CpuMeter::read`], such as a killed
+    /// cluster node, counts for nothing).
+    pub fn start_many(broker_pids: &[u32]) -> CpuMeter {
         CpuMeter {
-            broker_pid,
-            start: Usage {
-                simulator: self_cpu(),
-                broker: pid_cpu(broker_pid).unwrap_or_default(),
-            },
+            broker: broker_pids
+                .iter()
+                .map(|&p| (p, pid_cpu(p).unwrap_or_default()))
+                .collect(),
+            simulator: self_cpu(),
         }
     }
 
     /// CPU used since [`CpuMeter::start`].
     pub fn read(&self) -> Usage {
         Usage {
-            simulator: self_cpu().saturating_sub(self.start.simulator),
-            broker: pid_cpu(self.broker_pid)
-                .unwrap_or_default()
-                .saturating_sub(self.start.broker),
+            simulator: self_cpu().saturating_sub(self.simulator),
+            broker: self
+                .broker
+                .iter()
+                .map(|&(p, t0)| pid_cpu(p).unwrap_or(t0).saturating_sub(t0))
+                .sum(),
         }
     }
 }
@@ -128,9 +139,115 @@ pub fn raise_nofile(needed: u64) -> Result<u64> {
     Err(Error::OpenFiles { needed, hard })
 }
 
+/// Devices per source address: one address has 28,232 ephemeral ports
+/// (32768-60999, Linux's default range) towards one broker address; a
+/// fleet leaves most of them to the rest of the machine.
+pub const DEVICES_PER_SOURCE: usize = 10_000;
+
+/// The source addresses of `devices` connections to one machine's
+/// broker: none (the system's choice) up to [`DEVICES_PER_SOURCE`], else
+/// 127.0.0.2, 127.0.0.3, … one per [`DEVICES_PER_SOURCE`] devices.
+pub fn source_addresses(devices: usize) -> Vec<std::net::IpAddr> {
+    if devices <= DEVICES_PER_SOURCE {
+        return Vec::new();
+    }
+    (0..devices.div_ceil(DEVICES_PER_SOURCE))
+        .map(|k| std::net::IpAddr::from([127, 0, 0, 2 + k as u8]))
+        .collect()
+}
+
+/// A kernel limit and what a fleet needs of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelLimit {
+    /// The sysctl name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// What the fleet needs.
+    pub needed: u64,
+}
+
+/// The kernel limits one thread per device runs into, with what `devices`
+/// threads need: every thread takes a process id (`kernel.pid_max`,
+/// `kernel.threads-max`) and two memory mappings, its stack and its guard
+/// page (`vm.max_map_count`). `read` gives a sysctl's value (from
+/// /proc/sys in [`check_kernel_limits`]). The limits that are too low.
+pub fn short_kernel_limits(devices: usize, read: impl Fn(&str) -> Option<u64>) -> Vec<KernelLimit> {
+    let d = devices as u64;
+    [
+        ("kernel.pid_max", d + 4_096),
+        ("kernel.threads-max", d + 4_096),
+        ("vm.max_map_count", 2 * d + 16_384),
+    ]
+    .into_iter()
+    .filter_map(|(name, needed)| {
+        let value = read(name)?;
+        (value < needed).then_some(KernelLimit {
+            name,
+            value,
+            needed,
+        })
+    })
+    .collect()
+}
+
+/// [`short_kernel_limits`] on this machine: an error naming each limit
+/// too low for `devices` device threads and the command that raises it.
+pub fn check_kernel_limits(devices: usize) -> Result<()> {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let short = short_kernel_limits(devices, read);
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(Error::KernelLimits(
+        short
+            .iter()
+            .map(|l| format!("{} is {} (needs {})", l.name, l.value, l.needed))
+            .collect::<Vec<_>>()
+            .join(", "),
+        short
+            .iter()
+            .map(|l| format!("{}={}", l.name, l.needed))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_one_per_twenty_thousand_devices_past_the_first() {
+        assert!(source_addresses(10_000).is_empty());
+        assert_eq!(source_addresses(10_001).len(), 2);
+        let s = source_addresses(100_000);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[0].to_string(), "127.0.0.2");
+        assert_eq!(s[9].to_string(), "127.0.0.11");
+    }
+
+    #[test]
+    fn kernel_limits_too_low_for_the_threads_are_named() {
+        let read = |name: &str| match name {
+            "kernel.pid_max" => Some(32_768),
+            "vm.max_map_count" => Some(65_530),
+            _ => None,
+        };
+        assert!(short_kernel_limits(10_000, read).is_empty());
+        let short = short_kernel_limits(100_000, read);
+        assert_eq!(
+            short.iter().map(|l| l.name).collect::<Vec<_>>(),
+            ["kernel.pid_max", "vm.max_map_count"]
+        );
+        assert_eq!(short[1].needed, 216_384);
+    }
 
     #[test]
     fn measures_this_process() {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use coffre_fleet::{run, FleetMode, FleetOptions};
+use coffre_fleet::{run, FleetMode, FleetOptions, Identity};
 
 fn mosquitto_present() -> bool {
     coffre_broker::find_mosquitto().is_some()
@@ -75,4 +75,43 @@ fn lab_mode_small_fleet() {
     assert_eq!(r.connected, 5, "{:?}", r.first_connect_error);
     assert_eq!(r.delivery.published, 10);
     assert!(r.ok(), "{r:?}");
+}
+
+#[test]
+fn factory_identities_twenty_parts_from_their_manifest() {
+    if !mosquitto_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = FleetOptions::new(20);
+    opts.identity = Identity::Factory;
+    opts.rate = 200.0;
+    opts.interval = Duration::from_millis(500);
+    opts.duration = Duration::from_secs(1);
+    opts.dir = Some(dir.path().to_path_buf());
+    let r = run(&opts, &mut |_| {}).unwrap();
+    let o = r.onboarding.as_ref().expect("onboarding figures");
+    assert_eq!((o.registered, o.refused), (20, 0), "{:?}", o.first_refusal);
+    assert_eq!(r.connected, 20, "{:?}", r.first_connect_error);
+    assert_eq!(r.connect_failures, 0);
+    assert_eq!(r.delivery.published, 40);
+    assert_eq!(r.delivery.received, 40);
+    assert_eq!(r.delivery.lost, 0);
+    assert_eq!(r.delivery.duplicated, 0);
+    assert_eq!(r.delivery.unexpected, 0);
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.identity, Identity::Factory);
+    // The devices are the parts: registered under their CN, with their
+    // factory chain, and only on the factory listener.
+    let registry = std::fs::read_to_string(dir.path().join("fleet-manifest.jsonl")).unwrap();
+    assert_eq!(registry.lines().count(), 20);
+    let acl = std::fs::read_to_string(dir.path().join("broker/acl")).unwrap();
+    for line in registry.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id"].as_str().unwrap();
+        assert!(id.starts_with("sn0123"), "{id}");
+        assert!(acl.contains(&format!("user {id}\n")), "{acl}");
+    }
+    let conf = std::fs::read_to_string(dir.path().join("broker/mosquitto.conf")).unwrap();
+    assert!(conf.contains("factory-root.pem"), "{conf}");
 }

@@ -30,11 +30,12 @@ impl<'a> Input<'a> {
         u16::from_le_bytes([self.u8(), self.u8()])
     }
 
-    /// Up to `n` next bytes (fewer at the end of the input).
+    /// Up to `n` next bytes (fewer at the end of the input; `usize::MAX`
+    /// for the rest).
     pub fn take(&mut self, n: usize) -> &'a [u8] {
         let start = self.pos.min(self.data.len());
-        let end = (start + n).min(self.data.len());
-        self.pos = start + n;
+        let end = start.saturating_add(n).min(self.data.len());
+        self.pos = start.saturating_add(n);
         &self.data[start..end]
     }
 }

@@ -25,6 +25,7 @@ pub mod kit;
 pub mod mqtt;
 pub mod proto;
 pub mod seeds;
+pub mod tls;
 pub mod web;
 
 /// One fuzz target.
@@ -99,6 +100,26 @@ pub const TARGETS: &[Target] = &[
         name: "pki_files",
         what: "certificates, CSRs, PKCS#8 keys and slot-8 blobs given to the PKI",
         run: certs::pki,
+    },
+    Target {
+        name: "manifest",
+        what: "Trust&GO manifests (JSON, JWS, x5c chains) as the import verifies them",
+        run: certs::manifest,
+    },
+    Target {
+        name: "pki_journal",
+        what: "the PKI's journal (index.jsonl) as found on disk, then an issue and a reopening",
+        run: files::journal,
+    },
+    Target {
+        name: "tls_agent",
+        what: "a broker's bytes to the Linux agent's rustls client (TLS 1.2 and 1.3)",
+        run: tls::agent,
+    },
+    Target {
+        name: "tls_firmware",
+        what: "a broker's bytes to the firmware's embedded-tls client (TLS 1.3, chip crypto)",
+        run: tls::firmware,
     },
     Target {
         name: "queue_files",

@@ -166,6 +166,22 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             ]
             .concat(),
         ],
+        "tls_agent" => crate::tls::seeds(false),
+        "tls_firmware" => crate::tls::seeds(true),
+        "manifest" => crate::certs::manifest_seeds(),
+        "pki_journal" => vec![
+            include_bytes!("../../../fuzz/fixtures/pki/index.jsonl").to_vec(),
+            // A torn last line, and a damaged line before the end.
+            include_bytes!("../../../fuzz/fixtures/pki/index.jsonl")[..400].to_vec(),
+            [
+                include_bytes!("../../../fuzz/fixtures/pki/index.jsonl")[..]
+                    .splitn(2, |&b| b == b'\n')
+                    .next()
+                    .unwrap_or_default(),
+                b"\n{\"op\":\"revoke\"}\n",
+            ]
+            .concat(),
+        ],
         _ => Vec::new(),
     }
 }

@@ -386,6 +386,15 @@ impl Session {
 
     /// Publish a message. QoS 1 returns its packet identifier; the PUBACK
     /// comes back as [`Event::PubAck`].
+    ///
+    /// Also right after [`Session::connect`], before the CONNACK (MQTT
+    /// 3.1.4, both versions: a client need not wait for it), when no
+    /// message is in flight: the PUBLISH rides with the CONNECT, saving a
+    /// round trip. One QoS 1 message at most then, as the broker's Receive
+    /// Maximum is not known yet (it is at least 1), and none while older
+    /// messages wait to go out again after the CONNACK (they go first). If
+    /// the broker refuses the CONNECT it ignores the message; it stays in
+    /// flight for the next connection, as any unacknowledged one.
     pub fn publish(
         &mut self,
         now: u64,
@@ -394,8 +403,10 @@ impl Session {
         qos: QoS,
         retain: bool,
     ) -> Result<Option<u16>, Error> {
-        if self.state != State::Connected {
-            return Err(Error::NotConnected);
+        match self.state {
+            State::Connected => {}
+            State::Connecting if self.inflight.is_empty() => {}
+            _ => return Err(Error::NotConnected),
         }
         let packet_id = match qos {
             QoS::AtMostOnce => None,
@@ -572,10 +583,15 @@ impl Session {
         };
         self.state = State::Connected;
         // MQTT-4.4.0-1: unacknowledged PUBLISHes go out again, DUP set, in
-        // their original order, before anything new.
+        // their original order, before anything new. A message sent with
+        // the CONNECT (sent_at set) is not one of them.
         let mut resent = 0;
         let mut tx = core::mem::take(&mut self.tx);
-        for (_, m) in self.inflight.iter_mut() {
+        for (_, m) in self
+            .inflight
+            .iter_mut()
+            .filter(|(_, m)| m.sent_at.is_none())
+        {
             m.publish.dup = true;
             m.sent_at = Some(now);
             codec::encode(

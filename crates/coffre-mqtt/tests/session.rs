@@ -277,6 +277,67 @@ fn puback_timeout_then_resume_resends_with_dup() {
     );
 }
 
+/// One message may follow the CONNECT before the CONNACK (MQTT 3.1.4):
+/// the CONNACK and its PUBACK then come back in one read.
+#[test]
+fn one_publish_rides_with_the_connect() {
+    let mut s = Session::new(config(MqttVersion::V5));
+    s.connect(0).unwrap();
+    assert_eq!(
+        s.publish(1, "t", b"1", QoS::AtLeastOnce, false),
+        Ok(Some(1))
+    );
+    // A second would exceed a Receive Maximum not known yet.
+    assert_eq!(
+        s.publish(1, "t", b"2", QoS::AtLeastOnce, false),
+        Err(Error::NotConnected)
+    );
+    let tx = s.poll_transmit().unwrap();
+    assert_eq!(tx[0], 0x10, "CONNECT first");
+    assert_eq!(&tx[tx.len() - 9..], [0x32, 7, 0, 1, b't', 0, 1, 0, b'1']);
+    // CONNACK then PUBACK, in one read; the message is not sent again.
+    s.handle_incoming(3, &[0x20, 3, 0, 0, 0, 0x40, 2, 0, 1])
+        .unwrap();
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Connected { resent: 0, .. })
+    ));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::PubAck {
+            packet_id: 1,
+            rtt_ms: 2,
+            ..
+        })
+    ));
+    assert_eq!(s.poll_transmit(), None);
+    assert_eq!(s.inflight().count(), 0);
+}
+
+/// Messages waiting to go out again after the CONNACK go first: nothing
+/// new rides with the CONNECT then; and a refused CONNECT keeps the
+/// message that rode with it for the next connection.
+#[test]
+fn no_early_publish_ahead_of_older_messages_and_none_lost_on_refusal() {
+    let mut cfg = config(MqttVersion::V5);
+    cfg.clean_start = false;
+    let mut s = connected(cfg, 0);
+    s.publish(1, "t", b"1", QoS::AtLeastOnce, false).unwrap();
+    s.connection_lost();
+    s.connect(2).unwrap();
+    assert_eq!(
+        s.publish(2, "t", b"2", QoS::AtLeastOnce, false),
+        Err(Error::NotConnected)
+    );
+
+    let mut s = Session::new(config(MqttVersion::V5));
+    s.connect(0).unwrap();
+    s.publish(0, "t", b"1", QoS::AtLeastOnce, false).unwrap();
+    let _ = s.poll_transmit();
+    assert!(s.handle_incoming(1, &[0x20, 3, 0, 0x87, 0]).is_err());
+    assert_eq!(s.inflight().count(), 1);
+}
+
 #[test]
 fn clean_start_forgets_what_was_in_flight() {
     let mut s = connected(config(MqttVersion::V311), 0);

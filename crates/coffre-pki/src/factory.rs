@@ -71,82 +71,165 @@ pub fn verify_chain(
     slot0_public_key: &[u8; 64],
     now: OffsetDateTime,
 ) -> Result<VerifiedChain> {
-    let (d, s, r) = (
-        facts(device, "device")?,
-        facts(signer, "signer")?,
-        facts(root, "root")?,
-    );
-    let root_xy = key_xy(&r, "root")?;
+    FactoryRoot::new(root)?.verify(device, signer, slot0_public_key, now)
+}
+
+/// A trusted factory root, checked once (self-signed, verifies with its own
+/// key), and the signer certificates it was already found to have issued:
+/// for the thousands of chains of one manifest, which share a root and a
+/// few signers, each chain then costs one signature check (the device
+/// certificate's) instead of three. [`verify_chain`] is one use of it.
+/// Shared by threads.
+#[derive(Debug)]
+pub struct FactoryRoot {
+    facts: CertFacts,
+    xy: [u8; 64],
+    /// Signer certificates (DER) verified against this root: their facts.
+    signers: std::sync::Mutex<std::collections::HashMap<Vec<u8>, CertFacts>>,
+}
+
+impl FactoryRoot {
+    /// Parse `root` and check that it is self-signed and verifies with its
+    /// own key.
+    pub fn new(root: &[u8]) -> Result<FactoryRoot> {
+        let r = facts(root, "root")?;
+        let xy = key_xy(&r, "root")?;
+        let cn = r.subject_cn.clone().unwrap_or_default();
+        if r.subject_raw != r.issuer_raw {
+            return Err(Error::FactoryChain(format!(
+                "the trusted root '{cn}' is not self-signed"
+            )));
+        }
+        signed_by(
+            root,
+            &xy,
+            format!("the trusted root '{cn}' does not verify with its own key"),
+        )?;
+        Ok(FactoryRoot {
+            facts: r,
+            xy,
+            signers: Default::default(),
+        })
+    }
+
+    /// The signer's facts once it is known to be a CA issued by this root.
+    fn signer(&self, signer: &[u8]) -> Result<CertFacts> {
+        let known = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = known.get(signer) {
+            return Ok(f.clone());
+        }
+        drop(known);
+        let s = facts(signer, "signer")?;
+        let cn = |f: &CertFacts| f.subject_cn.clone().unwrap_or_default();
+        if s.issuer_raw != self.facts.subject_raw {
+            return Err(Error::FactoryChain(format!(
+                "the signer certificate '{}' was not issued by the trusted root '{}'",
+                cn(&s),
+                cn(&self.facts)
+            )));
+        }
+        signed_by(
+            signer,
+            &self.xy,
+            format!(
+                "the signer certificate '{}' is not signed by the trusted root's key: the chip's chain \
+                 comes from another factory (an emulated chip chains to 'coffre emu factory-root', a \
+                 real Trust&GO part to Microchip's root)",
+                cn(&s)
+            ),
+        )?;
+        if !is_ca(signer) {
+            return Err(Error::FactoryChain(format!(
+                "the signer certificate '{}' is not a CA certificate",
+                cn(&s)
+            )));
+        }
+        self.signers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(signer.to_vec(), s.clone());
+        Ok(s)
+    }
+
+    /// Check device → signer → this root and that the device
+    /// certificate's key is `slot0_public_key` (X ‖ Y), at time `now`.
+    pub fn verify(
+        &self,
+        device: &[u8],
+        signer: &[u8],
+        slot0_public_key: &[u8; 64],
+        now: OffsetDateTime,
+    ) -> Result<VerifiedChain> {
+        let r = &self.facts;
+        let s = self.signer(signer)?;
+        let d = facts(device, "device")?;
+        let cn = |f: &CertFacts| f.subject_cn.clone().unwrap_or_default();
+        if d.issuer_raw != s.subject_raw {
+            return Err(Error::FactoryChain(format!(
+                "the device certificate '{}' was not issued by the signer '{}'",
+                cn(&d),
+                cn(&s)
+            )));
+        }
+        let signer_xy = key_xy(&s, "signer")?;
+        signed_by(
+            device,
+            &signer_xy,
+            format!(
+                "the device certificate '{}' is not signed by the signer '{}' (a chip rebuilds it over \
+                 its own slot 0 public key: either slot 10 is corrupted or slot 0 does not hold the key \
+                 the factory certified)",
+                cn(&d),
+                cn(&s)
+            ),
+        )?;
+        for (f, which) in [(r, "root"), (&s, "signer"), (&d, "device")] {
+            check_time(f, which, now)?;
+        }
+        if key_xy(&d, "device")? != *slot0_public_key {
+            return Err(Error::FactoryKeyMismatch);
+        }
+        Ok(VerifiedChain {
+            device_cn: cn(&d),
+            signer_cn: cn(&s),
+            root_cn: cn(r),
+            device_fingerprint: d.fingerprint.clone(),
+            device_not_after: rfc3339(d.not_after),
+        })
+    }
+}
+
+/// Check that `cert` is the trust anchor `anchor` itself, or was issued by
+/// it (names link, `anchor`'s key verifies its signature), and that both
+/// are valid at `now`: how a Trust&GO manifest's signer certificate is
+/// tied to a root before its signatures count. Returns `cert`'s CN.
+pub fn verify_issued_by(cert: &[u8], anchor: &[u8], now: OffsetDateTime) -> Result<String> {
+    let (c, a) = (facts(cert, "signer")?, facts(anchor, "root")?);
     let cn = |f: &CertFacts| f.subject_cn.clone().unwrap_or_default();
-    if r.subject_raw != r.issuer_raw {
+    check_time(&c, "manifest signer", now)?;
+    if cert == anchor {
+        return Ok(cn(&c));
+    }
+    check_time(&a, "root", now)?;
+    if c.issuer_raw != a.subject_raw {
         return Err(Error::FactoryChain(format!(
-            "the trusted root '{}' is not self-signed",
-            cn(&r)
+            "the manifest signer certificate '{}' was not issued by the trusted root '{}'",
+            cn(&c),
+            cn(&a)
         )));
     }
     signed_by(
-        root,
-        &root_xy,
+        cert,
+        &key_xy(&a, "root")?,
         format!(
-            "the trusted root '{}' does not verify with its own key",
-            cn(&r)
+            "the manifest signer certificate '{}' is not signed by the trusted root's key (it \
+             names '{}' as its issuer, but another key signed it; an emulated factory's signer \
+             chains to 'coffre emu factory-root', which has Microchip's names)",
+            cn(&c),
+            cn(&a)
         ),
     )?;
-    if s.issuer_raw != r.subject_raw {
-        return Err(Error::FactoryChain(format!(
-            "the signer certificate '{}' was not issued by the trusted root '{}'",
-            cn(&s),
-            cn(&r)
-        )));
-    }
-    signed_by(
-        signer,
-        &root_xy,
-        format!(
-            "the signer certificate '{}' is not signed by the trusted root's key: the chip's chain \
-             comes from another factory (an emulated chip chains to 'coffre emu factory-root', a \
-             real Trust&GO part to Microchip's root)",
-            cn(&s)
-        ),
-    )?;
-    if d.issuer_raw != s.subject_raw {
-        return Err(Error::FactoryChain(format!(
-            "the device certificate '{}' was not issued by the signer '{}'",
-            cn(&d),
-            cn(&s)
-        )));
-    }
-    let signer_xy = key_xy(&s, "signer")?;
-    signed_by(
-        device,
-        &signer_xy,
-        format!(
-            "the device certificate '{}' is not signed by the signer '{}' (a chip rebuilds it over \
-             its own slot 0 public key: either slot 10 is corrupted or slot 0 does not hold the key \
-             the factory certified)",
-            cn(&d),
-            cn(&s)
-        ),
-    )?;
-    if !is_ca(signer) {
-        return Err(Error::FactoryChain(format!(
-            "the signer certificate '{}' is not a CA certificate",
-            cn(&s)
-        )));
-    }
-    for (f, which) in [(&r, "root"), (&s, "signer"), (&d, "device")] {
-        check_time(f, which, now)?;
-    }
-    if key_xy(&d, "device")? != *slot0_public_key {
-        return Err(Error::FactoryKeyMismatch);
-    }
-    Ok(VerifiedChain {
-        device_cn: cn(&d),
-        signer_cn: cn(&s),
-        root_cn: cn(&r),
-        device_fingerprint: d.fingerprint.clone(),
-        device_not_after: rfc3339(d.not_after),
-    })
+    Ok(cn(&c))
 }
 
 fn is_ca(der: &[u8]) -> bool {
@@ -208,5 +291,27 @@ mod tests {
         // The signer in the device's place: not issued by the signer.
         let e = verify_chain(signer, signer, root, &key, now).unwrap_err();
         assert!(matches!(e, Error::FactoryChain(_)), "{e}");
+    }
+
+    #[test]
+    fn a_root_reused_for_many_chains_remembers_only_good_signers() {
+        let (device, key) = chain();
+        let now = OffsetDateTime::now_utc();
+        let trusted = FactoryRoot::new(factory::root_cert_der()).unwrap();
+        for _ in 0..3 {
+            trusted
+                .verify(&device, factory::signer_cert_der(), &key, now)
+                .unwrap();
+        }
+        // A signer with one flipped bit is checked, and refused, each time.
+        let mut bad = factory::signer_cert_der().to_vec();
+        let at = bad.len() - 10;
+        bad[at] ^= 1;
+        for _ in 0..2 {
+            assert!(trusted.verify(&device, &bad, &key, now).is_err());
+        }
+        assert_eq!(trusted.signers.lock().unwrap().len(), 1);
+        // A root that is not self-signed is refused at once.
+        assert!(FactoryRoot::new(factory::signer_cert_der()).is_err());
     }
 }

@@ -101,7 +101,11 @@ pub(crate) fn der_or_pem(input: &[u8], labels: &[&str]) -> std::result::Result<V
     }
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(trimmed).map_err(|e| format!("bad PEM: {e}"))?;
-    if labels.iter().any(|l| *l == pem.label) {
+    if pem.contents.is_empty() {
+        // Found by the pki_files fuzz target: a BEGIN/END pair around no
+        // base64 at all gave DER of no bytes.
+        Err(format!("the PEM block '{}' holds no data", pem.label))
+    } else if labels.iter().any(|l| *l == pem.label) {
         Ok(pem.contents)
     } else {
         Err(format!(
@@ -245,6 +249,18 @@ mod tests {
             let e = der_or_pem_cert(input).unwrap_err();
             assert!(e.to_string().contains("empty"), "{e}");
         }
+    }
+
+    /// Found by the `pki_files` fuzz target
+    /// (fuzz/regressions/pki_files/crash-85fd8b6e…).
+    #[test]
+    fn a_pem_block_with_no_data_is_no_certificate() {
+        let input = b"-----BEGIN CERTIFICATE-----BEGIB\n-----END CERTICATE-----\n";
+        let e = der_or_pem_cert(input).unwrap_err();
+        assert!(e.to_string().contains("holds no data"), "{e}");
+        let e = der_or_pem_cert(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("holds no data"), "{e}");
     }
 
     #[test]

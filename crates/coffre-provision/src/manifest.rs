@@ -1,5 +1,7 @@
 //! The fleet manifest: one JSON object per line, one line per provisioned
-//! device, appended and fsynced as each device is done.
+//! device, appended and fsynced as each device is done, or rewritten
+//! atomically with a whole batch ([`Manifest::append_batch`]); every writer
+//! holds the manifest's lock (`<file>.lock`).
 //!
 //! A last line cut short (the process was killed while appending it) is
 //! not an entry: [`Manifest::entries`] leaves it out, and the next
@@ -21,9 +23,10 @@ pub struct Entry {
     pub id: String,
     /// Chip serial number, hex.
     pub chip_serial: String,
-    /// "lab" or "offload".
+    /// "lab", "offload" or "factory" (a Trust&GO part's own chain).
     pub mode: String,
-    /// Slot holding the key (8 for lab, a private-key slot for offload).
+    /// Slot holding the key (8 for lab, a private-key slot for offload, 0
+    /// for factory).
     pub key_slot: u8,
     /// Public key X‖Y, hex.
     pub public_key: String,
@@ -106,10 +109,9 @@ impl Manifest {
         Ok((out, unterminated.then_some(bytes.len())))
     }
 
-    /// Append one entry (fsynced). A last line cut short is removed first.
-    pub fn append(&self, e: &Entry) -> Result<()> {
-        // Refuse to write after a damaged file: the damage would be hidden.
-        let (_, torn) = self.read()?;
+    /// The lock every writer of this manifest takes (`<file>.lock`): an
+    /// append and a batch by two processes must not lose each other's lines.
+    fn lock(&self) -> Result<coffre_fs::LockFile> {
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
@@ -119,6 +121,49 @@ impl Manifest {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
         }
+        let mut lock = self.path.as_os_str().to_owned();
+        lock.push(".lock");
+        coffre_fs::LockFile::lock(Path::new(&lock)).map_err(|e| match e {
+            coffre_fs::LockError::Io { path, source } => Error::Io { path, source },
+            other => Error::Manifest(other.to_string()),
+        })
+    }
+
+    /// Add many entries at once: the file is read, the new entries replace
+    /// any entry with the same id (a part registered again) and are added
+    /// after the others, and the whole file is rewritten atomically
+    /// (temporary file, fsync, rename) under the manifest's lock — one sync
+    /// for the batch instead of one per entry. A damaged file is an error
+    /// and is left as it is; a last line cut short is dropped.
+    pub fn append_batch(&self, new: &[Entry]) -> Result<()> {
+        let _lock = self.lock()?;
+        let (old, _) = self.read()?;
+        let ids: std::collections::HashSet<&str> = new.iter().map(|e| e.id.as_str()).collect();
+        let mut text = String::new();
+        for e in old
+            .iter()
+            .filter(|e| !ids.contains(e.id.as_str()))
+            .chain(new)
+        {
+            text.push_str(&serde_json::to_string(e).map_err(|e| Error::Manifest(e.to_string()))?);
+            text.push('\n');
+        }
+        coffre_fs::write_atomic(&self.path, text.as_bytes(), 0o644).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Append one entry (fsynced), under the manifest's lock. A last line
+    /// cut short is removed first.
+    pub fn append(&self, e: &Entry) -> Result<()> {
+        let _lock = self.lock()?;
+        // Refuse to write after a damaged file: the damage would be hidden.
+        let (_, torn) = self.read()?;
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -168,6 +213,36 @@ mod tests {
         let e = m.entries().unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].id, "b");
+    }
+
+    #[test]
+    fn a_batch_replaces_entries_of_the_same_id_and_keeps_the_others() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fleet.jsonl");
+        let m = Manifest::at(&p);
+        m.append(&entry("a")).unwrap();
+        m.append(&entry("b")).unwrap();
+        let mut b2 = entry("b");
+        b2.mode = "factory".into();
+        m.append_batch(&[b2.clone(), entry("c")]).unwrap();
+        assert_eq!(m.entries().unwrap(), vec![entry("a"), b2, entry("c")]);
+        // No temporary file left; the lock file stays (it is reused).
+        let mut names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fleet.jsonl", "fleet.jsonl.lock"]);
+        // A damaged file is left as it is.
+        let mut t = std::fs::read_to_string(&p).unwrap();
+        t.insert_str(0, "{broken\n");
+        std::fs::write(&p, &t).unwrap();
+        assert!(m.append_batch(&[entry("d")]).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), t);
+        // A write that fails (the directory is gone) is an error.
+        let gone = Manifest::at(d.path().join("f").join("x.jsonl"));
+        std::fs::write(d.path().join("f"), b"a file, not a directory").unwrap();
+        assert!(gone.append_batch(&[entry("e")]).is_err());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::factory::FactoryChain;
+use crate::manifest::{Entry, Manifest};
 
 /// One accepted entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,12 +168,18 @@ fn signer_key(cert: &[u8]) -> Result<VerifyingKey, String> {
         .map_err(|_| "the manifest signer certificate holds no P-256 key".to_string())
 }
 
-/// Check one entry; `signers` are the trusted manifest-signer certificates
-/// (DER), `root` the root the x5c chains must lead to.
+/// What every entry is checked against, prepared once per manifest.
+struct Trust {
+    /// The trusted manifest signers: `x5t#S256` (base64url) and key.
+    signers: Vec<(String, VerifyingKey)>,
+    /// The root the x5c chains must lead to.
+    root: coffre_pki::factory::FactoryRoot,
+}
+
+/// Check one entry against `trust`.
 fn check_entry(
     v: &Value,
-    signers: &[Vec<u8>],
-    root: &[u8],
+    trust: &Trust,
     now: time::OffsetDateTime,
 ) -> Result<Accepted, (Option<String>, String)> {
     let claimed = v
@@ -192,9 +199,10 @@ fn check_entry(
         .get("x5t#S256")
         .and_then(Value::as_str)
         .ok_or_else(|| fail("the protected header has no x5t#S256".into()))?;
-    let signer = signers
+    let (_, signer_key) = trust
+        .signers
         .iter()
-        .find(|c| b64url(&Sha256::digest(c)) == thumb)
+        .find(|(t, _)| t == thumb)
         .ok_or_else(|| {
             fail(format!(
                 "signed by an unknown manifest signer (x5t#S256 {thumb})"
@@ -205,8 +213,7 @@ fn check_entry(
         .ok()
         .and_then(|b| Signature::from_slice(&b).ok())
         .ok_or_else(|| fail("the signature is not a 64-byte ES256 signature".into()))?;
-    signer_key(signer)
-        .map_err(fail)?
+    signer_key
         .verify(format!("{protected_b64}.{payload_b64}").as_bytes(), &sig)
         .map_err(|_| {
             fail(
@@ -254,7 +261,9 @@ fn check_entry(
             .ok_or_else(|| fail(format!("x5c[{i}] is missing or not base64")))
     };
     let (device, signer_cert) = (der(0)?, der(1)?);
-    let v = coffre_pki::factory::verify_chain(&device, &signer_cert, root, &public_key, now)
+    let v = trust
+        .root
+        .verify(&device, &signer_cert, &public_key, now)
         .map_err(|e| {
             fail(match e {
                 coffre_pki::Error::FactoryKeyMismatch => {
@@ -278,28 +287,75 @@ fn check_entry(
     })
 }
 
-/// Verify every entry of a manifest. A manifest that is not a JSON list is
-/// an error; each entry is then accepted or refused on its own (a second
-/// entry with a unique id already accepted is refused as a duplicate).
+/// Verify every entry of a manifest whose signers must chain to the parts'
+/// root `root` (the emulated factory's manifest signer does): see
+/// [`verify_with_signer_root`].
 pub fn verify(
     bytes: &[u8],
     signers: &[Vec<u8>],
     root: &[u8],
     now: time::OffsetDateTime,
-) -> Result<Vec<Result<Accepted, Refused>>, String> {
+) -> crate::Result<Vec<Result<Accepted, Refused>>> {
+    verify_with_signer_root(bytes, signers, root, root, now)
+}
+
+/// Verify every entry of a manifest. First each trusted signer certificate
+/// must be `signer_root` itself or issued by it, and valid now (a signer
+/// that does not chain is an error: nothing of the manifest counts,
+/// [`coffre_pki::Error::FactoryChain`]). A manifest that is not a JSON list
+/// is an error; each entry is then accepted or refused on its own (a second
+/// entry with a unique id already accepted is refused as a duplicate).
+///
+/// Entries are checked on up to as many threads as the machine has cores
+/// (two signatures each: the ES256 entry and the device certificate; the
+/// root and each signer certificate are checked once per manifest).
+pub fn verify_with_signer_root(
+    bytes: &[u8],
+    signers: &[Vec<u8>],
+    signer_root: &[u8],
+    root: &[u8],
+    now: time::OffsetDateTime,
+) -> crate::Result<Vec<Result<Accepted, Refused>>> {
+    verify_with_progress(bytes, signers, signer_root, root, now, &mut |_, _| {})
+}
+
+/// [`verify_with_signer_root`], telling `progress` (entries checked, of
+/// how many) about every 100 ms from the calling thread while the entries
+/// are checked.
+pub fn verify_with_progress(
+    bytes: &[u8],
+    signers: &[Vec<u8>],
+    signer_root: &[u8],
+    root: &[u8],
+    now: time::OffsetDateTime,
+    progress: &mut dyn FnMut(usize, usize),
+) -> crate::Result<Vec<Result<Accepted, Refused>>> {
+    let mut trusted = Vec::with_capacity(signers.len());
+    for s in signers {
+        coffre_pki::factory::verify_issued_by(s, signer_root, now)?;
+        trusted.push((
+            b64url(&Sha256::digest(s)),
+            signer_key(s).map_err(crate::Error::Manifest)?,
+        ));
+    }
+    let trust = Trust {
+        signers: trusted,
+        root: coffre_pki::factory::FactoryRoot::new(root)?,
+    };
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
+        crate::Error::Manifest(format!(
             "not a manifest: not JSON ({e}); a Trust&GO manifest is a JSON list of signed entries"
-        )
+        ))
     })?;
-    let list = v
-        .as_array()
-        .ok_or("not a manifest: the JSON is not a list of signed entries")?;
+    let list = v.as_array().ok_or_else(|| {
+        crate::Error::Manifest("not a manifest: the JSON is not a list of signed entries".into())
+    })?;
+    let checked = check_all(list, &trust, now, progress);
     let mut seen = std::collections::HashSet::new();
-    Ok(list
-        .iter()
+    Ok(checked
+        .into_iter()
         .enumerate()
-        .map(|(index, e)| match check_entry(e, signers, root, now) {
+        .map(|(index, r)| match r {
             Ok(mut a) => {
                 a.index = index;
                 if seen.insert(a.unique_id.clone()) {
@@ -320,6 +376,138 @@ pub fn verify(
             }),
         })
         .collect())
+}
+
+type Checked = Result<Accepted, (Option<String>, String)>;
+
+/// [`check_entry`] on every entry, in order, spread over the cores;
+/// `progress` is called from this thread while they work.
+fn check_all(
+    list: &[Value],
+    trust: &Trust,
+    now: time::OffsetDateTime,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Checked> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(list.len().div_ceil(64))
+        .max(1);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let check = |chunk: &[Value]| -> Vec<Checked> {
+        chunk
+            .iter()
+            .map(|e| {
+                let r = check_entry(e, trust, now);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
+    };
+    let checked = std::thread::scope(|scope| {
+        let handles: Vec<_> = list
+            .chunks(list.len().div_ceil(workers).max(1))
+            .map(|chunk| scope.spawn(|| check(chunk)))
+            .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            progress(done.load(std::sync::atomic::Ordering::Relaxed), list.len());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    progress(list.len(), list.len());
+    checked
+}
+
+/// The emulated factory's manifest signer: its key (a public test fixture)
+/// and a certificate for it issued by the emulated factory root, as
+/// Microchip's manifest signer certificate is issued by Microchip's CA.
+pub fn emulated_signer() -> crate::Result<(SigningKey, Vec<u8>)> {
+    let key = coffre_emu::factory::manifest_signer_key();
+    let cert = coffre_pki::ca::issued_signer_cert(
+        "coffre emulated manifest signer",
+        &key,
+        coffre_emu::factory::root_cert_der(),
+        &coffre_emu::factory::root_key(),
+        365 * 25,
+    )?;
+    Ok((key, cert))
+}
+
+/// The manifest entry of an emulated Trust&GO part (`nv`), signed by the
+/// manifest signer `key` / `cert` (see [`emulated_signer`]).
+pub fn emulated_entry(
+    nv: &coffre_emu::chip::NvState,
+    key: &SigningKey,
+    cert: &[u8],
+) -> crate::Result<Value> {
+    let m = coffre_emu::factory::made(nv).map_err(|source| crate::Error::FactoryCerts {
+        what: "the emulated part's device certificate".into(),
+        source,
+    })?;
+    let part = Part {
+        serial_number: m.serial_number,
+        device: &m.device,
+        signer: coffre_emu::factory::signer_cert_der(),
+        keys: &m.keys,
+        timestamp: &m.timestamp,
+    };
+    Ok(signed_entry(&part, key, cert))
+}
+
+/// Register the accepted parts: each one's chain (device, signer) in
+/// `pki`'s devices directory as `<CN>.crt.pem`, all written in one batch
+/// (one file-system sync, each file replaced atomically), then one line per
+/// part in `registry` (rewritten atomically under its lock, see
+/// [`Manifest::append_batch`]). A failed write is an error naming the
+/// file; parts already written stay registered in the PKI directory only.
+pub fn register(
+    pki: &coffre_pki::Pki,
+    accepted: &[Accepted],
+    registry: Option<&Manifest>,
+) -> crate::Result<()> {
+    let devices = pki.layout().devices();
+    std::fs::create_dir_all(&devices).map_err(|source| crate::Error::Io {
+        path: devices.clone(),
+        source,
+    })?;
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = accepted
+        .iter()
+        .map(|a| {
+            let pem = format!(
+                "{}{}",
+                coffre_pki::util::to_pem("CERTIFICATE", &a.chain.0),
+                coffre_pki::util::to_pem("CERTIFICATE", &a.chain.1)
+            );
+            (pki.device_cert_path(&a.device_id), pem.into_bytes())
+        })
+        .collect();
+    coffre_fs::write_atomic_batch(&files, 0o644).map_err(|source| crate::Error::Io {
+        path: devices.clone(),
+        source,
+    })?;
+    if let Some(m) = registry {
+        let time = coffre_pki::util::rfc3339(time::OffsetDateTime::now_utc());
+        let entries: Vec<Entry> = accepted
+            .iter()
+            .zip(files)
+            .map(|(a, (path, _))| Entry {
+                id: a.device_id.clone(),
+                chip_serial: a.unique_id.clone(),
+                mode: "factory".into(),
+                key_slot: 0,
+                public_key: coffre_pki::util::hex(&a.public_key),
+                cert_fingerprint: coffre_pki::util::fingerprint_sha256(&a.chain.0),
+                cert_path: path,
+                time: time.clone(),
+                image: None,
+            })
+            .collect();
+        m.append_batch(&entries)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -347,10 +535,7 @@ mod tests {
     }
 
     fn signer() -> (SigningKey, Vec<u8>) {
-        let key = factory::manifest_signer_key();
-        let cert =
-            coffre_pki::ca::self_signed_signer_cert("test manifest signer", &key, 30).unwrap();
-        (key, cert)
+        emulated_signer().unwrap()
     }
 
     const TS: &str = "2026-01-01T00:00:00.000Z";
@@ -402,26 +587,150 @@ mod tests {
         // Every refusal names its entry.
         assert!(reason(2).starts_with("entry 2 (0123"), "{}", reason(2));
 
-        // Another signer, another root: every entry refused, for that reason.
-        let (_, stranger) = {
-            let k = SigningKey::from_slice(&[5u8; 32]).unwrap();
-            let c = coffre_pki::ca::self_signed_signer_cert("stranger", &k, 30).unwrap();
-            (k, c)
-        };
-        let r = verify(list.to_string().as_bytes(), &[stranger], root, now).unwrap();
+        // A signer trusted explicitly (it is its own signer root) but not
+        // the one that signed: every entry refused, for that reason.
+        let stranger_key = SigningKey::from_slice(&[5u8; 32]).unwrap();
+        let stranger =
+            coffre_pki::ca::self_signed_signer_cert("stranger", &stranger_key, 30).unwrap();
+        let r = verify_with_signer_root(
+            list.to_string().as_bytes(),
+            std::slice::from_ref(&stranger),
+            &stranger,
+            root,
+            now,
+        )
+        .unwrap();
         assert!(r.iter().all(|e| e
             .as_ref()
             .unwrap_err()
             .reason
             .contains("unknown manifest signer")));
-        let r = verify(
+        // Parts of another factory: the chains do not lead to that root.
+        let r = verify_with_signer_root(
             list.to_string().as_bytes(),
-            &[cert],
+            std::slice::from_ref(&cert),
+            root,
             coffre_pki::factory::MICROCHIP_ROOT_CA_002,
             now,
         )
         .unwrap();
         assert!(r[0].as_ref().unwrap_err().reason.contains("x5c chain"));
+    }
+
+    #[test]
+    fn a_signer_that_does_not_chain_to_the_root_refuses_the_whole_manifest() {
+        let (key, cert) = signer();
+        let (c, k) = chain_and_keys();
+        let now = time::OffsetDateTime::now_utc();
+        let root = factory::root_cert_der();
+        let is_chain_error = |r: crate::Result<Vec<Result<Accepted, Refused>>>, what: &str| {
+            let e = r.unwrap_err();
+            assert!(
+                matches!(e, crate::Error::Pki(coffre_pki::Error::FactoryChain(_))),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains(what), "{e}");
+            assert!(e.is_factory_refusal());
+        };
+        // The emulated signer chains to the emulated root, not to Microchip's.
+        let text = json!([signed_entry(&Part::of_chain(&c, &k, TS), &key, &cert)]).to_string();
+        assert_eq!(
+            verify(text.as_bytes(), std::slice::from_ref(&cert), root, now)
+                .unwrap()
+                .len(),
+            1
+        );
+        is_chain_error(
+            verify(
+                text.as_bytes(),
+                std::slice::from_ref(&cert),
+                coffre_pki::factory::MICROCHIP_ROOT_CA_002,
+                now,
+            ),
+            // The emulated root has Microchip's names, not its key.
+            "not signed by the trusted root's key",
+        );
+        // A self-signed signer: its entries verify with its key, but it
+        // does not chain, so none of them counts.
+        let rogue_key = SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let rogue = coffre_pki::ca::self_signed_signer_cert(
+            "coffre emulated manifest signer",
+            &rogue_key,
+            30,
+        )
+        .unwrap();
+        let text = json!([signed_entry(
+            &Part::of_chain(&c, &k, TS),
+            &rogue_key,
+            &rogue
+        )])
+        .to_string();
+        is_chain_error(
+            verify(text.as_bytes(), std::slice::from_ref(&rogue), root, now),
+            "not issued by the trusted root",
+        );
+        // A signer naming the root as its issuer, signed by another key.
+        let forged = coffre_pki::ca::issued_signer_cert(
+            "coffre emulated manifest signer",
+            &rogue_key,
+            root,
+            &rogue_key,
+            30,
+        )
+        .unwrap();
+        is_chain_error(
+            verify(text.as_bytes(), std::slice::from_ref(&forged), root, now),
+            "not signed by the trusted root's key",
+        );
+    }
+
+    #[test]
+    fn registration_writes_every_chain_and_a_failed_write_is_an_error() {
+        let (key, cert) = signer();
+        let list: Vec<Value> = (0..3)
+            .map(|_| {
+                let (c, k) = chain_and_keys();
+                signed_entry(&Part::of_chain(&c, &k, TS), &key, &cert)
+            })
+            .collect();
+        let now = time::OffsetDateTime::now_utc();
+        let mut seen = Vec::new();
+        let accepted: Vec<Accepted> = verify_with_progress(
+            Value::Array(list).to_string().as_bytes(),
+            std::slice::from_ref(&cert),
+            factory::root_cert_der(),
+            factory::root_cert_der(),
+            now,
+            &mut |done, total| seen.push((done, total)),
+        )
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(seen.last(), Some(&(3, 3)));
+        let d = tempfile::tempdir().unwrap();
+        let pki = coffre_pki::Pki::init(d.path().join("pki"), &Default::default()).unwrap();
+        let registry = Manifest::at(d.path().join("fleet.jsonl"));
+        register(&pki, &accepted, Some(&registry)).unwrap();
+        let entries = registry.entries().unwrap();
+        assert_eq!(entries.len(), 3);
+        for (a, e) in accepted.iter().zip(&entries) {
+            let pem = std::fs::read_to_string(&e.cert_path).unwrap();
+            assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+            assert_eq!(e.id, a.device_id);
+        }
+        // Registered again: the registry keeps one line per part.
+        register(&pki, &accepted, Some(&registry)).unwrap();
+        assert_eq!(registry.entries().unwrap().len(), 3);
+        // The devices directory is a file: the write fails, the registry
+        // is left as it was.
+        let devices = pki.layout().devices();
+        std::fs::remove_dir_all(&devices).unwrap();
+        std::fs::write(&devices, b"not a directory").unwrap();
+        let before = std::fs::read(registry.path()).unwrap();
+        let e = register(&pki, &accepted, Some(&registry)).unwrap_err();
+        assert!(matches!(e, crate::Error::Io { .. }), "{e:?}");
+        assert_eq!(std::fs::read(registry.path()).unwrap(), before);
     }
 
     #[test]
@@ -438,9 +747,11 @@ mod tests {
             now
         )
         .unwrap_err()
+        .to_string()
         .contains("not JSON"));
         assert!(verify(b"{\"a\":1}", std::slice::from_ref(&cert), root, now)
             .unwrap_err()
+            .to_string()
             .contains("not a list"));
         // An entry that is not an object is refused, not a panic.
         let r = verify(b"[1, \"x\", {}]", &[cert], root, now).unwrap();

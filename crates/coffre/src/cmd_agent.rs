@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use coffre_agent::boot::{boot, BootOptions, IoKey, KeyMode};
+use coffre_agent::boot::{boot, BootOptions, KeyMode};
 use coffre_agent::{
     BrokerAddr, EnvSensors, Event, Identity, MqttVersion, Publisher, PublisherOptions, SeqStatus,
     Subscriber, SubscriberOptions,
@@ -14,7 +14,138 @@ use coffre_agent::{
 use serde_json::json;
 
 use crate::bus::{self, AnyDelay, AnyI2c, BusSpec};
+use crate::input;
 use crate::output::NoChip;
+use crate::output::{note, say};
+use clap::Args;
+
+/// Options of publish and subscribe.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+pub struct AgentCli {
+    /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
+    #[arg(long, env = "COFFRE_BUS", value_name = "BUS")]
+    bus: BusSpec,
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:8883", value_name = "HOST:PORT")]
+    broker: String,
+    /// Device id: certificate CN, MQTT client id and username.
+    #[arg(long)]
+    id: String,
+    /// Key mode: lab (slot 8 read into RAM), offload (the chip signs) or factory (slot 0
+    /// signs; the certificate chain is the chip's own, rebuilt from slots 10–12).
+    #[arg(long, default_value = "offload")]
+    mode: coffre_provision::Mode,
+    /// Factory mode: the root the chip's chain must lead to before connecting (default:
+    /// the emulator's factory root for emu: buses, Microchip's Root CA 002 for linux:).
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Offload: the private-key slot (0: Trust&GO factory key).
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u8).range(0..16))]
+    key_slot: u8,
+    /// PKI directory: the CA and devices/<id>.crt.pem are taken from it.
+    #[arg(long, default_value = "pki")]
+    pki: PathBuf,
+    /// CA certificate (instead of <pki>/ca.crt.pem).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// Device certificate (instead of <pki>/devices/<id>.crt.pem).
+    #[arg(long, value_name = "PEM")]
+    cert: Option<PathBuf>,
+    /// TLS 1.3 instead of TLS 1.2 (the lab's).
+    #[arg(long)]
+    tls13: bool,
+    /// MQTT version: 5 (default; refusals come back as reason codes) or 3.1.1.
+    #[arg(long, default_value = "5")]
+    mqtt: coffre_agent::MqttVersion,
+    /// Topic.
+    #[arg(long, default_value = "m5go/env")]
+    topic: String,
+    /// Go on with an unlocked chip (warned).
+    #[arg(long)]
+    allow_unlocked: bool,
+    /// Skip the check that the certificate matches the chip's key (to see the broker refuse it).
+    #[arg(long)]
+    no_preflight: bool,
+    /// Emulated chips only: 'instant' or 'datasheet'.
+    #[arg(long, default_value = "instant")]
+    timing: coffre_emu::clock::Timing,
+    /// JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AgentCli {
+    fn args(self) -> AgentArgs {
+        AgentArgs {
+            bus: self.bus,
+            timing: self.timing,
+            broker: self.broker,
+            id: self.id,
+            mode: self.mode,
+            key_slot: self.key_slot,
+            pki: self.pki,
+            ca: self.ca,
+            cert: self.cert,
+            tls13: self.tls13,
+            mqtt: self.mqtt,
+            topic: self.topic,
+            allow_unlocked: self.allow_unlocked,
+            no_preflight: self.no_preflight,
+            json: self.json,
+            factory_root: self.factory_root,
+        }
+    }
+}
+
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Boot, as in the lab: (1) probe the chip's address — absent: stop before any \
+network activity (exit 3); (2) start the chip library; (3) read the config zone; (4) check the locks — \
+unlocked: refuse unless --allow-unlocked; (5) load the identity (lab: slot 8 into RAM; offload: the chip signs).\n\n\
+Example:\n  coffre publish --bus emu:m5go.img --broker 127.0.0.1:8883 --id m5go-1 --mode offload --count 10"
+)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub agent: AgentCli,
+    /// Time between readings (e.g. 2s, 500ms; 10ms to 1 day).
+    #[arg(long, default_value = "2s", value_parser = input::interval)]
+    pub interval: std::time::Duration,
+    /// Stop after N readings are acknowledged (default: run until Ctrl-C).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Durable queue directory: readings taken while offline, or before a crash, are sent later.
+    #[arg(long, value_name = "DIR")]
+    pub queue: Option<PathBuf>,
+}
+
+impl PublishArgs {
+    /// Run `coffre publish`.
+    pub fn run(self) -> Result<()> {
+        publish(&self.agent.args(), self.interval, self.count, self.queue)
+    }
+}
+
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+pub struct SubscribeArgs {
+    #[command(flatten)]
+    pub agent: AgentCli,
+    /// Stop after N messages (default: run until Ctrl-C).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Keep the session at the broker across disconnections (nothing lost while away).
+    #[arg(long)]
+    pub persistent: bool,
+}
+
+impl SubscribeArgs {
+    /// Run `coffre subscribe`.
+    pub fn run(self) -> Result<()> {
+        subscribe(&self.agent.args(), self.count, self.persistent)
+    }
+}
 
 /// Options shared by publish and subscribe.
 pub struct AgentArgs {
@@ -83,20 +214,14 @@ fn start(a: &AgentArgs) -> Result<(Identity, (AnyI2c, AnyDelay))> {
         // The factory key is slot 0's; the chip signs.
         coffre_provision::Mode::Factory => KeyMode::Offload { slot: 0 },
     };
-    eprintln!("boot ({} mode, {}):", a.mode.name(), a.bus);
-    let mut log = |step: u8, msg: &str| eprintln!("  [{step}/5] {msg}");
+    note!("boot ({} mode, {}):", a.mode.name(), a.bus);
+    let mut log = |step: u8, msg: &str| note!("  [{step}/5] {msg}");
     // Lab mode on a hardened chip: the IO protection key from the device's
     // flash (modelled as <pki>/devices/<id>.iokey), for encrypted Reads.
     let io_key = match a.mode {
-        coffre_provision::Mode::Lab => coffre_provision::iokey::load(&a.pki, &a.id)?.map(|k| {
-            let mut host_nonce = [0u8; 20];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut host_nonce);
-            IoKey {
-                slot: k.slot,
-                key: k.key.clone(),
-                host_nonce,
-            }
-        }),
+        coffre_provision::Mode::Lab => {
+            coffre_agent::boot::load_io_key(&a.pki, &a.id).map_err(agent_err)?
+        }
         coffre_provision::Mode::Offload | coffre_provision::Mode::Factory => None,
     };
     let (key, _report) = boot(
@@ -172,9 +297,12 @@ fn factory_chain(a: &AgentArgs, i2c: AnyI2c, delay: AnyDelay, address: u8) -> Re
             v.device_cn
         );
     }
-    eprintln!(
+    note!(
         "  factory chain: '{}' → '{}' → '{}' ({}); slot 0 signs",
-        v.device_cn, v.signer_cn, v.root_cn, root.name
+        v.device_cn,
+        v.signer_cn,
+        v.root_cn,
+        root.name
     );
     Ok(format!(
         "{}{}",
@@ -251,24 +379,26 @@ pub fn publish(
         .run(&stop, |ev| {
             if json_out {
                 if let Event::Published { seq, puback_reason, rtt } = ev {
-                    println!("{}", json!({"event": "published", "seq": seq, "puback": puback_reason.0, "rtt_ms": rtt.as_secs_f64() * 1000.0}));
+                    say!("{}", json!({"event": "published", "seq": seq, "puback": puback_reason.0, "rtt_ms": rtt.as_secs_f64() * 1000.0}));
                     return;
                 }
             }
             if let Some(t) = describe(ev) {
-                eprintln!("{t}");
+                note!("{t}");
             }
         })
         .map_err(agent_err)?;
     if json_out {
-        println!(
+        say!(
             "{}",
             json!({"event": "summary", "taken": summary.taken, "published": summary.published, "pending": summary.pending, "connections": summary.connections})
         );
     } else {
-        eprintln!(
+        note!(
             "{} readings taken, {} acknowledged, {} waiting in the queue",
-            summary.taken, summary.published, summary.pending
+            summary.taken,
+            summary.published,
+            summary.pending
         );
     }
     Ok(())
@@ -288,9 +418,14 @@ pub fn subscribe(a: &AgentArgs, count: Option<u64>, persistent: bool) -> Result<
     let stop = stop_flag()?;
     let json_out = a.json;
     if !json_out {
-        println!(
+        say!(
             "{:<16} {:>6} {:>8} {:>8} {:>9} {:>9}  status",
-            "device", "seq", "temp °C", "RH %", "hPa", "latency"
+            "device",
+            "seq",
+            "temp °C",
+            "RH %",
+            "hPa",
+            "latency"
         );
     }
     let stats = s
@@ -306,25 +441,25 @@ pub fn subscribe(a: &AgentArgs, count: Option<u64>, persistent: bool) -> Result<
                     None => "not a reading".into(),
                 };
                 match (&d.reading, json_out) {
-                    (Some(r), true) => println!("{}", json!({"reading": r, "latency_ms": lat, "status": status})),
-                    (Some(r), false) => println!(
+                    (Some(r), true) => say!("{}", json!({"reading": r, "latency_ms": lat, "status": status})),
+                    (Some(r), false) => say!(
                         "{:<16} {:>6} {:>8.2} {:>8.2} {:>9.2} {:>7.1}ms  {status}",
                         r.device, r.seq, r.temperature_c, r.humidity_pct, r.pressure_hpa, lat.unwrap_or(0.0)
                     ),
-                    (None, true) => println!("{}", json!({"topic": d.topic, "payload": String::from_utf8_lossy(&d.payload), "status": status})),
-                    (None, false) => println!("{:<16} (not a reading on {})", "?", d.topic),
+                    (None, true) => say!("{}", json!({"topic": d.topic, "payload": String::from_utf8_lossy(&d.payload), "status": status})),
+                    (None, false) => say!("{:<16} (not a reading on {})", "?", d.topic),
                 }
             }
             other => {
                 if let Some(t) = describe(other) {
-                    eprintln!("{t}");
+                    note!("{t}");
                 }
             }
         })
         .map_err(agent_err)?;
-    eprintln!("{} messages received", stats.messages);
+    note!("{} messages received", stats.messages);
     for (dev, p) in &stats.publishers {
-        eprintln!(
+        note!(
             "  {dev}: {} readings ({}..{}), {} missing, {} duplicates, {} late, latency mean {:.1} ms max {:.1} ms",
             p.unique,
             p.first_seq,

@@ -6,8 +6,172 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::output::{note, say};
 use anyhow::{bail, Context, Result};
-use coffre_broker::{BrokerSetup, Mosquitto, Role};
+use clap::Subcommand;
+use coffre_broker::rabbitmq::ClusterPlan;
+use coffre_broker::{BrokerSetup, ClusterSetup, Engine, Mosquitto, QueueType, RabbitCluster, Role};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCommand {
+    /// Write the broker configuration from the PKI: mosquitto.conf and the ACL, or
+    /// (--engine rabbitmq) a RabbitMQ cluster.
+    Config {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        pki: PathBuf,
+        /// Output directory (conf, ACL, log, persistence).
+        #[arg(long, default_value = "broker")]
+        out: PathBuf,
+        /// TLS listener.
+        #[arg(long, default_value = "127.0.0.1:8883")]
+        listen: std::net::SocketAddr,
+        /// A device that may publish on m5go/env.
+        #[arg(long = "publisher", value_name = "ID")]
+        publishers: Vec<String>,
+        /// A device that may subscribe to m5go/env.
+        #[arg(long = "subscriber", value_name = "ID")]
+        subscribers: Vec<String>,
+        /// Also accept devices with a factory identity (Trust&GO), on their own listener:
+        /// 'emu' (the emulator's factory root), 'microchip' (Microchip's Crypto
+        /// Authentication Root CA 002) or a certificate file. Their id is their
+        /// certificate's CN (sn + serial number): name it with --publisher/--subscriber.
+        #[arg(long, value_name = "ROOT")]
+        factory_root: Option<String>,
+        /// The factory identities' listener (no CRL: Trust&GO signers publish none).
+        #[arg(long, default_value = "127.0.0.1:8884", requires = "factory_root")]
+        factory_listen: std::net::SocketAddr,
+        /// Every device of this fleet registry (JSON lines, e.g. written by
+        /// 'coffre import-manifest --registry') may publish.
+        #[arg(long, value_name = "FILE")]
+        publishers_from: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Run mosquitto (or the RabbitMQ cluster) with that configuration and stream its log (Ctrl-C stops it).
+    Run {
+        /// Directory written by 'coffre broker config'.
+        #[arg(long, default_value = "broker")]
+        config: PathBuf,
+    },
+}
+
+impl BrokerCommand {
+    /// Run `coffre broker …`.
+    pub fn run(self) -> Result<()> {
+        match self {
+            BrokerCommand::Config {
+                pki,
+                out,
+                listen,
+                mut publishers,
+                subscribers,
+                factory_root,
+                factory_listen,
+                publishers_from,
+                engine,
+            } => {
+                if let Some(reg) = publishers_from {
+                    let entries = coffre_provision::manifest::Manifest::at(&reg)
+                        .entries()
+                        .map_err(|e| {
+                            anyhow::anyhow!("reading the fleet registry {}: {e}", reg.display())
+                        })?;
+                    publishers.extend(entries.into_iter().map(|e| e.id));
+                }
+                config(
+                    &pki,
+                    &out,
+                    listen,
+                    &publishers,
+                    &subscribers,
+                    factory_root.as_deref().map(|r| (r, factory_listen)),
+                    &engine,
+                )
+            }
+            BrokerCommand::Run { config } => run(&config),
+        }
+    }
+}
+
+/// Which broker `coffre broker config` writes for.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Broker engine: mosquitto (one process; the default) or rabbitmq (a
+    /// cluster of --nodes RabbitMQ nodes on this machine that survives
+    /// losing one; MQTT 3.1.1 only: run agents with '--mqtt 3.1.1').
+    #[arg(long, default_value = "mosquitto")]
+    pub engine: Engine,
+    /// rabbitmq: number of nodes. Node K listens for MQTT on the --listen
+    /// port + K-1.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// rabbitmq: Erlang distribution port of node 1 (node K: + K-1),
+    /// loopback only.
+    #[arg(long, default_value_t = 25672)]
+    pub dist_port: u16,
+    /// rabbitmq: port of the cluster's own epmd (kept apart from a
+    /// system RabbitMQ's 4369).
+    #[arg(long, default_value_t = 4370)]
+    pub epmd_port: u16,
+    /// rabbitmq: queue type of QoS 1 sessions: quorum (replicated on
+    /// every node: survives losing a minority of them) or classic (on one
+    /// node: its messages are lost with that node).
+    #[arg(long, default_value = "quorum")]
+    pub queue_type: QueueType,
+}
+
+/// What users of the rabbitmq engine must know (RabbitMQ 3.10).
+const RABBITMQ_LIMITS: &str = "limits of RabbitMQ 3.10's MQTT plugin:
+  - MQTT 3.1.1 only: run agents with '--mqtt 3.1.1'
+  - a refused publish or subscribe closes the connection (no reason code)
+  - retained messages are kept per node, not shared by the cluster
+  - a device must not send a username (it would be a password login, not its certificate)
+  - the CRL is not read: to refuse a revoked device, delete its user
+    (rabbitmqctl delete_user ID, environment as in the node's directory)";
+
+/// `coffre broker config --engine rabbitmq`.
+fn config_cluster(
+    pki: &Path,
+    out: &Path,
+    listen: SocketAddr,
+    publishers: &[String],
+    subscribers: &[String],
+    e: &EngineArgs,
+) -> Result<()> {
+    if e.nodes == 0 || e.nodes > 9 {
+        bail!(
+            "--nodes {}: a cluster here has 1 to 9 nodes (3 survives losing one)",
+            e.nodes
+        );
+    }
+    let mut s = ClusterSetup::new(pki, out, e.nodes);
+    s.plan = ClusterPlan {
+        queue_type: e.queue_type,
+        ..ClusterPlan::consecutive(e.nodes, listen, e.dist_port, e.epmd_port)
+    };
+    for id in publishers {
+        s.acl.allow(id, Role::Publisher)?;
+    }
+    for id in subscribers {
+        s.acl.allow(id, Role::Subscriber)?;
+    }
+    let plan = s.write()?;
+    say!(
+        "wrote {} ({} nodes, {} queues for QoS 1 sessions, {} devices)",
+        plan.display(),
+        e.nodes,
+        e.queue_type.name(),
+        s.acl.entries.len()
+    );
+    for n in &s.plan.nodes {
+        say!("  {}  MQTT/TLS {}", n.name, n.mqtt);
+    }
+    say!("{RABBITMQ_LIMITS}");
+    say!("next: coffre broker run --config {}", out.display());
+    Ok(())
+}
 
 /// `coffre broker config`.
 pub fn config(
@@ -17,9 +181,16 @@ pub fn config(
     publishers: &[String],
     subscribers: &[String],
     factory: Option<(&str, SocketAddr)>,
+    engine: &EngineArgs,
 ) -> Result<()> {
     if publishers.is_empty() && subscribers.is_empty() {
         bail!("no device would have any right: name them with --publisher ID and --subscriber ID");
+    }
+    if engine.engine == Engine::RabbitMq {
+        if factory.is_some() {
+            bail!("--factory-root is for the mosquitto engine only: the rabbitmq engine has one listener per node, for the project CA");
+        }
+        return config_cluster(pki, out, listen, publishers, subscribers, engine);
     }
     let mut s = BrokerSetup::new(pki, out);
     s.listen = listen;
@@ -36,11 +207,11 @@ pub fn config(
             listen,
             root_pem: coffre_pki::util::to_pem("CERTIFICATE", &der),
         });
-        println!("factory identities: listener {listen}, trusting {name}");
+        say!("factory identities: listener {listen}, trusting {name}");
     }
     let conf = s.write()?;
-    println!("wrote {} and {}", conf.display(), out.join("acl").display());
-    println!("next: coffre broker run --config {}", out.display());
+    say!("wrote {} and {}", conf.display(), out.join("acl").display());
+    say!("next: coffre broker run --config {}", out.display());
     Ok(())
 }
 
@@ -57,8 +228,67 @@ fn listener_of(conf: &str) -> Option<SocketAddr> {
     })
 }
 
-/// `coffre broker run`: start mosquitto, stream its log until Ctrl-C.
+/// `coffre broker run --config DIR` for a RabbitMQ cluster: start it,
+/// stream every node's log until Ctrl-C, stop it.
+fn run_cluster(dir: &Path, stop: &AtomicBool) -> Result<()> {
+    let plan = ClusterPlan::read(dir)?;
+    note!(
+        "starting {} RabbitMQ nodes (node 1 first, then the others join it; 10-20 s each)",
+        plan.nodes.len()
+    );
+    let mut c = RabbitCluster::start(dir)?;
+    for (k, n) in plan.nodes.iter().enumerate() {
+        note!(
+            "{}: MQTT/TLS on {} (pid {}), log {}",
+            n.name,
+            n.mqtt,
+            c.pid(k).unwrap_or(0),
+            c.log_path(k).display()
+        );
+    }
+    note!("cluster up; Ctrl-C stops it");
+    let followers: Vec<_> = (0..plan.nodes.len())
+        .map(|k| coffre_broker::LogFollower::follow_from_end(c.log_path(k)))
+        .collect();
+    let mut cursors: Vec<_> = followers.iter().map(|f| f.cursor()).collect();
+    while !stop.load(Ordering::Relaxed) {
+        for (k, f) in followers.iter().enumerate() {
+            for line in f.next_lines(&mut cursors[k], Duration::from_millis(50)) {
+                say!("[node{}] {line}", k + 1);
+            }
+        }
+        for (k, status) in c.reap_exited() {
+            note!(
+                "{} exited ({status}); {} of {} nodes running; its log: {}",
+                plan.nodes[k].name,
+                c.running().len(),
+                plan.nodes.len(),
+                c.log_path(k).display()
+            );
+            if !c.has_majority() {
+                note!(
+                    "the cluster has lost its majority: new connections hang and QoS 1 messages are not accepted until enough nodes are back; stop with Ctrl-C and start the cluster again with 'coffre broker run --config {}'",
+                    dir.display()
+                );
+            }
+        }
+    }
+    note!("stopping the cluster");
+    c.stop();
+    note!("cluster stopped");
+    Ok(())
+}
+
+/// `coffre broker run`: start mosquitto (or the RabbitMQ cluster), stream
+/// its log until Ctrl-C.
 pub fn run(dir: &Path) -> Result<()> {
+    if Engine::of_dir(dir) == Engine::RabbitMq {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        return run_cluster(dir, &stop);
+    }
     let conf_path = dir.join("mosquitto.conf");
     let conf = crate::input::read_text(&conf_path).with_context(|| {
         format!(
@@ -74,7 +304,7 @@ pub fn run(dir: &Path) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let mut m = Mosquitto::start_conf(&conf_path, addr, &log)?;
-    eprintln!(
+    note!(
         "mosquitto listening on {addr} (pid {}); Ctrl-C stops it",
         m.pid().unwrap_or(0)
     );
@@ -82,13 +312,13 @@ pub fn run(dir: &Path) -> Result<()> {
     let mut printed = coffre_broker::LogCursor::START;
     while !stop.load(Ordering::Relaxed) {
         for line in follower.next_lines(&mut printed, Duration::from_millis(100)) {
-            println!("{line}");
+            say!("{line}");
         }
     }
     m.stop();
     for line in follower.since(printed) {
-        println!("{line}");
+        say!("{line}");
     }
-    eprintln!("mosquitto stopped");
+    note!("mosquitto stopped");
     Ok(())
 }

@@ -10,9 +10,89 @@ use coffre_proto::tngtls::slot_role;
 use coffre_proto::zone::slot_size;
 use serde_json::json;
 
+use crate::bus::BusOpts;
 use crate::bus::{self, Opened};
 use crate::output::{drv, finish_transcript, hex, hex_dump, print_json};
-use crate::BusOpts;
+use crate::output::{note, say, say_text};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum ChipCommand {
+    /// Identity: device, revision, serial number, address, lock state.
+    Info(BusOpts),
+    /// The 128-byte configuration zone, decoded slot by slot in plain words.
+    Config {
+        #[command(flatten)]
+        bus: BusOpts,
+        /// Also print the raw bytes.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Lock state: config zone, data/OTP zone, and each slot.
+    Locks(BusOpts),
+    /// Read a data slot in clear (refused by the chip for secret and key slots).
+    ReadSlot {
+        /// Slot number, 0–15.
+        #[arg(value_parser = clap::value_parser!(u8).range(0..16))]
+        slot: u8,
+        #[command(flatten)]
+        bus: BusOpts,
+        /// Write the raw bytes to FILE instead of printing hex.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The factory certificates of a Trust&GO chip (slots 10–12, rebuilt from their
+    /// compressed form) as PEM, checked device → signer → root and against slot 0's key.
+    #[command(
+        after_help = "Trusted root: --root FILE, else the emulator's factory root for emu: \
+buses ('coffre emu factory-root') and Microchip's Crypto Authentication Root CA 002 for linux: buses.\n\n\
+Example:\n  coffre chip certs --bus emu:chip.img --out certs/ && \
+openssl verify -CAfile certs/root.pem -untrusted certs/signer.pem certs/device.pem\n\n\
+Exit status 4 when the certificates do not rebuild, do not chain to the root, or do not carry slot 0's key."
+    )]
+    Certs {
+        #[command(flatten)]
+        bus: BusOpts,
+        /// The trusted root certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// Also write device.pem, signer.pem and root.pem into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BusCommand {
+    /// List the addresses that answer (wakes the secure element first, as it
+    /// ignores the bus while asleep).
+    Scan(BusOpts),
+}
+
+impl ChipCommand {
+    /// Run `coffre chip …`.
+    pub fn run(self) -> Result<()> {
+        match self {
+            ChipCommand::Info(b) => info(&b),
+            ChipCommand::Config { bus, raw } => config(&bus, raw),
+            ChipCommand::Locks(b) => locks(&b),
+            ChipCommand::Certs { bus, root, out } => {
+                crate::cmd_factory::certs(&bus, root.as_deref(), out.as_deref())
+            }
+            ChipCommand::ReadSlot { slot, bus, out } => read_slot(&bus, slot, out.as_deref()),
+        }
+    }
+}
+
+impl BusCommand {
+    /// Run `coffre bus …`.
+    pub fn run(self) -> Result<()> {
+        match self {
+            BusCommand::Scan(b) => scan(&b),
+        }
+    }
+}
 
 /// Open the bus, start a transcript if asked, run `f`, write the transcript.
 fn with_chip<T>(opts: &BusOpts, f: impl FnOnce(&mut Opened) -> Result<T>) -> Result<T> {
@@ -21,7 +101,7 @@ fn with_chip<T>(opts: &BusOpts, f: impl FnOnce(&mut Opened) -> Result<T>) -> Res
     }
     let mut o = bus::open(&opts.bus, opts.timing)?;
     if let Some(note) = &o.address_note {
-        eprintln!("note: {note}");
+        note!("note: {note}");
     }
     if opts.transcript.is_some() {
         if let Some(b) = &o.board {
@@ -66,18 +146,18 @@ pub fn info(opts: &BusOpts) -> Result<()> {
                 "i2c_address_config": format!("0x{:02X}", cfg.i2c_address_8bit()),
             }));
         }
-        println!(
+        say!(
             "device         {family} (revision {})",
             Hex::upper(&rev).spaced()
         );
-        println!("serial number  {}", Hex::upper(&sn).spaced());
-        println!("address        0x{addr:02X} ({})", part_name(addr));
-        println!("bus            {}", o.spec);
-        println!("config zone    {}", lock_word(cfg.config_locked()));
-        println!("data/OTP zone  {}", lock_word(cfg.data_locked()));
-        println!("slot locks     {}", slot_lock_list(&cfg));
+        say!("serial number  {}", Hex::upper(&sn).spaced());
+        say!("address        0x{addr:02X} ({})", part_name(addr));
+        say!("bus            {}", o.spec);
+        say!("config zone    {}", lock_word(cfg.config_locked()));
+        say!("data/OTP zone  {}", lock_word(cfg.data_locked()));
+        say!("slot locks     {}", slot_lock_list(&cfg));
         if !cfg.config_locked() || !cfg.data_locked() {
-            println!("warning: the chip is not fully locked: its configuration or contents can still change");
+            say!("warning: the chip is not fully locked: its configuration or contents can still change");
         }
         Ok(())
     })
@@ -123,7 +203,7 @@ pub fn config(opts: &BusOpts, raw: bool) -> Result<()> {
                 "slots": slots,
             }));
         }
-        println!(
+        say!(
             "address 0x{:02X} (config byte 16 = 0x{:02X}, 8-bit form)   ChipMode 0x{:02X}: watchdog {}, clock divider {}",
             cfg.i2c_address(),
             cfg.i2c_address_8bit(),
@@ -131,17 +211,17 @@ pub fn config(opts: &BusOpts, raw: bool) -> Result<()> {
             if cfg.chip_mode().long_watchdog() { "13 s" } else { "1.3 s" },
             cfg.chip_mode().clock_divider()
         );
-        println!(
+        say!(
             "config zone {}, data/OTP zone {}, slot locks: {}",
             lock_word(cfg.config_locked()),
             lock_word(cfg.data_locked()),
             slot_lock_list(&cfg)
         );
-        println!();
-        println!("slot  size  SlotConfig  KeyConfig  role (Trust&GO)       policy");
+        say!();
+        say!("slot  size  SlotConfig  KeyConfig  role (Trust&GO)       policy");
         for s in 0..16u8 {
             let p = cfg.slot_policy(s);
-            println!(
+            say!(
                 "{:>4}  {:>4}  0x{:04X}      0x{:04X}     {:<20}  {}",
                 s,
                 slot_size(s).unwrap_or(0),
@@ -152,8 +232,8 @@ pub fn config(opts: &BusOpts, raw: bool) -> Result<()> {
             );
         }
         if raw {
-            println!();
-            print!("{}", hex_dump(cfg.as_bytes()));
+            say!();
+            say_text(&hex_dump(cfg.as_bytes()));
         }
         Ok(())
     })
@@ -193,13 +273,13 @@ pub fn locks(opts: &BusOpts) -> Result<()> {
                 "slots_locked": locked,
             }));
         }
-        println!("config zone    {}", lock_word(l.config_locked));
-        println!("data/OTP zone  {}", lock_word(l.data_locked));
+        say!("config zone    {}", lock_word(l.config_locked));
+        say!("data/OTP zone  {}", lock_word(l.data_locked));
         if locked.is_empty() {
-            println!("slot locks     none");
+            say!("slot locks     none");
         } else {
             let names: Vec<String> = locked.iter().map(|s| s.to_string()).collect();
-            println!("slot locks     slots {}", names.join(", "));
+            say!("slot locks     slots {}", names.join(", "));
         }
         Ok(())
     })
@@ -232,14 +312,14 @@ pub fn read_slot(opts: &BusOpts, slot: u8, out: Option<&Path>) -> Result<()> {
             // A slot may hold a key: the file is private to its owner.
             coffre_fs::write_atomic(path, bytes, 0o600)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("{n} bytes of slot {slot} written to {}", path.display());
+            note!("{n} bytes of slot {slot} written to {}", path.display());
             return Ok(());
         }
         if opts.json {
             return print_json(&json!({ "slot": slot, "size": n, "hex": hex(bytes) }));
         }
-        println!("slot {slot}, {n} bytes:");
-        print!("{}", hex_dump(bytes));
+        say!("slot {slot}, {n} bytes:");
+        say_text(&hex_dump(bytes));
         Ok(())
     })
 }
@@ -278,10 +358,10 @@ pub fn scan(opts: &BusOpts) -> Result<()> {
             return print_json(&json!({ "woke_secure_element": woke, "devices": list }));
         }
         if found.is_empty() {
-            println!("no device answered on {}", o.spec);
+            say!("no device answered on {}", o.spec);
         }
         for a in found {
-            println!("0x{a:02X}  {}", describe(a));
+            say!("0x{a:02X}  {}", describe(a));
         }
         Ok(())
     })

@@ -9,9 +9,11 @@ use coffre_pki::util::{to_pem, write_atomic};
 use coffre_provision::factory::{read_chain, FactoryChain};
 use serde_json::json;
 
+use crate::bus::BusOpts;
 use crate::bus::{self, BusSpec};
 use crate::output::print_json;
-use crate::BusOpts;
+use crate::output::{note, say, say_text};
+use clap::Args;
 
 /// The root a chain is checked against, and what to call it.
 pub struct TrustedRoot {
@@ -100,13 +102,16 @@ pub fn certs(opts: &BusOpts, root_file: Option<&Path>, out: Option<&Path>) -> Re
             "error": verdict.as_ref().err().map(|e| e.to_string()),
         }))?;
     } else {
-        print!("{device_pem}{signer_pem}");
+        say_text(&format!("{device_pem}{signer_pem}"));
     }
     let v = verdict.context("the chip's factory identity is refused")?;
     if !opts.json {
-        eprintln!(
+        note!(
             "chain ok: device '{}' → signer '{}' → root '{}' ({}); device key = slot 0 public key",
-            v.device_cn, v.signer_cn, v.root_cn, root.name
+            v.device_cn,
+            v.signer_cn,
+            v.root_cn,
+            root.name
         );
     }
     Ok(())
@@ -118,12 +123,12 @@ pub fn factory_root(out: Option<&Path>) -> Result<()> {
     match out {
         Some(path) => {
             write_atomic(path, pem.as_bytes(), 0o644)?;
-            eprintln!(
+            note!(
                 "wrote the emulated factory root to {} (a public test fixture: trust it for emulated chips only)",
                 path.display()
             );
         }
-        None => print!("{pem}"),
+        None => say_text(&pem),
     }
     Ok(())
 }
@@ -162,31 +167,43 @@ pub fn new_batch(
     force: bool,
     json: bool,
 ) -> Result<()> {
-    use coffre_emu::factory;
     if preset != coffre_emu::presets::Preset::Tngtls && manifest.is_some() {
         anyhow::bail!("--manifest lists Trust&GO parts: use --preset tngtls");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let signer_key = factory::manifest_signer_key();
-    let signer_cert = if manifest.is_some() {
-        coffre_pki::ca::self_signed_signer_cert(
-            "coffre emulated manifest signer",
-            &signer_key,
-            365 * 25,
-        )?
+    let (signer_key, signer_cert) = if manifest.is_some() {
+        let (k, c) = coffre_provision::trust_manifest::emulated_signer()?;
+        (Some(k), c)
     } else {
-        Vec::new()
+        (None, Vec::new())
     };
     let mut entries = Vec::new();
+    let mut images = Vec::with_capacity(count as usize);
+    let bar = if json || count < 100 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(u64::from(count))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} chips made")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let t0 = std::time::Instant::now();
     for i in 1..=count {
-        let path = dir.join(format!("tng-{i:05}.img"));
         let nv = preset.build();
-        coffre_emu::image::create(&path, &nv, force)?;
-        if manifest.is_some() {
-            entries.push(manifest_entry(&nv, &signer_key, &signer_cert)?);
+        if let Some(key) = &signer_key {
+            entries.push(coffre_provision::trust_manifest::emulated_entry(
+                &nv,
+                key,
+                &signer_cert,
+            )?);
         }
+        images.push((dir.join(format!("tng-{i:05}.img")), nv));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
+    // One file-system sync for every image, not one each.
+    coffre_emu::image::create_batch(&images, force)?;
     if let Some(m) = manifest {
         let text = serde_json::to_string_pretty(&entries)?;
         write_atomic(m, text.as_bytes(), 0o644)?;
@@ -206,7 +223,7 @@ pub fn new_batch(
             "seconds": elapsed.as_secs_f64(),
         }));
     }
-    println!(
+    say!(
         "created {count} emulated {} chips in {} ({:.1} s){}",
         preset.name(),
         dir.display(),
@@ -222,33 +239,49 @@ pub fn new_batch(
     Ok(())
 }
 
-fn manifest_entry(
-    nv: &coffre_emu::chip::NvState,
-    key: &p256::ecdsa::SigningKey,
-    cert: &[u8],
-) -> Result<serde_json::Value> {
-    use coffre_provision::trust_manifest::{signed_entry, Part};
-    let m = coffre_emu::factory::made(nv)?;
-    let part = Part {
-        serial_number: m.serial_number,
-        device: &m.device,
-        signer: coffre_emu::factory::signer_cert_der(),
-        keys: &m.keys,
-        timestamp: &m.timestamp,
-    };
-    Ok(signed_entry(&part, key, cert))
+/// What `coffre import-manifest` was asked.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each refused entry is named with its reason; the others are \
+registered (device chain in PKI/devices/<CN>.crt.pem, a line in --registry). Exit status 4 if any entry \
+is refused.\n\nExample:\n  coffre emu new --count 100 --out chips --manifest m.json\n  \
+coffre import-manifest m.json --signer m.json.signer.pem --root emu --pki pki"
+)]
+pub struct ImportArgs {
+    /// The manifest (JSON).
+    pub manifest: PathBuf,
+    /// The manifest signer's certificate (PEM or DER). It must chain to the
+    /// signer root (--signer-root, default --root).
+    #[arg(long, value_name = "CERT")]
+    pub signer: PathBuf,
+    /// The factory root the parts' chains lead to: 'emu', 'microchip' or a certificate file.
+    #[arg(long, default_value = "microchip", value_name = "ROOT")]
+    pub root: String,
+    /// The root the manifest signer's certificate must be issued by (or be):
+    /// 'emu', 'microchip' or a certificate file, e.g. the manifest CA
+    /// certificate Microchip publishes. Default: --root.
+    #[arg(long, value_name = "ROOT")]
+    pub signer_root: Option<String>,
+    /// PKI directory where device chains are registered.
+    #[arg(long, default_value = "pki")]
+    pub pki: PathBuf,
+    /// Fleet registry (JSON lines) to add the registered devices to (an
+    /// entry of the same device is replaced).
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `coffre import-manifest`.
-pub fn import_manifest(
-    manifest: &Path,
-    signer: &Path,
-    root: &str,
-    pki_dir: &Path,
-    registry: Option<&Path>,
-    json: bool,
-) -> Result<()> {
-    let root = TrustedRoot::named(root)?;
+pub fn import_manifest(a: &ImportArgs) -> Result<()> {
+    let (manifest, signer, json) = (&a.manifest, &a.signer, a.json);
+    let root = TrustedRoot::named(&a.root)?;
+    let signer_root = match &a.signer_root {
+        Some(r) => TrustedRoot::named(r)?,
+        None => TrustedRoot::named(&a.root)?,
+    };
     let signer_bytes = std::fs::read(signer).with_context(|| {
         format!(
             "cannot read the manifest signer certificate {}",
@@ -258,51 +291,50 @@ pub fn import_manifest(
     let signer_der = coffre_pki::util::der_or_pem_cert(&signer_bytes)?;
     let bytes = std::fs::read(manifest)
         .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
-    let pki = coffre_pki::Pki::open(pki_dir)?;
+    let pki = coffre_pki::Pki::open(&a.pki)?;
     let t0 = std::time::Instant::now();
-    let results = coffre_provision::trust_manifest::verify(
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries verified")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results = coffre_provision::trust_manifest::verify_with_progress(
         &bytes,
         &[signer_der],
+        &signer_root.der,
         &root.der,
         time::OffsetDateTime::now_utc(),
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?;
+    .inspect_err(|_| bar.finish_and_clear())
+    .with_context(|| {
+        format!(
+            "{}: the manifest is refused whole (signer {}, signer root: {})",
+            manifest.display(),
+            signer.display(),
+            signer_root.name
+        )
+    })?;
     let verified_in = t0.elapsed();
-    let reg = registry.map(coffre_provision::manifest::Manifest::at);
-    let devices_dir = pki.device_cert_path("x");
-    if let Some(d) = devices_dir.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-    }
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
-    for r in results {
-        match r {
-            Ok(a) => {
-                let path = pki.device_cert_path(&a.device_id);
-                let pem = format!(
-                    "{}{}",
-                    to_pem("CERTIFICATE", &a.chain.0),
-                    to_pem("CERTIFICATE", &a.chain.1)
-                );
-                write_atomic(&path, pem.as_bytes(), 0o644)?;
-                if let Some(m) = &reg {
-                    m.append(&coffre_provision::manifest::Entry {
-                        id: a.device_id.clone(),
-                        chip_serial: a.unique_id.clone(),
-                        mode: "factory".into(),
-                        key_slot: 0,
-                        public_key: coffre_pki::util::hex(&a.public_key),
-                        cert_fingerprint: coffre_pki::util::fingerprint_sha256(&a.chain.0),
-                        cert_path: path,
-                        time: coffre_pki::util::rfc3339(time::OffsetDateTime::now_utc()),
-                        image: None,
-                    })?;
-                }
-                accepted.push(a);
-            }
-            Err(e) => refused.push(e),
-        }
-    }
+    bar.finish_and_clear();
+    let (accepted, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    let accepted: Vec<_> = accepted.into_iter().filter_map(|r| r.ok()).collect();
+    let refused: Vec<_> = refused.into_iter().filter_map(|r| r.err()).collect();
+    let reg = a
+        .registry
+        .as_deref()
+        .map(coffre_provision::manifest::Manifest::at);
+    let t1 = std::time::Instant::now();
+    coffre_provision::trust_manifest::register(&pki, &accepted, reg.as_ref())
+        .context("registering the verified parts")?;
+    let registered_in = t1.elapsed();
     let total = t0.elapsed();
     if json {
         print_json(&json!({
@@ -311,18 +343,20 @@ pub fn import_manifest(
             "registered": accepted.iter().map(|a| &a.device_id).collect::<Vec<_>>(),
             "refused": refused.iter().map(|r| json!({"index": r.index, "unique_id": r.unique_id, "reason": r.reason})).collect::<Vec<_>>(),
             "verify_seconds": verified_in.as_secs_f64(),
+            "register_seconds": registered_in.as_secs_f64(),
             "total_seconds": total.as_secs_f64(),
         }))?;
     } else {
         for r in &refused {
-            eprintln!("refused: {r}");
+            note!("refused: {r}");
         }
-        println!(
-            "{} registered, {} refused ({} entries verified in {:.2} s, {:.2} s in all; root: {})",
+        say!(
+            "{} registered, {} refused ({} entries verified in {:.2} s, registered in {:.2} s, {:.2} s in all; root: {})",
             accepted.len(),
             refused.len(),
             accepted.len() + refused.len(),
             verified_in.as_secs_f64(),
+            registered_in.as_secs_f64(),
             total.as_secs_f64(),
             root.name
         );

@@ -12,7 +12,7 @@ use coffre_firmware::config::{parse_broker, parse_chip_address, parse_key_mode, 
 use coffre_firmware::Settings;
 use coffre_pki::ca::layout::Layout;
 
-use crate::output::print_json;
+use crate::output::{print_json, say};
 
 /// `coffre firmware …`.
 #[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
@@ -33,6 +33,7 @@ COFFRE_WIFI_PASSWORD=… make firmware"
 }
 
 /// `coffre firmware config`.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
     /// PKI directory (its ca.crt.pem and devices/<ID>.crt.pem are embedded).
@@ -165,7 +166,7 @@ fn config(a: &ConfigArgs) -> Result<()> {
             "example": parsed.example,
         }));
     }
-    println!(
+    say!(
         "wrote {}: device {}, broker {}:{} (name {}), Wi-Fi \"{}\", key {}",
         a.out.display(),
         parsed.id,
@@ -175,6 +176,6 @@ fn config(a: &ConfigArgs) -> Result<()> {
         parsed.wifi_ssid,
         coffre_firmware::config::key_mode_str(parsed.key)
     );
-    println!("next: COFFRE_WIFI_PASSWORD=… make firmware   (the password is read at build time, never written)");
+    say!("next: COFFRE_WIFI_PASSWORD=… make firmware   (the password is read at build time, never written)");
     Ok(())
 }

@@ -1,33 +1,66 @@
 //! `coffre bench`: runs the harness (crate `coffre-bench`) and prints its
 //! report.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use coffre_bench::{is_device_row, BenchOptions, Ratios, Report};
 
 use crate::output::print_json;
+use crate::output::{note, say};
+use clap::Args;
 
-/// The device binary: the `device` profile's build (target/device) when
-/// there is one, else the one beside this executable (same build).
-fn device_exe() -> Result<std::path::PathBuf> {
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Runs per configuration.
+    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub runs: u16,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The device binary to measure. Default: the shipped build of
+    /// scripts/build-device.sh (target/device-static/HOST/device), else the
+    /// `device` profile's (target/device), else the one beside this program.
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Run `coffre bench`.
+    pub fn run(self) -> Result<()> {
+        let device = match self.device {
+            Some(p) => p,
+            None => device_exe()?,
+        };
+        bench(self.runs.into(), device, self.json)
+    }
+}
+
+/// The device binary as shipped (statically linked, scripts/build-device.sh)
+/// when there is one, else the `device` profile's build (target/device),
+/// else the one beside this executable (same build).
+fn device_exe() -> Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
     let name = format!("coffre-device{}", std::env::consts::EXE_SUFFIX);
-    let shipped = me
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|t| t.join("device").join(&name));
-    Ok(match shipped {
-        Some(p) if p.exists() => p,
-        _ => me.with_file_name(name),
-    })
+    let Some(target) = me.parent().and_then(|d| d.parent()) else {
+        return Ok(me.with_file_name(name));
+    };
+    let static_builds = std::fs::read_dir(target.join("device-static"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|host| host.path().join("device").join(&name));
+    Ok(static_builds
+        .chain([target.join("device").join(&name)])
+        .find(|p| p.exists())
+        .unwrap_or_else(|| me.with_file_name(name)))
 }
 
 /// `coffre bench`.
-pub fn bench(runs: usize, json_out: bool) -> Result<()> {
-    let opts = BenchOptions {
-        runs,
-        device_exe: device_exe()?,
-    };
-    let report = coffre_bench::run(&opts, &mut |line| eprintln!("{line}"))?;
+pub fn bench(runs: usize, device_exe: PathBuf, json_out: bool) -> Result<()> {
+    let opts = BenchOptions { runs, device_exe };
+    let report = coffre_bench::run(&opts, &mut |line| note!("{line}"))?;
     if json_out {
         return print_json(&serde_json::to_value(&report)?);
     }
@@ -44,16 +77,22 @@ fn verdict(ratio: f64, target: f64) -> &'static str {
 }
 
 fn print_report(r: &Report) {
-    println!(
+    say!(
         "One device process: boot + connect + 1 QoS 1 publish + clean disconnect, {} runs each",
         r.runs
     );
-    println!(
+    say!(
         "{:<40} {:>8} {:>10} {:>8} {:>9} {:>9} {:>5}",
-        "", "nodelay", "wall p50", "p90", "CPU", "max RSS", "fail"
+        "",
+        "nodelay",
+        "wall p50",
+        "p90",
+        "CPU",
+        "max RSS",
+        "fail"
     );
     for row in &r.processes {
-        println!(
+        say!(
             "{:<40} {:>8} {:>8.2}ms {:>6.2}ms {:>7.2}ms {:>6.1}MiB {:>5}",
             row.what,
             row.broker_nodelay,
@@ -64,28 +103,34 @@ fn print_report(r: &Report) {
             row.failures
         );
     }
-    println!();
-    println!(
-        "Handshake in process (TCP connect → TLS with mutual authentication → CONNACK), TLS 1.2:"
-    );
+    say!();
+    say!("Handshake in process (TCP connect → TLS with mutual authentication → CONNACK), TLS 1.2:");
     for h in &r.handshakes {
-        println!(
+        say!(
             "  {:<46} p50 {:>8.2} ms  (TLS part {:>8.2} ms)  over {} runs",
-            h.what, h.connect_median_ms, h.tls_median_ms, h.runs
+            h.what,
+            h.connect_median_ms,
+            h.tls_median_ms,
+            h.runs
         );
     }
-    println!();
-    println!("Publish → receive latency, both ends connected, QoS 1, mutual TLS, same host clock:");
+    say!();
+    say!("Publish → receive latency, both ends connected, QoS 1, mutual TLS, same host clock:");
     for l in &r.latency {
-        println!(
+        say!(
             "  {:<46} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({} of {} received)",
-            l.what, l.p50_ms, l.p99_ms, l.max_ms, l.received, l.sent
+            l.what,
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms,
+            l.received,
+            l.sent
         );
     }
     if let Some(f) = &r.firmware {
-        println!();
-        println!("embedded-tls driver (coffre-firmware) on the host, TLS 1.3, the chip signs:");
-        println!(
+        say!();
+        say!("embedded-tls driver (coffre-firmware) on the host, TLS 1.3, the chip signs:");
+        say!(
             "  connect → CONNACK p50 {:.2} ms over {} runs (chip in datasheet timing: {:.1} ms over {}); futures: connect {} B, publish {} B; record buffers {} B; session heap {} B",
             f.connect_median_ms,
             f.runs,
@@ -104,27 +149,27 @@ fn print_report(r: &Report) {
         .map(|p| p.failures)
         .sum();
     let q = &r.ratios;
-    println!();
-    println!("coffre-device (worst configuration) / mosquitto_pub (best configuration):");
-    println!(
+    say!();
+    say!("coffre-device (worst configuration) / mosquitto_pub (best configuration):");
+    say!(
         "  median wall {:.2}× (target ≤ {}): {}",
         q.wall,
         Ratios::WALL_TARGET,
         verdict(q.wall, Ratios::WALL_TARGET)
     );
-    println!(
+    say!(
         "  max RSS     {:.2}× (target ≤ {}): {}",
         q.max_rss,
         Ratios::RSS_TARGET,
         verdict(q.max_rss, Ratios::RSS_TARGET)
     );
-    println!(
+    say!(
         "  CPU         {:.2}× (target ≤ {}): {}",
         q.cpu,
         Ratios::CPU_TARGET,
         verdict(q.cpu, Ratios::CPU_TARGET)
     );
     if failed > 0 {
-        println!("  {failed} device run(s) FAILED: the figures above are not valid");
+        say!("  {failed} device run(s) FAILED: the figures above are not valid");
     }
 }

@@ -5,7 +5,137 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use coffre_pki::{InitOptions, IssueOptions, Pki};
 
+use crate::input;
 use crate::output::print_json;
+use crate::output::{note, say};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Create a CA and a broker certificate in a directory.
+    Init {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// CN of the CA.
+        #[arg(long, default_value = "coffre CA")]
+        ca_name: String,
+        /// Extra broker names (DNS or IP) besides localhost, 127.0.0.1 and ::1.
+        #[arg(long = "broker-name", value_name = "NAME")]
+        broker_names: Vec<String>,
+        /// Validity of the CA and broker certificates, days.
+        #[arg(long, default_value = "3650", value_parser = input::days)]
+        days: u32,
+        /// Replace an existing PKI (every certificate issued from it stops being trusted).
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a device certificate (CN = device id = MQTT username).
+    Issue {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Device id (not with --csr: the CSR's CN is used).
+        #[arg(long)]
+        id: Option<String>,
+        /// A PKCS#10 request (PEM or DER), e.g. one signed by the chip.
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+        csr: Option<PathBuf>,
+        /// A P-256 public (or private) key in PEM.
+        #[arg(long, value_name = "PEM", required_unless_present = "csr")]
+        public_key: Option<PathBuf>,
+        /// Validity, days.
+        #[arg(long, default_value = "365", value_parser = input::days)]
+        days: u32,
+        /// Explicit notBefore (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        not_before: Option<String>,
+        /// Explicit notAfter (RFC 3339), e.g. to make an already expired certificate for tests.
+        #[arg(long, value_name = "TIME")]
+        not_after: Option<String>,
+        /// Replace an existing certificate for this id.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (by id or serial) and rewrite the CRL.
+    Revoke {
+        /// Device id or certificate serial.
+        target: String,
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a fresh CRL (the CRL expires after 30 days; the broker then refuses everyone).
+    Crl {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+    },
+    /// List the CA, the broker and every device certificate with its status.
+    Show {
+        /// PKI directory.
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl PkiCommand {
+    /// Run `coffre pki …`.
+    pub fn run(self) -> Result<()> {
+        match self {
+            PkiCommand::Init {
+                dir,
+                ca_name,
+                broker_names,
+                days,
+                force,
+                json,
+            } => init(&dir, &ca_name, &broker_names, days, force, json),
+            PkiCommand::Issue {
+                dir,
+                id,
+                csr,
+                public_key,
+                days,
+                not_before,
+                not_after,
+                force,
+                json,
+            } => {
+                let input = match (&csr, &public_key) {
+                    (Some(c), _) => KeyInput::Csr(c),
+                    (None, Some(k)) => KeyInput::KeyPem(k),
+                    (None, None) => unreachable!("clap requires one of --csr and --public-key"),
+                };
+                issue(
+                    &dir,
+                    id.as_deref(),
+                    input,
+                    days,
+                    (not_before.as_deref(), not_after.as_deref()),
+                    force,
+                    json,
+                )
+            }
+            PkiCommand::Revoke { target, dir, json } => revoke(&dir, &target, json),
+            PkiCommand::Show { dir, json } => show(&dir, json),
+            PkiCommand::Crl { dir } => crl(&dir),
+        }
+    }
+}
 
 /// `coffre pki init`.
 pub fn init(
@@ -28,10 +158,10 @@ pub fn init(
     if json {
         return print_json(&serde_json::to_value(pki.show()?)?);
     }
-    println!("PKI created in {}", dir.display());
-    println!("  CA certificate      {}", pki.ca_cert_path().display());
-    println!("  CA key (0600)       {}", pki.ca_key_path().display());
-    println!(
+    say!("PKI created in {}", dir.display());
+    say!("  CA certificate      {}", pki.ca_cert_path().display());
+    say!("  CA key (0600)       {}", pki.ca_key_path().display());
+    say!(
         "  broker certificate  {}  (localhost, 127.0.0.1, ::1{})",
         pki.broker_cert_path().display(),
         broker_names
@@ -39,9 +169,9 @@ pub fn init(
             .map(|n| format!(", {n}"))
             .collect::<String>()
     );
-    println!("  broker key (0600)   {}", pki.broker_key_path().display());
-    println!("  CRL                 {}", pki.crl_path().display());
-    println!(
+    say!("  broker key (0600)   {}", pki.broker_key_path().display());
+    say!("  CRL                 {}", pki.crl_path().display());
+    say!(
         "next: coffre provision --bus emu:chip.img --pki {} --id m5go-1 --mode offload",
         dir.display()
     );
@@ -108,7 +238,7 @@ pub fn issue(
     if json {
         return print_json(&serde_json::to_value(&issued)?);
     }
-    println!(
+    say!(
         "issued {} (serial {}, valid until {})",
         issued.path.display(),
         issued.serial,
@@ -136,9 +266,9 @@ pub fn revoke(dir: &Path, target: &str, json: bool) -> Result<()> {
         print_json(&serde_json::to_value(&revoked)?)?;
     } else {
         for e in &revoked {
-            println!("revoked {} (serial {})", e.id, e.serial);
+            say!("revoked {} (serial {})", e.id, e.serial);
         }
-        println!("CRL written to {}", pki.crl_path().display());
+        say!("CRL written to {}", pki.crl_path().display());
     }
     // Running brokers configured from this PKI apply it at once; the
     // others read it when they start.
@@ -174,9 +304,9 @@ pub fn revoke(dir: &Path, target: &str, json: bool) -> Result<()> {
         );
         // JSON on stdout stays the list of revoked certificates.
         if json {
-            eprintln!("{msg}");
+            note!("{msg}");
         } else {
-            println!("{msg}");
+            say!("{msg}");
         }
     }
     Ok(())
@@ -189,14 +319,16 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
     if json {
         return print_json(&serde_json::to_value(&s)?);
     }
-    println!(
+    say!(
         "CA       {} (serial {}, until {})",
-        s.ca.subject, s.ca.serial, s.ca.not_after
+        s.ca.subject,
+        s.ca.serial,
+        s.ca.not_after
     );
     if let Some(b) = &s.broker {
-        println!("broker   {} (until {})", b.subject, b.not_after);
+        say!("broker   {} (until {})", b.subject, b.not_after);
     }
-    println!(
+    say!(
         "CRL      number {}, {} revoked, next update {}{}",
         s.crl.number,
         s.crl.revoked,
@@ -209,24 +341,27 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
             ""
         }
     );
-    println!();
-    println!("device               status    serial                             not after");
+    say!();
+    say!("device               status    serial                             not after");
     for d in &s.devices {
         let status = if d.expired {
             "expired".to_string()
         } else {
             format!("{:?}", d.status).to_lowercase()
         };
-        println!(
+        say!(
             "{:<20} {:<9} {:<34} {}",
-            d.id, status, d.serial, d.not_after
+            d.id,
+            status,
+            d.serial,
+            d.not_after
         );
     }
     if s.devices.is_empty() {
-        println!("(no device certificates yet)");
+        say!("(no device certificates yet)");
     }
     for w in &s.warnings {
-        println!("warning: {w}");
+        say!("warning: {w}");
     }
     Ok(())
 }
@@ -235,6 +370,6 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
 pub fn crl(dir: &Path) -> Result<()> {
     let mut pki = Pki::open(dir)?;
     pki.refresh_crl()?;
-    println!("CRL rewritten: {}", pki.crl_path().display());
+    say!("CRL rewritten: {}", pki.crl_path().display());
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `coffre provision` and `coffre inspect`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -14,9 +14,161 @@ use coffre_provision::{
 };
 use serde_json::json;
 
+use crate::bus::BusOpts;
+use crate::bus::BusSpec;
 use crate::bus::{self, Opened};
+use crate::input;
+use crate::output::{ask, note, say};
 use crate::output::{finish_transcript, print_json, NoChip};
-use crate::BusOpts;
+use clap::Args;
+
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode lab --lock-slot8 --yes\n  \
+coffre provision --bus emu:chip.img --pki pki --id m5go-1 --mode offload\n  \
+coffre provision --bus emu:blank.img --pki pki --id m5go-2 --mode offload --configure hardened\n  \
+coffre provision --fleet 50 --prefix m5go- --dir fleet --pki pki --mode offload\n  \
+coffre provision --bus emu:chip.img --pki pki --mode factory\n\n\
+lab: the source lab's method: a key generated off-chip, written to slot 8 as length-prefixed \
+PKCS#8 (readable and replaceable by anyone on the bus unless slot 8 is slot-locked).\n\
+offload: the key is born in the chip and never leaves it; the chip signs the CSR.\n\
+factory: a Trust&GO part's own identity: its slot 0 key and the certificate chain stored in the chip \
+are checked (chain to the trusted root, key = slot 0's) and the device is registered under its \
+certificate's CN (sn + serial number); nothing is written to the chip. Exit status 4 if refused.")]
+pub struct ProvisionCmd {
+    /// Where the chip is (emu:IMAGE or linux:/dev/i2c-N[@ADDR]).
+    #[arg(
+        long,
+        env = "COFFRE_BUS",
+        value_name = "BUS",
+        required_unless_present = "fleet"
+    )]
+    bus: Option<BusSpec>,
+    /// Device id: certificate CN and MQTT username (factory mode: the chip's CN, optional).
+    #[arg(long, value_parser = input::device_id)]
+    id: Option<String>,
+    /// Factory mode: the trusted root (PEM or DER); default: the emulator's factory
+    /// root for emu: buses, Microchip's Crypto Authentication Root CA 002 for linux: buses.
+    #[arg(long, value_name = "FILE")]
+    factory_root: Option<PathBuf>,
+    /// Key mode: lab, offload or factory.
+    #[arg(long, default_value = "offload")]
+    mode: coffre_provision::Mode,
+    /// PKI directory (see 'coffre pki init').
+    #[arg(long, default_value = "pki")]
+    pki: PathBuf,
+    /// Blank chips: write this configuration (trustngo or hardened) and lock it first.
+    #[arg(long, value_name = "LAYOUT")]
+    configure: Option<coffre_provision::Layout>,
+    /// Offload: private-key slot to use (default 0, the factory key).
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
+    key_slot: Option<u8>,
+    /// Offload: create a fresh key in --key-slot with GenKey (slots 2–4 on Trust&GO).
+    #[arg(long)]
+    new_key: bool,
+    /// Lab: slot-lock slot 8 afterwards (irreversible).
+    #[arg(long, conflicts_with = "no_lock_slot8")]
+    lock_slot8: bool,
+    /// Lab: leave slot 8 unlocked without asking.
+    #[arg(long)]
+    no_lock_slot8: bool,
+    /// Answer yes to every confirmation (locks are irreversible).
+    #[arg(long)]
+    yes: bool,
+    /// Replace an existing key in slot 8 or an existing certificate (the old certificate is revoked).
+    #[arg(long)]
+    force: bool,
+    /// Append the result to this fleet manifest (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Certificate validity, days.
+    #[arg(long, default_value = "365", value_parser = input::days)]
+    days: u32,
+    /// Provision N new emulated Trust&GO chips instead of one chip on --bus.
+    #[arg(long, value_name = "N", conflicts_with_all = ["bus", "id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    fleet: Option<u32>,
+    /// Fleet: id prefix (ids are PREFIX + number, and file names inside --dir).
+    #[arg(long, default_value = "m5go-", value_parser = input::id_prefix)]
+    prefix: String,
+    /// Fleet: directory for the chip images and the manifest.
+    #[arg(long, default_value = "fleet")]
+    dir: PathBuf,
+    /// Emulated chips only: 'instant' or 'datasheet'.
+    #[arg(long, default_value = "instant")]
+    timing: Timing,
+    /// Emulated chips only: write the bus transcript to FILE.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ProvisionCmd {
+    /// Run `coffre provision`.
+    pub fn run(self) -> Result<()> {
+        let p = self;
+        let args = ProvisionArgs {
+            id: p.id.clone().unwrap_or_default(),
+            mode: p.mode,
+            pki: p.pki.clone(),
+            configure: p.configure,
+            key_slot: p.key_slot,
+            new_key: p.new_key,
+            lock_slot8: if p.lock_slot8 {
+                Some(true)
+            } else if p.no_lock_slot8 {
+                Some(false)
+            } else {
+                None
+            },
+            yes: p.yes,
+            force: p.force,
+            manifest: p.manifest.clone(),
+            days: p.days,
+            factory_root: p.factory_root.clone(),
+        };
+        if let Some(count) = p.fleet {
+            let f = FleetArgs {
+                count,
+                prefix: p.prefix.clone(),
+                dir: p.dir.clone(),
+            };
+            return fleet(&f, &args, p.json);
+        }
+        let Some(bus) = p.bus else {
+            anyhow::bail!("--bus is required (or --fleet N for emulated chips)");
+        };
+        let bus_opts = BusOpts {
+            bus,
+            timing: p.timing,
+            transcript: p.transcript,
+            json: p.json,
+        };
+        one(&bus_opts, &args)
+    }
+}
+
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)] // clap's --help text, not rustdoc
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub bus: BusOpts,
+    /// The device certificate to check against the chip's key.
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// Offload mode: the slot whose key the certificate should carry.
+    #[arg(long, value_name = "SLOT", value_parser = clap::value_parser!(u8).range(0..16))]
+    pub key_slot: Option<u8>,
+}
+
+impl InspectArgs {
+    /// Run `coffre inspect`.
+    pub fn run(self) -> Result<()> {
+        inspect_cmd(&self.bus, self.cert.as_deref(), self.key_slot)
+    }
+}
 
 /// Prints steps on stderr and asks before each lock.
 pub struct CliUi {
@@ -29,29 +181,28 @@ pub struct CliUi {
 impl Ui for CliUi {
     fn step(&mut self, message: &str) {
         if !self.quiet {
-            eprintln!("  {message}");
+            note!("  {message}");
         }
     }
 
     fn confirm(&mut self, action: &str, permanent: &[String]) -> bool {
         if self.yes {
             if !self.quiet {
-                eprintln!("  {action}: confirmed by --yes");
+                note!("  {action}: confirmed by --yes");
             }
             return true;
         }
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
-            eprintln!("refusing to {action} without a confirmation: there is no terminal to ask; pass --yes to confirm in a script");
+            note!("refusing to {action} without a confirmation: there is no terminal to ask; pass --yes to confirm in a script");
             return false;
         }
-        eprintln!();
-        eprintln!("About to {action}. This is IRREVERSIBLE. It makes permanent:");
+        note!();
+        note!("About to {action}. This is IRREVERSIBLE. It makes permanent:");
         for p in permanent {
-            eprintln!("  - {p}");
+            note!("  - {p}");
         }
-        eprint!("Type 'yes' to go on: ");
-        let _ = std::io::stderr().flush();
+        ask("Type 'yes' to go on: ");
         let mut line = String::new();
         let _ = stdin.lock().read_line(&mut line);
         line.trim() == "yes"
@@ -127,7 +278,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         yes: a.yes,
         quiet: false,
     };
-    eprintln!(
+    note!(
         "provisioning {} on {} ({} mode)",
         if a.id.is_empty() { "the chip" } else { &a.id },
         bus_opts.bus,
@@ -138,7 +289,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         if let Some(k) = io_key {
             // The device's copy of the IO protection key (its MCU flash).
             let p = iokey::save(&a.pki, &a.id, &k).map_err(to_anyhow)?;
-            eprintln!("  IO protection key saved for the device: {}", p.display());
+            note!("  IO protection key saved for the device: {}", p.display());
         }
     }
     let mut opts = options(a, image);
@@ -149,7 +300,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         }
         let root =
             crate::cmd_factory::TrustedRoot::for_bus(&bus_opts.bus, a.factory_root.as_deref())?;
-        eprintln!("  trusted root: {}", root.name);
+        note!("  trusted root: {}", root.name);
         opts.factory_root = Some(root.der);
     }
     let r = provision(&mut o.chip, &mut pki, &opts, &mut ui).map_err(to_anyhow);
@@ -158,7 +309,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
     if bus_opts.json {
         return print_json(&serde_json::to_value(&out)?);
     }
-    println!(
+    say!(
         "{} provisioned: {} mode, key in slot {}, certificate {}{}",
         out.entry.id,
         out.entry.mode,
@@ -171,7 +322,7 @@ pub fn one(bus_opts: &BusOpts, a: &ProvisionArgs) -> Result<()> {
         }
     );
     if a.mode == Mode::Lab && !out.slot8_locked {
-        println!("warning: slot 8 is not slot-locked: anyone on the I2C bus can replace this key");
+        say!("warning: slot 8 is not slot-locked: anyone on the I2C bus can replace this key");
     }
     Ok(())
 }
@@ -255,7 +406,7 @@ pub fn fleet(f: &FleetArgs, a: &ProvisionArgs, json: bool) -> Result<()> {
     if json {
         return print_json(&json!({ "manifest": manifest, "devices": done, "skipped": skipped }));
     }
-    println!(
+    say!(
         "{} chips provisioned in {} ({} mode){}; manifest {}",
         done.len(),
         f.dir.display(),
@@ -300,7 +451,7 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
     if bus_opts.json {
         return print_json(&serde_json::to_value(&r)?);
     }
-    println!(
+    say!(
         "{} serial {}  config zone {}  data zone {}",
         r.device,
         r.serial,
@@ -311,13 +462,18 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
         },
         if r.data_locked { "locked" } else { "UNLOCKED" }
     );
-    println!();
-    println!(
+    say!();
+    say!(
         "{:>4} {:>4}  {:<19} {:<30} {:<30} {:<11} content",
-        "slot", "size", "role", "read", "write", "lock"
+        "slot",
+        "size",
+        "role",
+        "read",
+        "write",
+        "lock"
     );
     for s in &r.slots {
-        println!(
+        say!(
             "{:>4} {:>4}  {:<19} {:<30} {:<30} {:<11} {}",
             s.slot,
             s.size,
@@ -328,15 +484,15 @@ pub fn inspect_cmd(bus_opts: &BusOpts, cert: Option<&Path>, key_slot: Option<u8>
             s.content
         );
     }
-    println!();
+    say!();
     if r.findings.is_empty() {
-        println!("no findings");
+        say!("no findings");
     } else {
-        println!("findings:");
+        say!("findings:");
         for f in &r.findings {
             let slot = f.slot.map(|s| format!("slot {s}: ")).unwrap_or_default();
-            println!("  [{}] {slot}{}", f.severity, f.message);
-            println!("         fix: {}", f.fix);
+            say!("  [{}] {slot}{}", f.severity, f.message);
+            say!("         fix: {}", f.fix);
         }
     }
     Ok(())

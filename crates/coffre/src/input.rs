@@ -21,36 +21,15 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-/// A duration between `min` and `max`.
-fn bounded(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = coffre_fleet::parse_duration(s)?;
-    if d < min || d > max {
-        return Err(format!(
-            "'{s}' is out of range: use {} to {}",
-            show(min),
-            show(max)
-        ));
-    }
-    Ok(d)
-}
-
-fn show(d: Duration) -> String {
-    match d.as_millis() {
-        ms if ms < 1000 => format!("{ms}ms"),
-        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
-        ms => format!("{}s", ms / 1000),
-    }
-}
-
 /// Time between readings: 10 ms to 1 day (0 would take readings in a busy
 /// loop and queue them faster than any broker takes them).
 pub fn interval(s: &str) -> Result<Duration, String> {
-    bounded(s, Duration::from_millis(10), Duration::from_secs(86_400))
+    coffre_agent::duration::interval(s)
 }
 
 /// A run length: 1 ms to 30 days.
 pub fn run_length(s: &str) -> Result<Duration, String> {
-    bounded(
+    coffre_agent::duration::bounded(
         s,
         Duration::from_millis(1),
         Duration::from_secs(30 * 86_400),

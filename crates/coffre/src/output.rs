@@ -1,4 +1,7 @@
-//! Printing helpers and the mapping from errors to exit codes.
+//! Everything the program says to its user goes through here: results on
+//! stdout ([`say!`], [`say_text`], [`print_json`]), progress, warnings and
+//! hints on stderr ([`note!`], [`ask`]), the final error ([`error`]); and
+//! the mapping from errors to exit codes.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,6 +10,50 @@ use anyhow::{Context, Result};
 
 use crate::bus::{AnyI2cError, Opened};
 use crate::exit;
+
+/// A line of the command's result on stdout.
+macro_rules! say {
+    () => {
+        $crate::output::stdout_line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::output::stdout_line(format_args!($($t)*))
+    };
+}
+pub(crate) use say;
+
+/// A line for the user on stderr: progress, a warning, what to do next.
+macro_rules! note {
+    () => {
+        $crate::output::stderr_line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::output::stderr_line(format_args!($($t)*))
+    };
+}
+pub(crate) use note;
+
+#[doc(hidden)]
+pub fn stdout_line(args: std::fmt::Arguments<'_>) {
+    println!("{args}");
+}
+
+#[doc(hidden)]
+pub fn stderr_line(args: std::fmt::Arguments<'_>) {
+    eprintln!("{args}");
+}
+
+/// Text already laid out in lines (a table, PEM) on stdout, as is.
+pub fn say_text(text: &str) {
+    print!("{text}");
+}
+
+/// A question on stderr, without a newline, so the answer is typed after it.
+pub fn ask(question: &str) {
+    use std::io::Write as _;
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+}
 
 /// The secure element did not answer: exit code 3.
 #[derive(Debug)]
@@ -71,7 +118,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Print a JSON value.
 pub fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    say!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -88,10 +135,15 @@ pub fn finish_transcript(o: &Opened, path: Option<&Path>) -> Result<()> {
     let text = if json { t.to_json_lines() } else { t.to_text() };
     coffre_fs::write_atomic(path, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write the transcript to {}", path.display()))?;
-    eprintln!(
+    note!(
         "bus transcript: {} events written to {}",
         t.events.len(),
         path.display()
     );
     Ok(())
+}
+
+/// Report an error that ends the program, with its causes.
+pub fn error(e: &anyhow::Error) {
+    note!("error: {e:#}");
 }

@@ -342,15 +342,21 @@ fn demo_only_runs_the_named_scenarios() {
 
 #[test]
 fn bench_measures_both_tools_as_processes() {
-    // The device binary the bench runs is another package's: build it beside
-    // this one (a no-op when `cargo test --workspace` already did).
-    let built = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "coffre-device-bin"])
-        .status()
-        .unwrap();
-    assert!(built.success());
+    // The device binary of this build, not whatever the default search
+    // finds.
+    let device = device_exe();
     let d = tempfile::tempdir().unwrap();
-    let out = ok(&["bench", "--runs", "3", "--json"], d.path());
+    let out = ok(
+        &[
+            "bench",
+            "--runs",
+            "3",
+            "--json",
+            "--device",
+            device.to_str().unwrap(),
+        ],
+        d.path(),
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["processes"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
@@ -387,8 +393,9 @@ fn bench_measures_both_tools_as_processes() {
 }
 
 /// A blank chip configured hardened, a lab key written and read only
-/// encrypted with the IO key the device keeps: `publish --mode lab` boots
-/// through encrypted Reads and delivers over mutual TLS.
+/// encrypted with the IO key the device keeps: `publish --mode lab`, and
+/// the device binary, boot through encrypted Reads and deliver over mutual
+/// TLS.
 #[test]
 fn lab_mode_on_a_hardened_chip_publishes() {
     let d = tempfile::tempdir().unwrap();
@@ -449,6 +456,35 @@ fn lab_mode_on_a_hardened_chip_publishes() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("encrypted Read"), "{err}");
     assert!(err.contains("1 acknowledged"), "{err}");
+    let device = |extra: &[&str]| {
+        std::process::Command::new(device_exe())
+            .args([
+                "--bus",
+                "emu:hard.img",
+                "--broker",
+                &broker,
+                "--id",
+                "m5go-h",
+                "--mode",
+                "lab",
+                "--count",
+                "1",
+            ])
+            .args(extra)
+            .current_dir(p)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = device(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("encrypted Read"), "{err}");
+    assert!(err.contains("1 acknowledged"), "{err}");
+    // Its --interval has the CLI's bounds: 0 would be a busy loop.
+    let o = device(&["--interval", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("10ms to 1d"));
     // Without the device's copy of the IO key the boot stops.
     std::fs::remove_file(p.join("pki/devices/m5go-h.iokey")).unwrap();
     let e = err_of(

@@ -487,13 +487,51 @@ fn a_manifest_imports_its_good_entries_and_names_the_tampered_one() {
         p,
         4,
     );
-    assert_eq!(e.matches("refused: entry").count(), 4, "{e}");
-    // An unknown signer: the PKI's CA certificate is no manifest signer.
+    // The emulated signer chains to the emulated root, not to Microchip's:
+    // the manifest is refused whole, nothing registered.
+    assert!(
+        e.contains("manifest signer certificate 'coffre emulated manifest signer' is not signed by the trusted root's key"),
+        "{e}"
+    );
+    assert_eq!(e.matches("refused: entry").count(), 0, "{e}");
+    // Parts of another factory: signer trusted, chains refused one by one.
     let e = err_of(
         &[
             "import-manifest",
             "m.json",
             "--signer",
+            "m.json.signer.pem",
+            "--signer-root",
+            "emu",
+            "--root",
+            "microchip",
+        ],
+        p,
+        4,
+    );
+    assert_eq!(e.matches("refused: entry").count(), 4, "{e}");
+    // A signer that does not chain: the PKI's CA certificate.
+    let e = err_of(
+        &[
+            "import-manifest",
+            "m.json",
+            "--signer",
+            "pki/ca.crt.pem",
+            "--root",
+            "emu",
+        ],
+        p,
+        4,
+    );
+    assert!(e.contains("was not issued by the trusted root"), "{e}");
+    // Trusted as its own root, it is still not the one that signed.
+    let e = err_of(
+        &[
+            "import-manifest",
+            "m.json",
+            "--signer",
+            "pki/ca.crt.pem",
+            "--signer-root",
             "pki/ca.crt.pem",
             "--root",
             "emu",

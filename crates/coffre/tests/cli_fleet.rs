@@ -44,6 +44,64 @@ fn small_fleet_json_zero_loss() {
     assert_eq!(manifest.lines().count(), 20);
 }
 
+/// `--identity factory`: the devices are Trust&GO parts onboarded from
+/// their manifest, connecting with their factory chains.
+#[test]
+fn factory_identity_fleet_json_zero_loss() {
+    if coffre_broker_absent() {
+        eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args([
+            "fleet",
+            "--identity",
+            "factory",
+            "--devices",
+            "20",
+            "--duration",
+            "2s",
+            "--interval",
+            "1s",
+            "--json",
+            "--dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["identity"], "factory");
+    assert_eq!(v["onboarding"]["registered"], 20, "{stdout}");
+    assert_eq!(v["onboarding"]["refused"], 0);
+    for figure in ["manifest_s", "verify_s", "register_s", "import_s"] {
+        assert!(v["onboarding"][figure].as_f64().is_some(), "{figure}");
+    }
+    assert_eq!(v["connected"], 20, "{stdout}");
+    assert_eq!(v["connect_failures"], 0);
+    assert_eq!(v["delivery"]["published"], 40);
+    assert_eq!(v["delivery"]["received"], 40);
+    assert_eq!(v["delivery"]["lost"], 0);
+    assert_eq!(v["delivery"]["duplicated"], 0);
+    // Onboarded from the manifest, not issued: the registry names the
+    // parts by their CN, and the PKI's index holds no device.
+    let registry = std::fs::read_to_string(d.path().join("fleet-manifest.jsonl")).unwrap();
+    assert_eq!(registry.lines().count(), 20);
+    assert!(registry.lines().all(|l| l.contains("\"mode\":\"factory\"")));
+    let index: String = ["pki/index.json", "pki/index.jsonl"]
+        .iter()
+        .map(|f| std::fs::read_to_string(d.path().join(f)).unwrap_or_default())
+        .collect();
+    assert!(
+        index.contains("fleet-sub"),
+        "the subscriber is issued: {index}"
+    );
+    assert!(!index.contains("sn0123"), "{index}");
+}
+
 #[test]
 fn fleet_help_explains_limits() {
     let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
@@ -53,6 +111,7 @@ fn fleet_help_explains_limits() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("max_connections -1"), "{s}");
     assert!(s.contains("--devices"));
+    assert!(s.contains("--identity factory"), "{s}");
 }
 
 #[test]
@@ -96,12 +155,13 @@ fn a_fleet_device_revoked_through_the_main_pki_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let broker = stage::broker(
+    let mut broker = stage::broker(
         &BrokerPlan {
             pki_dir: provisioned.pki_dir.clone(),
             out_dir: d.path().join("broker"),
             publishers: (1..=3).map(coffre_fleet::device_id).collect(),
             subscriber: "fleet-sub".into(),
+            factory_root_pem: None,
         },
         &mut |_| {},
     )
@@ -125,11 +185,13 @@ fn a_fleet_device_revoked_through_the_main_pki_is_refused() {
     );
     let published = stage::publish(
         ramped.fleet,
-        &broker,
+        &mut broker,
         Duration::ZERO,
         &ramped.figures.spawn_errors,
+        None,
         &mut |_| {},
-    );
+    )
+    .unwrap();
     let err = published.first_connect_error.unwrap_or_default();
     assert!(
         err.starts_with("fleet-00002:") && err.contains("CertificateRevoked"),

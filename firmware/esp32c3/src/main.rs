@@ -91,6 +91,14 @@ impl Clock for Uptime {
     }
 }
 
+/// The device core's waits (handshake, CONNACK, PUBACK, keep alive) end at
+/// the session's deadlines, on embassy-time's timer.
+impl coffre_firmware::Timer for Uptime {
+    fn sleep_until(&self, at_ms: u64) -> impl core::future::Future<Output = ()> {
+        Timer::at(Instant::from_millis(at_ms))
+    }
+}
+
 /// Wall-clock time: Unix seconds at boot (from SNTP or the settings'
 /// lower bound) plus the uptime.
 #[derive(Clone, Copy)]

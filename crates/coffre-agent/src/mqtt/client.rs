@@ -48,6 +48,11 @@ pub struct ClientOptions {
     pub quickack: bool,
     /// Largest packet accepted from the broker. Default 1 MiB.
     pub max_packet_size: usize,
+    /// Local address to connect from. Default `None`: the system's
+    /// choice. One source address has fewer than 30,000 ephemeral ports
+    /// towards one broker address; a fleet on one machine spreads its
+    /// connections over 127.0.0.0/8 with this.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl ClientOptions {
@@ -65,6 +70,7 @@ impl ClientOptions {
             timeout: Duration::from_secs(10),
             quickack: true,
             max_packet_size: 1 << 20,
+            bind: None,
         }
     }
 }
@@ -149,6 +155,17 @@ pub struct Client {
     version: MqttVersion,
     timeout: Duration,
     session: Session,
+    first: Option<First>,
+}
+
+/// The message that went out right behind the CONNECT, until
+/// [`Client::publish`] is asked for it.
+struct First {
+    topic: String,
+    payload: Vec<u8>,
+    qos: QoS,
+    packet_id: Option<u16>,
+    sent: Instant,
 }
 
 impl fmt::Debug for Client {
@@ -358,6 +375,20 @@ impl Client {
         tls: Arc<ClientConfig>,
         clock: Arc<dyn Clock>,
     ) -> Result<Client> {
+        Self::connect_with_first(opts, tls, clock, None)
+    }
+
+    /// [`Client::connect_with_clock`], with `first` = (topic, payload,
+    /// QoS) sent right behind the CONNECT (MQTT lets a client send before
+    /// the CONNACK): the first [`Client::publish`] of that same message
+    /// then only waits for its PUBACK, which often comes with the CONNACK.
+    /// A device that connects to publish saves a round trip.
+    pub fn connect_with_first(
+        opts: &ClientOptions,
+        tls: Arc<ClientConfig>,
+        clock: Arc<dyn Clock>,
+        first: Option<(&str, &[u8], QoS)>,
+    ) -> Result<Client> {
         let broker = opts.broker.to_string();
         let t0 = clock.now();
         let elapsed = || clock.now().saturating_duration_since(t0);
@@ -365,11 +396,14 @@ impl Client {
             broker: broker.clone(),
             source,
         };
-        let tcp = net::connect(&opts.broker.host, opts.broker.port, opts.connect_timeout)
-            .map_err(connect_err)?;
-        tcp.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1))))
-            .map_err(connect_err)?;
-        let sock = Socket::new(tcp, opts.quickack).map_err(connect_err)?;
+        let tcp = net::connect(
+            &opts.broker.host,
+            opts.broker.port,
+            opts.connect_timeout,
+            opts.bind,
+        )
+        .map_err(connect_err)?;
+        let sock = Socket::new(tcp, opts.quickack, opts.timeout).map_err(connect_err)?;
         let t_tcp = elapsed();
 
         let name = opts
@@ -409,8 +443,22 @@ impl Client {
         let origin = t0;
         let ms = Millis::new(&*clock, origin);
         let t_connect = elapsed();
-        let (conn, opened) = match Connection::open(link, coffre_mqtt::Session::new(config), &ms) {
-            Ok(x) => x,
+        let first_sent = clock.now();
+        let opened =
+            Connection::open_with_first(link, coffre_mqtt::Session::new(config), &ms, first);
+        let (conn, opened, first) = match opened {
+            Ok((conn, opened, sent)) => {
+                let first = first
+                    .zip(sent)
+                    .map(|((topic, payload, qos), packet_id)| First {
+                        topic: topic.to_owned(),
+                        payload: payload.to_vec(),
+                        qos,
+                        packet_id,
+                        sent: first_sent,
+                    });
+                (conn, opened, first)
+            }
             Err(failed) => {
                 let OpenFailed {
                     error, mut link, ..
@@ -464,6 +512,7 @@ impl Client {
             version: opts.version,
             timeout: opts.timeout,
             session,
+            first,
         })
     }
 
@@ -497,6 +546,32 @@ impl Client {
         retain: bool,
     ) -> Result<PublishOutcome> {
         let ms = Millis::new(&*self.clock, self.origin);
+        if let Some(f) = self.first.take() {
+            if (f.topic.as_str(), f.payload.as_slice(), f.qos, false)
+                == (topic, payload, qos, retain)
+            {
+                // It went out with the CONNECT: only its PUBACK is awaited.
+                let acked = match f.packet_id {
+                    Some(id) => self.conn.wait_puback(&ms, id).map(Some),
+                    None => Ok(None),
+                };
+                return match acked {
+                    Ok(Some(a)) => Ok(PublishOutcome {
+                        packet_id: a.packet_id,
+                        reason: a.reason,
+                        reason_string: a.reason_string,
+                        rtt: self.clock.now().saturating_duration_since(f.sent),
+                    }),
+                    Ok(None) => Ok(PublishOutcome {
+                        packet_id: None,
+                        reason: ReasonCode::SUCCESS,
+                        reason_string: None,
+                        rtt: Duration::ZERO,
+                    }),
+                    Err(e) => Err(self.err(e, "PUBACK")),
+                };
+            }
+        }
         let sent = self.clock.now();
         match self.conn.publish(&ms, topic, payload, qos, retain) {
             Ok(a) => Ok(PublishOutcome {
@@ -552,8 +627,7 @@ impl Client {
     }
 
     /// End the session cleanly: DISCONNECT (reason 0x00), TLS
-    /// `close_notify`, TCP half-close, then wait briefly for the broker to
-    /// close its side so the socket ends with FIN, not RST.
+    /// `close_notify`, TCP half-close; nothing is waited for.
     pub fn disconnect(self) -> Result<()> {
         let ms = Millis::new(&*self.clock, self.origin);
         let (broker, timeout) = (self.broker.clone(), self.timeout);

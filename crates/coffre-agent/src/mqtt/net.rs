@@ -3,7 +3,7 @@
 //! [`coffre_device::Link`]. No MQTT here, no session state.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use coffre_device::{Link, Recv};
@@ -21,7 +21,14 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(tcp: TcpStream, quickack: bool) -> io::Result<Socket> {
+    /// `TCP_NODELAY`, quick ACK when asked, and writes that give up after
+    /// `write_timeout` (a broker that stopped reading).
+    pub(crate) fn new(
+        tcp: TcpStream,
+        quickack: bool,
+        write_timeout: Duration,
+    ) -> io::Result<Socket> {
+        tcp.set_write_timeout(Some(write_timeout.max(Duration::from_millis(1))))?;
         tcp.set_nodelay(true)?;
         let s = Socket { tcp, quickack };
         s.arm_quickack();
@@ -55,26 +62,51 @@ impl Write for Socket {
         self.tcp.write(buf)
     }
 
+    /// rustls hands over every record it has ready at once: one `sendmsg`
+    /// for a whole flight (the client's certificate, key exchange,
+    /// signature and Finished), not one segment per record.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.tcp.flush()
     }
 }
 
 /// Open a TCP connection to the first address of `host:port` that answers
-/// within `timeout`.
-pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+/// within `timeout`, from `bind` when given.
+pub(crate) fn connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    bind: Option<IpAddr>,
+) -> io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
         format!("'{host}' resolves to no address"),
     );
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let r = match bind {
+            None => TcpStream::connect_timeout(&addr, timeout),
+            Some(ip) => connect_from(ip, addr, timeout),
+        };
+        match r {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// Connect to `addr` from `ip` (an ephemeral port of that address).
+fn connect_from(ip: IpAddr, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+    let s = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.bind(&SocketAddr::new(ip, 0).into())?;
+    s.connect_timeout(&addr.into(), timeout)?;
+    Ok(s.into())
 }
 
 pub(crate) fn is_timeout(e: &io::Error) -> bool {
@@ -189,8 +221,12 @@ impl Link for TlsLink {
         }
     }
 
-    /// TLS `close_notify`, TCP half-close, then wait briefly for the broker
-    /// to close its side so the socket ends with FIN, not RST.
+    /// TLS `close_notify`, TCP half-close (FIN after the last byte), then
+    /// close. Nothing is waited for: the broker has all it needs (the MQTT
+    /// DISCONNECT came first), as `mosquitto_pub` does. What the broker
+    /// already sent is read first, so that in the usual case the socket
+    /// closes with FIN; anything arriving after the close gets a reset,
+    /// which the broker sees after the DISCONNECT.
     fn close(&mut self) -> io::Result<()> {
         self.stream.conn.send_close_notify();
         let mut flushed = Ok(());
@@ -202,21 +238,31 @@ impl Link for TlsLink {
         }
         let tcp = &mut self.stream.sock.tcp;
         let _ = tcp.shutdown(Shutdown::Write);
-        let until = std::time::Instant::now() + Duration::from_millis(500);
-        let mut sink = [0u8; 1024];
-        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-            if tcp
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .is_err()
-            {
-                break;
-            }
-            match tcp.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        if tcp.set_nonblocking(true).is_ok() {
+            let mut sink = [0u8; 1024];
+            while let Ok(1..) = tcp.read(&mut sink) {}
         }
         let _ = tcp.shutdown(Shutdown::Both);
         flushed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_comes_from_the_source_address_asked() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let src: IpAddr = [127, 0, 0, 7].into();
+        let c = connect("127.0.0.1", port, Duration::from_secs(5), Some(src)).unwrap();
+        let (_s, peer) = l.accept().unwrap();
+        assert_eq!(peer.ip(), src);
+        assert_eq!(c.local_addr().unwrap().ip(), src);
+        // Without: the system's choice.
+        let _c = connect("127.0.0.1", port, Duration::from_secs(5), None).unwrap();
+        let (_s, peer) = l.accept().unwrap();
+        assert_eq!(peer.ip(), IpAddr::from([127, 0, 0, 1]));
     }
 }

@@ -51,15 +51,6 @@ fn device_id(mode: Mode) -> &'static str {
 
 const READINGS: u64 = 5;
 
-/// The device core's clock on the host.
-struct HostClock(Instant);
-
-impl coffre_device::Clock for HostClock {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
 /// What the firmware run did.
 #[derive(Default)]
 struct FwRun {
@@ -204,6 +195,7 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,
@@ -220,7 +212,7 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
     );
     let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
     let r: Result<(f64, Vec<u8>), String> = rt.block_on(async {
-        let clock = HostClock(Instant::now());
+        let clock = coffre_firmware::host::TokioTimer::new();
         let mut pubacks = Vec::new();
         let socket = tokio::net::TcpStream::connect(broker)
             .await

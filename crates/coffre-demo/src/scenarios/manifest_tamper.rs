@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use coffre_provision::trust_manifest::{signed_entry, verify, Part};
+use coffre_provision::trust_manifest::{emulated_entry, emulated_signer, verify};
 
 use crate::prelude::*;
 
@@ -25,28 +25,19 @@ const PARTS: usize = 3;
 const TAMPERED: usize = 1;
 
 fn run(_cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
-    let key = coffre_emu::factory::manifest_signer_key();
-    let cert = match coffre_pki::ca::self_signed_signer_cert("coffre emulated manifest signer", &key, 30) {
-        Ok(c) => c,
+    let (key, cert) = match emulated_signer() {
+        Ok(s) => s,
         Err(e) => return Outcome::not_tried(format!("manifest signer: {e}")),
     };
     let mut entries = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..PARTS {
         let nv = coffre_emu::presets::Preset::Tngtls.build();
-        let m = match coffre_emu::factory::made(&nv) {
-            Ok(m) => m,
+        match emulated_entry(&nv, &key, &cert) {
+            Ok(e) => entries.push(e),
             Err(e) => return Outcome::not_tried(format!("emulated part: {e}")),
-        };
-        let part = Part {
-            serial_number: m.serial_number,
-            device: &m.device,
-            signer: coffre_emu::factory::signer_cert_der(),
-            keys: &m.keys,
-            timestamp: &m.timestamp,
-        };
-        ids.push(coffre_proto::hex::Hex::lower(&m.serial_number).to_string());
-        entries.push(signed_entry(&part, &key, &cert));
+        }
+        ids.push(coffre_proto::hex::Hex::lower(&nv.config.serial_number()).to_string());
     }
     // One bit flipped in the middle of one entry's payload.
     let payload = entries[TAMPERED]["payload"].as_str().unwrap_or_default().to_string();
@@ -64,7 +55,7 @@ fn run(_cx: &mut Ctx<'_>, _case: &Case) -> Outcome {
         time::OffsetDateTime::now_utc(),
     ) {
         Ok(r) => r,
-        Err(e) => return Outcome::new(false, "manifest refused whole", Evidence::measured(e)),
+        Err(e) => return Outcome::new(false, "manifest refused whole", Evidence::measured(e.to_string())),
     };
     let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     let accepted = results.iter().filter(|r| r.is_ok()).count();

@@ -55,6 +55,15 @@ impl std::fmt::Debug for Device {
 }
 
 impl Device {
+    pub(crate) fn new(index: usize, id: String, tls: Arc<ClientConfig>, board: Board) -> Device {
+        Device {
+            index,
+            id,
+            tls,
+            _board: board,
+        }
+    }
+
     /// Its number (from 1; 0 for the subscriber).
     pub fn index(&self) -> usize {
         self.index
@@ -84,15 +93,54 @@ pub struct Provisioned {
     pub manifest: PathBuf,
     /// Time spent provisioning the devices (the subscriber excluded).
     pub elapsed: Duration,
+    /// With factory identities: how the parts were onboarded from their
+    /// manifest.
+    pub onboarding: Option<crate::stage::factory::Onboarding>,
 }
 
 /// Create the PKI; make every device's chip ready on up to 2 threads;
 /// issue all their certificates in one batch; then the subscriber's; write
 /// the manifest.
 pub fn provision(plan: &ProvisionPlan, progress: &mut dyn FnMut(Progress)) -> Result<Provisioned> {
+    let (mut pki, pki_dir, ca_pem) = fresh_pki(&plan.dir, progress)?;
+    progress(Progress::Step(format!(
+        "provisioning {} emulated chips ({} mode)",
+        plan.devices,
+        plan.mode.name()
+    )));
+    let t0 = Instant::now();
+    let chips = in_parallel(plan.devices, progress, |i| {
+        let id = device_id(i);
+        let chip = ready_chip(&id, plan.mode)?;
+        Ok((id, chip))
+    })?
+    .into_iter()
+    .map(|(i, (id, chip))| (i, id, chip))
+    .collect();
+    let (devices, entries) = certify(&mut pki, &ca_pem, chips, plan.mode)?;
+    progress(Progress::Provisioning(plan.devices, plan.devices));
+    let elapsed = t0.elapsed();
+    let manifest = plan.dir.join("fleet-manifest.jsonl");
+    write_manifest(&manifest, &entries)?;
+    Ok(Provisioned {
+        pki_dir,
+        devices,
+        subscriber: subscriber(&mut pki, &ca_pem)?,
+        manifest,
+        elapsed,
+        onboarding: None,
+    })
+}
+
+/// A fresh PKI in `dir/pki`: CA and broker certificate. Its directory and
+/// the CA certificate (PEM), which every client trusts for the broker.
+pub(crate) fn fresh_pki(
+    dir: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Pki, PathBuf, Vec<u8>)> {
     progress(Progress::Step("PKI: CA and broker certificate".into()));
-    let pki_dir = plan.dir.join("pki");
-    let mut pki = Pki::init(
+    let pki_dir = dir.join("pki");
+    let pki = Pki::init(
         &pki_dir,
         &InitOptions {
             force: true,
@@ -105,40 +153,29 @@ pub fn provision(plan: &ProvisionPlan, progress: &mut dyn FnMut(Progress)) -> Re
         source,
     })?;
     let ca_pem = pki.ca_cert_pem().into_bytes();
+    Ok((pki, pki_dir, ca_pem))
+}
 
-    progress(Progress::Step(format!(
-        "provisioning {} emulated chips ({} mode)",
-        plan.devices,
-        plan.mode.name()
-    )));
-    let t0 = Instant::now();
-    let chips = ready_chips(plan.devices, plan.mode, progress)?;
-    let (devices, entries) = certify(&mut pki, &ca_pem, chips, plan.mode)?;
-    progress(Progress::Provisioning(plan.devices, plan.devices));
-    let elapsed = t0.elapsed();
-    let manifest = plan.dir.join("fleet-manifest.jsonl");
-    write_manifest(&manifest, &entries)?;
+/// The subscriber: a chip of its own (offload) and a certificate from the
+/// fleet's CA.
+pub(crate) fn subscriber(pki: &mut Pki, ca_pem: &[u8]) -> Result<Device> {
     let sub = vec![(
         0,
         SUB_ID.to_owned(),
         ready_chip(SUB_ID, FleetMode::Offload)?,
     )];
-    let (mut subscriber, _) = certify(&mut pki, &ca_pem, sub, FleetMode::Offload)?;
-    Ok(Provisioned {
-        pki_dir,
-        devices,
-        subscriber: subscriber.pop().ok_or(Error::Panicked("provisioning"))?,
-        manifest,
-        elapsed,
-    })
+    let (mut subscriber, _) = certify(pki, ca_pem, sub, FleetMode::Offload)?;
+    subscriber.pop().ok_or(Error::Panicked("provisioning"))
 }
 
-/// Devices `1..=n`, their chips made ready over up to 2 threads, by index.
-fn ready_chips(
+/// `make(i)` for `i` in `1..=n` over up to 2 threads, by index, with
+/// [`Progress::Provisioning`] as they finish. The first error stops the
+/// workers and is returned.
+pub(crate) fn in_parallel<T: Send>(
     n: usize,
-    mode: FleetMode,
     progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<(usize, String, ReadyChip)>> {
+    make: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<(usize, T)>> {
     let next = AtomicUsize::new(1);
     let done = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(n));
@@ -152,12 +189,14 @@ fn ready_chips(
             if i > n {
                 return Ok(());
             }
-            let id = device_id(i);
-            let chip = ready_chip(&id, mode)?;
+            let made = make(i).inspect_err(|_| {
+                // The other workers stop at their next item.
+                next.store(n + 1, Ordering::Relaxed);
+            })?;
             results
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((i, id, chip));
+                .push((i, made));
             done.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -172,15 +211,16 @@ fn ready_chips(
         }
         Ok(())
     })?;
-    let mut chips = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    chips.sort_by_key(|(i, _, _)| *i);
-    Ok(chips)
+    progress(Progress::Provisioning(n, n));
+    let mut made = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    made.sort_by_key(|(i, _)| *i);
+    Ok(made)
 }
 
 /// Issue the certificates of `chips` from `pki` in one batch (one journal
 /// write, one sync), then build each device's TLS configuration and
 /// manifest line.
-fn certify(
+pub(crate) fn certify(
     pki: &mut Pki,
     ca_pem: &[u8],
     chips: Vec<(usize, String, ReadyChip)>,
@@ -227,12 +267,7 @@ fn certify(
             id: id.clone(),
             source,
         })?;
-        devices.push(Device {
-            index,
-            id,
-            tls,
-            _board: chip.board,
-        });
+        devices.push(Device::new(index, id, tls, chip.board));
     }
     Ok((devices, entries))
 }
@@ -241,7 +276,7 @@ fn certify(
 /// file, fsync, rename), and check it by reading it back. One line per device, the
 /// format of [`Manifest`] (whose `append` re-reads the whole file on each
 /// call, which is quadratic for a fleet).
-fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
+pub(crate) fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
     let failed = |what, source: Box<dyn std::error::Error + Send + Sync>| Error::Manifest {
         what,
         path: path.to_path_buf(),

@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::device::DeviceResult;
+use crate::error::{Error, Result};
 use crate::options::Progress;
 use crate::stage::broker::Broker;
+use crate::stage::failover::{Fault, FaultAction, FaultSchedule, Killed, Outage};
 use crate::stage::ramp::Connected;
 use crate::util::CpuMeter;
 
@@ -31,6 +33,12 @@ pub struct Published {
     /// CPU measured from the gate's opening (read it once the subscriber
     /// has collected everything).
     pub cpu: CpuMeter,
+    /// The start of the publishing phase.
+    pub started: Instant,
+    /// The cluster nodes killed during the phase, if any.
+    pub killed: Option<Killed>,
+    /// Each device's lost and regained connections (clusters).
+    pub(crate) outages: Vec<Vec<Outage>>,
 }
 
 impl Published {
@@ -40,26 +48,109 @@ impl Published {
     }
 }
 
-/// Let the devices publish for `duration` (starting 200 ms from now) and
-/// wait for every device thread to end.
+/// Let the devices publish for `duration` (starting 200 ms from now),
+/// killing and restarting cluster nodes as `fault` says, and wait for
+/// every device thread to end.
 pub fn publish(
     fleet: Connected,
-    broker: &Broker,
+    broker: &mut Broker,
     duration: Duration,
     spawn_errors: &[String],
+    fault: Option<&Fault>,
     progress: &mut dyn FnMut(Progress),
-) -> Published {
+) -> Result<Published> {
     let cpu = broker.cpu_meter();
     let start = Instant::now() + Duration::from_millis(200);
     fleet.gate.open(start);
     let end = start + duration;
+    let mut schedule = fault.cloned().map(FaultSchedule::new);
+    let mut killed: Option<Killed> = None;
+    let mut fault_error = None;
+    let mut booting: Vec<usize> = Vec::new();
     loop {
         let now = Instant::now();
-        if now >= end {
+        if now >= end && booting.is_empty() {
             break;
         }
-        progress(Progress::Publishing((end - now).as_secs()));
-        std::thread::sleep((end - now).min(Duration::from_millis(500)));
+        progress(Progress::Publishing(
+            end.saturating_duration_since(now).as_secs(),
+        ));
+        if let (Some(s), Some(c), None) = (schedule.as_mut(), broker.cluster(), &fault_error) {
+            match s.due(now.saturating_duration_since(start)) {
+                Some(FaultAction::Kill(nodes)) => {
+                    let mut k = Killed {
+                        names: Vec::new(),
+                        pids: Vec::new(),
+                        at: Instant::now(),
+                        restarted: None,
+                        ready: None,
+                        majority_lost: 2 * nodes.len() >= c.plan().nodes.len(),
+                    };
+                    for n in nodes {
+                        progress(Progress::Step(format!("killing node {} (kill -9)", n + 1)));
+                        match c.kill(n) {
+                            Ok(pid) => {
+                                k.names.push(c.plan().nodes[n].name.clone());
+                                k.pids.push(pid);
+                            }
+                            Err(source) => {
+                                fault_error = Some(Error::ClusterFault {
+                                    what: "killing",
+                                    node: n + 1,
+                                    source,
+                                })
+                            }
+                        }
+                    }
+                    killed = Some(k);
+                }
+                Some(FaultAction::Restart(nodes)) => {
+                    for n in nodes {
+                        progress(Progress::Step(format!("restarting node {}", n + 1)));
+                        match c.restart(n) {
+                            Ok(()) => booting.push(n),
+                            Err(source) => {
+                                fault_error = Some(Error::ClusterFault {
+                                    what: "restarting",
+                                    node: n + 1,
+                                    source,
+                                })
+                            }
+                        }
+                    }
+                    if let Some(k) = killed.as_mut() {
+                        k.restarted = Some(Instant::now());
+                    }
+                }
+                None => {}
+            }
+        }
+        if let (false, Some(c)) = (booting.is_empty(), broker.cluster()) {
+            match c.poll_ready(&booting) {
+                Ok(true) => {
+                    booting.clear();
+                    if let Some(k) = killed.as_mut() {
+                        k.ready = Some(Instant::now());
+                    }
+                }
+                Ok(false) => {}
+                Err(source) => {
+                    fault_error = Some(Error::ClusterFault {
+                        what: "restarting",
+                        node: booting[0] + 1,
+                        source,
+                    });
+                    booting.clear();
+                }
+            }
+        }
+        let step = if schedule.is_some() { 100 } else { 500 };
+        let left = end.saturating_duration_since(Instant::now());
+        std::thread::sleep(if left.is_zero() {
+            Duration::from_millis(step)
+        } else {
+            left.min(Duration::from_millis(step))
+        });
     }
     let mut results = Vec::with_capacity(fleet.handles.len());
     for (index, h) in fleet.handles {
@@ -70,7 +161,13 @@ pub fn publish(
         results.push((index, r));
     }
     let wall = start.elapsed();
-    gather(fleet.devices, results, spawn_errors, wall, cpu)
+    if let Some(e) = fault_error {
+        return Err(e);
+    }
+    let mut p = gather(fleet.devices, results, spawn_errors, wall, cpu);
+    p.started = start;
+    p.killed = killed;
+    Ok(p)
 }
 
 /// Sum up what the device threads reported.
@@ -90,8 +187,14 @@ fn gather(
         first_connect_error: spawn_errors.first().cloned(),
         first_publish_error: None,
         cpu,
+        started: Instant::now(),
+        killed: None,
+        outages: Vec::new(),
     };
     for (index, r) in results {
+        if !r.outages.is_empty() {
+            p.outages.push(r.outages.clone());
+        }
         if let Some(n) = p.per_device.get_mut(index) {
             *n = r.published;
         }

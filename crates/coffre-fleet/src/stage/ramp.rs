@@ -79,7 +79,10 @@ pub fn ramp(
     let connected = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let ctx = Arc::new(DeviceCtx {
-        broker: broker.addr(),
+        brokers: broker.device_addrs().to_vec(),
+        version: broker.mqtt_version(),
+        failover: broker.is_cluster(),
+        sources: util::source_addresses(n),
         interval: plan.interval,
         duration: plan.duration,
         origin: plan.origin,

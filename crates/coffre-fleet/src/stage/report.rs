@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::options::FleetMode;
+use crate::options::{FleetMode, Identity};
 use crate::stage::collect::Collected;
+use crate::stage::factory::Onboarding;
+use crate::stage::failover::{failover_figures, FailoverFigures};
 use crate::stage::publish::Published;
 use crate::stage::ramp::RampFigures;
 use crate::stats::{Delivery, Percentiles};
@@ -51,15 +53,21 @@ pub struct MemoryFigures {
 pub struct FleetReport {
     /// Devices simulated.
     pub devices: usize,
-    /// Key mode.
+    /// Key mode (CA-issued identities).
     pub mode: FleetMode,
+    /// The devices' identity.
+    pub identity: Identity,
+    /// Factory identities: how the parts were onboarded from their
+    /// manifest (manifest made, verified, registered).
+    pub onboarding: Option<Onboarding>,
     /// Working directory.
     pub dir: PathBuf,
     /// Broker address.
     pub broker: String,
     /// Open-file limit in force (inherited by the broker).
     pub nofile_limit: u64,
-    /// Provisioning (chip CSR + certificate issue), seconds.
+    /// Provisioning (chip CSR + certificate issue; factory identities:
+    /// manifest made, imported, devices set up), seconds.
     pub provisioning_s: f64,
     /// Provisioning per device, ms (wall, 2 threads).
     pub provisioning_per_device_ms: f64,
@@ -93,17 +101,35 @@ pub struct FleetReport {
     pub cpu: CpuFigures,
     /// Memory.
     pub memory: MemoryFigures,
+    /// The broker engine: "mosquitto", or "rabbitmq" with its nodes and
+    /// queue type.
+    pub engine: String,
+    /// What a node's kill did (clusters, with a fault).
+    pub failover: Option<FailoverFigures>,
+    /// The devices' source addresses (empty: the system's choice).
+    pub source_addresses: Vec<String>,
+    /// On a cluster: why the subscriber stopped early, if it did.
+    pub subscriber_error: Option<String>,
 }
 
 impl FleetReport {
-    /// Every device connected, nothing lost, duplicated or unexpected, no
-    /// publish failed.
+    /// Every part onboarded, every device connected, nothing lost or
+    /// unexpected, no publish failed, and nothing duplicated — unless a
+    /// node was killed: QoS 1 is at least once, so a reading whose
+    /// acknowledgement died with the node is sent again, and then every
+    /// device must be back.
     pub fn ok(&self) -> bool {
-        self.connect_failures == 0
+        let failover_ok = match &self.failover {
+            None => self.delivery.duplicated == 0,
+            Some(f) => f.devices_not_back == 0,
+        };
+        self.onboarding.as_ref().is_none_or(|o| o.refused == 0)
+            && self.connect_failures == 0
             && self.publish_failures == 0
             && self.delivery.lost == 0
-            && self.delivery.duplicated == 0
             && self.delivery.unexpected == 0
+            && failover_ok
+            && self.subscriber_error.is_none()
     }
 }
 
@@ -114,6 +140,10 @@ pub struct ReportInputs {
     pub devices: usize,
     /// Key mode.
     pub mode: FleetMode,
+    /// The devices' identity.
+    pub identity: Identity,
+    /// Factory identities: the onboarding figures.
+    pub onboarding: Option<Onboarding>,
     /// Target ramp rate, connections/s.
     pub rate: f64,
     /// Planned publishing phase.
@@ -136,6 +166,8 @@ pub struct ReportInputs {
     pub publish_cpu: Usage,
     /// The collect stage's figures.
     pub collected: Collected,
+    /// The broker engine, as the report names it.
+    pub engine: String,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -147,6 +179,8 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
     let ReportInputs {
         devices: n,
         mode,
+        identity,
+        onboarding,
         rate,
         duration,
         dir,
@@ -158,7 +192,12 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
         mut published,
         publish_cpu,
         mut collected,
+        engine,
     } = inputs;
+    let failover = published
+        .killed
+        .as_ref()
+        .map(|k| failover_figures(k, published.started, &published.outages, &collected.faults));
     let n_conn = ramp.connected;
     let ramp_s = match published.last_connack {
         Some(t) if n_conn > 0 => secs(t.saturating_duration_since(ramp.started)),
@@ -174,6 +213,8 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
     FleetReport {
         devices: n,
         mode,
+        identity,
+        onboarding,
         dir,
         broker,
         nofile_limit,
@@ -215,6 +256,13 @@ pub fn report(inputs: ReportInputs) -> FleetReport {
                 0.0
             },
         },
+        engine,
+        failover,
+        subscriber_error: collected.subscriber_error.take(),
+        source_addresses: crate::util::source_addresses(n)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
     }
 }
 
@@ -230,6 +278,8 @@ mod tests {
         ReportInputs {
             devices: 4,
             mode: FleetMode::Offload,
+            identity: Identity::Ca,
+            onboarding: None,
             rate: 100.0,
             duration: Duration::from_secs(2),
             dir: "/tmp/f".into(),
@@ -259,6 +309,9 @@ mod tests {
                 first_connect_error: None,
                 first_publish_error: None,
                 cpu: CpuMeter::start(std::process::id()),
+                started: t0,
+                killed: None,
+                outages: Vec::new(),
             },
             publish_cpu: Usage {
                 simulator: ms(300),
@@ -271,7 +324,10 @@ mod tests {
                     ..Delivery::default()
                 },
                 latency_ms: vec![4.0, 1.0, 2.0, 3.0, 8.0, 7.0, 6.0, 5.0],
+                faults: Default::default(),
+                subscriber_error: None,
             },
+            engine: "mosquitto".into(),
         }
     }
 

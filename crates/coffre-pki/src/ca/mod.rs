@@ -422,6 +422,13 @@ fn remove_device_certs(devices: &Path) -> Result<()> {
 /// the form of the certificate that signs Microchip's manifests (its
 /// "log signer"). Used for the emulated manifest signer.
 pub fn self_signed_signer_cert(cn: &str, key: &EcdsaKey, days: u32) -> Result<Vec<u8>> {
+    let cert = signer_params(cn, key, days)
+        .self_signed(&P256Signer::new(key))
+        .map_err(rcgen_err("manifest signer certificate"))?;
+    Ok(cert.der().to_vec())
+}
+
+fn signer_params(cn: &str, key: &EcdsaKey, days: u32) -> CertificateParams {
     let pk = PublicKey::from(key.verifying_key());
     let start = Timestamp::now().get() - Duration::seconds(BACKDATE_SECONDS);
     let mut params = CertificateParams::default();
@@ -432,8 +439,64 @@ pub fn self_signed_signer_cert(cn: &str, key: &EcdsaKey, days: u32) -> Result<Ve
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&pk));
-    let cert = params
-        .self_signed(&P256Signer::new(key))
-        .map_err(rcgen_err("manifest signer certificate"))?;
-    Ok(cert.der().to_vec())
+    params
+}
+
+/// A manifest-signer certificate for `key` named `CN=<cn>`, issued by the
+/// CA whose certificate is `issuer_der` and key `issuer_key` (its names are
+/// copied from that certificate, string types kept, so the issuer name
+/// matches its subject byte for byte): how a manifest signer chains to its
+/// factory's root. Used for the emulated factory's manifest signer.
+pub fn issued_signer_cert(
+    cn: &str,
+    key: &EcdsaKey,
+    issuer_der: &[u8],
+    issuer_key: &EcdsaKey,
+    days: u32,
+) -> Result<Vec<u8>> {
+    const WHAT: &str = "manifest signer certificate";
+    let (_, issuer) = x509_parser::parse_x509_certificate(issuer_der)
+        .map_err(|e| Error::BadCertificate(format!("issuer certificate: {e}")))?;
+    let mut name = rcgen::DistinguishedName::new();
+    for rdn in issuer.subject().iter() {
+        for atv in rdn.iter() {
+            let oid: Vec<u64> = atv
+                .attr_type()
+                .iter()
+                .map(|arcs| arcs.collect())
+                .ok_or_else(|| Error::encoding(WHAT, "an issuer name attribute has a long OID"))?;
+            let text = atv
+                .as_str()
+                .map_err(|_| Error::encoding(WHAT, "an issuer name attribute is not text"))?;
+            let value = match atv.attr_value().tag() {
+                x509_parser::der_parser::asn1_rs::Tag::PrintableString => {
+                    rcgen::DnValue::PrintableString(text.try_into().map_err(rcgen_err(WHAT))?)
+                }
+                _ => rcgen::DnValue::Utf8String(text.to_owned()),
+            };
+            name.push(rcgen::DnType::from_oid(&oid), value);
+        }
+    }
+    let issuer_pk = PublicKey::from(issuer_key.verifying_key());
+    let mut issuer_params = CertificateParams::default();
+    issuer_params.distinguished_name = name;
+    issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(
+        crate::util::subject_key_id(issuer_der).unwrap_or_else(|| key_identifier(&issuer_pk)),
+    );
+    let issuer = rcgen::Issuer::new(issuer_params, P256Signer::new(issuer_key));
+    let cert = signer_params(cn, key, days)
+        .signed_by(&P256Signer::new(key), &issuer)
+        .map_err(rcgen_err(WHAT))?;
+    let der = cert.der().to_vec();
+    let (facts, issuer_facts) = (
+        cert_facts(&der).map_err(|d| Error::encoding(WHAT, d))?,
+        cert_facts(issuer_der).map_err(|d| Error::encoding(WHAT, d))?,
+    );
+    if facts.issuer_raw != issuer_facts.subject_raw {
+        return Err(Error::encoding(
+            WHAT,
+            "the issuer name does not match the issuer certificate's subject",
+        ));
+    }
+    Ok(der)
 }

@@ -34,6 +34,18 @@ pub fn coffre(args: &[&str], dir: &Path) -> Output {
         .expect("coffre runs")
 }
 
+/// The `coffre-device` binary, another package's: built beside this one
+/// (a no-op when `cargo test --workspace` already did).
+pub fn device_exe() -> std::path::PathBuf {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "coffre-device-bin"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    Path::new(env!("CARGO_BIN_EXE_coffre"))
+        .with_file_name(format!("coffre-device{}", std::env::consts::EXE_SUFFIX))
+}
+
 /// Run it and require success; its stdout.
 pub fn ok(args: &[&str], dir: &Path) -> String {
     let o = coffre(args, dir);

@@ -235,6 +235,17 @@ impl Store {
             self.reset();
             self.seen = Some(id);
         }
+        let no_header = || Error::Corrupt {
+            path: path.clone(),
+            what: "PKI journal",
+            detail: "it holds no whole line, not even its header (the file is empty or its \
+                     first line was cut short), so the certificates it listed are unknown; \
+                     restore index.jsonl from a backup"
+                .into(),
+        };
+        if meta.len() == 0 && self.offset == 0 {
+            return Err(no_header());
+        }
         if meta.len() == self.offset {
             return Ok(());
         }
@@ -249,6 +260,11 @@ impl Store {
                 what: "PKI journal",
                 detail: format!("line {} after byte {}: {d}", n + 1, self.offset),
             })?;
+        if self.offset == 0 && records.is_empty() {
+            // Nothing to keep: refuse rather than append to a journal that
+            // would have no header (and never open again).
+            return Err(no_header());
+        }
         for r in records {
             self.apply(r);
         }

@@ -124,6 +124,25 @@ fn a_damaged_line_before_the_end_is_an_error() {
     assert!(err.to_string().contains("format 9"), "{err}");
 }
 
+/// Found by the `pki_journal` fuzz target: a journal whose only line was
+/// cut short opened as an empty PKI, and the next issue appended records
+/// with no header before them: the PKI never opened again. Such a journal
+/// (or an empty one) is refused, and left as it is.
+#[test]
+fn a_journal_without_a_whole_header_line_is_refused_and_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let s = journal(d.path(), 1);
+    let path = s.path();
+    drop(s);
+    for bytes in [&b""[..], b"{\"op\":\"head", b"\x07\x02\x00\x00"] {
+        fs::write(&path, bytes).unwrap();
+        let err = Store::open(Layout::new(d.path())).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("no whole line"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "the journal was changed");
+    }
+}
+
 #[test]
 fn compaction_folds_revocations_into_one_line_per_certificate() {
     let d = tempfile::tempdir().unwrap();
