@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn the_committed_example_parses_and_stays_offline() {
+        let s = Settings::parse(include_str!("../../../firmware/esp32c3/example.conf")).unwrap();
+        assert!(s.example, "example.conf must be marked `example = yes`");
+        assert_eq!(s.key, KeyMode::Offload { slot: 0 });
+        assert!(coffre_atcacert::der::subject_public_key(&s.cert_der).is_ok());
+    }
+
+    #[test]
     fn small_values() {
         assert_eq!(parse_broker("b:1883"), Some(("b".into(), 1883)));
         assert_eq!(parse_broker("b"), Some(("b".into(), 8883)));
