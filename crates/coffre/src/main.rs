@@ -177,8 +177,10 @@ coffre fleet --devices 10000 --rate 300 --duration 30s --interval 10s --json\n  
 coffre fleet --engine rabbitmq --nodes 3 --devices 3000 --duration 60s --kill-node 1 --kill-at 20s --restart-after 15s\n\n\
 Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
 starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
-it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
-duplicated.")]
+it first as root ('ulimit -Hn 30000'). Past 10,000 devices, connections come from 127.0.0.2, \
+127.0.0.3, … (one per 10,000); one thread per device needs kernel.pid_max and vm.max_map_count \
+high enough (checked, with the sysctl to run). Exit status 1 if a device fails or a message is lost \
+or duplicated (after a killed node, duplicates are counted but allowed: QoS 1 is at least once).")]
     Fleet {
         /// Number of devices.
         #[arg(long, default_value = "200", value_parser = clap::value_parser!(u32).range(1..=100_000))]
