@@ -812,14 +812,25 @@ impl RabbitCluster {
         for k in 0..self.nodes.len() {
             self.reap(k, Duration::from_secs(30));
         }
-        // epmd outlives the nodes; this one is the cluster's own.
-        let _ = Command::new("epmd")
-            .arg("-kill")
-            .env("ERL_EPMD_PORT", self.plan.epmd_port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // epmd outlives the nodes; this one is the cluster's own. It
+        // refuses to stop while a node is still registered (a VM killed a
+        // moment ago may be): try again for a few seconds.
+        for _ in 0..20 {
+            let out = Command::new("epmd")
+                .arg("-kill")
+                .env("ERL_EPMD_PORT", self.plan.epmd_port.to_string())
+                .stdin(Stdio::null())
+                .output();
+            let Ok(o) = out else { break };
+            let said = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            // "Killing not allowed - living nodes in database.": again.
+            // "Killed", or "Cannot connect to local epmd": done.
+            if !said.contains("living nodes") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 

@@ -152,6 +152,11 @@ fn a_quorum_session_survives_the_kill_of_a_node() {
     assert!(log.contains("Server startup complete"));
     assert!(c.log_path(0).with_extension("log.1").is_file());
     c.stop();
+    // Nothing left behind: the nodes' ports and the cluster's epmd are free.
+    for n in &s.plan.nodes {
+        std::net::TcpListener::bind(n.mqtt).unwrap();
+    }
+    std::net::TcpListener::bind(("127.0.0.1", s.plan.epmd_port)).unwrap();
 }
 
 #[test]
