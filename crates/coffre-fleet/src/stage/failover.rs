@@ -5,7 +5,7 @@
 //!
 //! [`FaultSchedule`] says when to kill and restart (a pure state machine,
 //! tested with a fake clock); the device loop here reconnects and resends
-//! the reading that was not acknowledged; [`failover_figures`] sums up
+//! the reading that was not acknowledged; `failover_figures` sums up
 //! what the devices and the subscriber saw.
 
 use std::net::SocketAddr;
