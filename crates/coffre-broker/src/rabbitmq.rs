@@ -497,6 +497,17 @@ impl NodeBoot {
                 line.trim()
             ));
         }
+        if log.contains("Error preparing configuration") {
+            let said = log
+                .lines()
+                .find(|l| l.contains("tried to set") || l.contains("Conf file attempted"))
+                .or_else(|| log.lines().find(|l| l.contains("Error preparing")))
+                .map(|l| l.rsplit_once("> ").map_or(l, |(_, m)| m).trim())
+                .unwrap_or_default();
+            return BootStep::Failed(format!(
+                "its configuration is refused ({said}); correct it, or write it again with 'coffre broker config --engine rabbitmq'"
+            ));
+        }
         if let Some(status) = exited {
             return BootStep::Failed(format!(
                 "it exited during boot ({status}); read its log for the cause"
@@ -656,7 +667,12 @@ impl RabbitCluster {
     pub fn poll_ready(&mut self, nodes: &[usize]) -> Result<bool> {
         let mut all = true;
         for &k in nodes {
-            let log = std::fs::read_to_string(self.log_path(k)).unwrap_or_default();
+            // Configuration errors come before the log is set up: on the
+            // node's console output.
+            let console =
+                std::fs::read_to_string(ClusterSetup::node_dir(&self.dir, k).join("stdout.log"))
+                    .unwrap_or_default();
+            let log = std::fs::read_to_string(self.log_path(k)).unwrap_or_default() + &console;
             let Some(p) = self.nodes[k].as_mut() else {
                 return Err(self.node_failed(k, "it is not running".into(), &log));
             };
@@ -812,14 +828,25 @@ impl RabbitCluster {
         for k in 0..self.nodes.len() {
             self.reap(k, Duration::from_secs(30));
         }
-        // epmd outlives the nodes; this one is the cluster's own.
-        let _ = Command::new("epmd")
-            .arg("-kill")
-            .env("ERL_EPMD_PORT", self.plan.epmd_port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // epmd outlives the nodes; this one is the cluster's own. It
+        // refuses to stop while a node is still registered (a VM killed a
+        // moment ago may be): try again for a few seconds.
+        for _ in 0..20 {
+            let out = Command::new("epmd")
+                .arg("-kill")
+                .env("ERL_EPMD_PORT", self.plan.epmd_port.to_string())
+                .stdin(Stdio::null())
+                .output();
+            let Ok(o) = out else { break };
+            let said = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            // "Killing not allowed - living nodes in database.": again.
+            // "Killed", or "Cannot connect to local epmd": done.
+            if !said.contains("living nodes") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 
@@ -951,6 +978,12 @@ mod tests {
         assert!(matches!(
             b.step("... {listen_error,eaddrinuse} ...", None, s),
             BootStep::Failed(w) if w.contains("already in use")
+        ));
+        let bad = "2026 [error] <0.132.0> You've tried to set mqtt.x, but there is no setting with that name.\n\
+                   2026 [error] <0.132.0> Error preparing configuration in phase transform_datatypes:";
+        assert!(matches!(
+            b.step(bad, Some("exit status: 0"), s),
+            BootStep::Failed(w) if w.contains("configuration is refused (You've tried to set mqtt.x")
         ));
         assert!(matches!(
             b.step("", Some("exit status: 1"), s),

@@ -152,6 +152,11 @@ fn a_quorum_session_survives_the_kill_of_a_node() {
     assert!(log.contains("Server startup complete"));
     assert!(c.log_path(0).with_extension("log.1").is_file());
     c.stop();
+    // Nothing left behind: the nodes' ports and the cluster's epmd are free.
+    for n in &s.plan.nodes {
+        std::net::TcpListener::bind(n.mqtt).unwrap();
+    }
+    std::net::TcpListener::bind(("127.0.0.1", s.plan.epmd_port)).unwrap();
 }
 
 #[test]
@@ -164,4 +169,26 @@ fn a_taken_port_is_named_before_any_node_starts() {
     let msg = e.to_string();
     assert!(msg.contains("already in use"), "{msg}");
     assert!(msg.contains(&s.plan.nodes[0].mqtt.to_string()), "{msg}");
+}
+
+#[test]
+#[ignore = "boots a RabbitMQ node: make test-cluster"]
+fn a_node_that_does_not_start_is_named_with_its_log() {
+    let d = tempfile::tempdir().unwrap();
+    let (_pki, s) = cluster(d.path(), 1, QueueType::Quorum);
+    // A setting this RabbitMQ does not know: the node refuses to boot.
+    let conf = s.out_dir.join("node1/rabbitmq.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("mqtt.no_such_setting = 1\n");
+    std::fs::write(&conf, text).unwrap();
+    let e = RabbitCluster::start(&s.out_dir).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("RabbitMQ node coffre1@localhost did not start"),
+        "{msg}"
+    );
+    assert!(msg.contains("rabbit.log"), "{msg}");
+    assert!(msg.contains("mqtt.no_such_setting"), "{msg}");
+    // It was stopped: its port is free again.
+    std::net::TcpListener::bind(s.plan.nodes[0].mqtt).unwrap();
 }

@@ -22,6 +22,13 @@
 //! connects to the broker's factory listener with its factory chain, slot
 //! 0 signing. The report adds the [`Onboarding`] figures.
 //!
+//! The broker stage can instead start a RabbitMQ cluster
+//! ([`stage::cluster()`], [`FleetOptions::engine`]): devices spread over its
+//! nodes, and a [`stage::Fault`] kills nodes with `kill -9` during the
+//! publishing phase and restarts them; devices and the subscriber fail over
+//! to the surviving nodes ([`stage::failover`]) and the report says what
+//! was lost, duplicated, and how long the fleet took to come back.
+//!
 //! Each device is one OS thread with a small stack running a blocking
 //! [`coffre_agent::mqtt::Client`]. TLS session resumption is off, so every
 //! connection is a full mutual-TLS handshake signed by the device's chip.

@@ -50,8 +50,10 @@ connecting to the broker's factory listener with its factory chain, slot 0 signi
 the onboarding times.\n\n\
 Large fleets: the simulator raises its open-file limit (RLIMIT_NOFILE) to devices + 1024 before \
 starting mosquitto, which inherits it, and writes 'max_connections -1'. Above the hard limit, raise \
-it first as root ('ulimit -Hn 30000'). Exit status 1 if a device fails or a message is lost or \
-duplicated.")]
+it first as root ('ulimit -Hn 30000'). Past 10,000 devices, connections come from 127.0.0.2, \
+127.0.0.3, … (one per 10,000); one thread per device needs kernel.pid_max and vm.max_map_count \
+high enough (checked, with the sysctl to run). Exit status 1 if a device fails or a message is lost \
+or duplicated (after a killed node, duplicates are counted but allowed: QoS 1 is at least once).")]
 /// What `coffre fleet` was asked.
 pub struct FleetArgs {
     /// Number of devices.
