@@ -219,6 +219,16 @@ pub fn check_kernel_limits(devices: usize) -> Result<()> {
     ))
 }
 
+/// Replace `path` with `bytes` atomically (coffre-fs: temporary file,
+/// fsync, rename), mode 0644.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    coffre_fs::write_atomic(path, bytes, 0o644).map_err(|source| Error::Io {
+        what: "writing",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,32 +2,30 @@
 
 use std::process::Command;
 
-#[test]
-fn small_fleet_json_zero_loss() {
-    if coffre_broker_absent() {
-        eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
-        return;
-    }
+/// `coffre fleet ARGS --json --dir D`, which must succeed: its report and D.
+fn fleet_json(args: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
     let d = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args([
-            "fleet",
-            "--devices",
-            "20",
-            "--duration",
-            "3s",
-            "--interval",
-            "1s",
-            "--json",
-            "--dir",
-        ])
+        .arg("fleet")
+        .args(args)
+        .args(["--json", "--dir"])
         .arg(d.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    (serde_json::from_str(&stdout).unwrap(), d)
+}
+
+#[test]
+fn small_fleet_json_zero_loss() {
+    if coffre_broker_absent() {
+        eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
+        return;
+    }
+    let (v, d) = fleet_json(&["--devices", "20", "--duration", "3s", "--interval", "1s"]);
+    let stdout = v.to_string();
     assert_eq!(v["devices"], 20);
     assert_eq!(v["connected"], 20, "{stdout}");
     assert_eq!(v["connect_failures"], 0);
@@ -52,28 +50,17 @@ fn factory_identity_fleet_json_zero_loss() {
         eprintln!("mosquitto not installed: skipped ('apt install mosquitto')");
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .args([
-            "fleet",
-            "--identity",
-            "factory",
-            "--devices",
-            "20",
-            "--duration",
-            "2s",
-            "--interval",
-            "1s",
-            "--json",
-            "--dir",
-        ])
-        .arg(d.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (v, d) = fleet_json(&[
+        "--identity",
+        "factory",
+        "--devices",
+        "20",
+        "--duration",
+        "2s",
+        "--interval",
+        "1s",
+    ]);
+    let stdout = v.to_string();
     assert_eq!(v["identity"], "factory");
     assert_eq!(v["onboarding"]["registered"], 20, "{stdout}");
     assert_eq!(v["onboarding"]["refused"], 0);

@@ -2,7 +2,7 @@
 //! entry per device, no connection cap and no queue cap.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use coffre_agent::MqttVersion;
 use coffre_broker::{BrokerSetup, Mosquitto, RabbitCluster, Role};
@@ -147,16 +147,7 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
     let mut setup = BrokerSetup::new(&plan.pki_dir, &plan.out_dir);
     setup.listen = addr;
     setup.topic = TOPIC.into();
-    for id in &plan.publishers {
-        setup
-            .acl
-            .allow(id, Role::Publisher)
-            .map_err(Error::BrokerConfig)?;
-    }
-    setup
-        .acl
-        .allow(&plan.subscriber, Role::Subscriber)
-        .map_err(Error::BrokerConfig)?;
+    allow_fleet(&mut setup.acl, &plan.publishers, &plan.subscriber)?;
     let factory_addr = match &plan.factory_root_pem {
         Some(root_pem) => {
             let listen = free_port()?;
@@ -170,7 +161,7 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
     };
     let conf = setup.write().map_err(Error::BrokerConfig)?;
     let text = setup.render().map_err(Error::BrokerConfig)? + FLEET_CONF;
-    write_atomic(&conf, text.as_bytes())?;
+    util::write_file(&conf, text.as_bytes())?;
     let mosquitto =
         Mosquitto::start_conf(&conf, addr, &setup.log_path()).map_err(Error::BrokerStart)?;
     let pid = mosquitto.pid().ok_or(Error::BrokerPid)?;
@@ -182,6 +173,20 @@ pub fn broker(plan: &BrokerPlan, progress: &mut dyn FnMut(Progress)) -> Result<B
         addrs: vec![addr],
         device_addrs: vec![factory_addr.unwrap_or(addr)],
     })
+}
+
+/// The fleet's rights: each publisher on the topic, the subscriber on it.
+pub(crate) fn allow_fleet(
+    acl: &mut coffre_broker::Acl,
+    publishers: &[String],
+    subscriber: &str,
+) -> Result<()> {
+    for id in publishers {
+        acl.allow(id, Role::Publisher)
+            .map_err(Error::BrokerConfig)?;
+    }
+    acl.allow(subscriber, Role::Subscriber)
+        .map_err(Error::BrokerConfig)
 }
 
 /// Wait (up to 10 s) until `addr` accepts TCP connections: mosquitto
@@ -202,16 +207,6 @@ fn wait_listening(addr: SocketAddr, log: PathBuf) -> Result<()> {
 
 fn free_port() -> Result<SocketAddr> {
     coffre_fs::free_loopback_addr().map_err(Error::Port)
-}
-
-/// Replace `path` with `bytes` atomically (coffre-fs: temporary file,
-/// fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    coffre_fs::write_atomic(path, bytes, 0o644).map_err(|source| Error::Io {
-        what: "writing",
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]
@@ -238,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mosquitto.conf");
         std::fs::write(&p, "old").unwrap();
-        write_atomic(&p, b"new").unwrap();
+        util::write_file(&p, b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use coffre_broker::rabbitmq::{ClusterPlan, NodeSpec};
-use coffre_broker::{ClusterSetup, QueueType, RabbitCluster, Role};
+use coffre_broker::{ClusterSetup, QueueType, RabbitCluster};
 
 use crate::error::{Error, Result};
 use crate::options::{Progress, TOPIC};
@@ -58,16 +58,7 @@ pub fn cluster(plan: &ClusterBrokerPlan, progress: &mut dyn FnMut(Progress)) -> 
         topic: TOPIC.into(),
         ..setup.plan
     };
-    for id in &plan.publishers {
-        setup
-            .acl
-            .allow(id, Role::Publisher)
-            .map_err(Error::BrokerConfig)?;
-    }
-    setup
-        .acl
-        .allow(&plan.subscriber, Role::Subscriber)
-        .map_err(Error::BrokerConfig)?;
+    crate::stage::broker::allow_fleet(&mut setup.acl, &plan.publishers, &plan.subscriber)?;
     setup.write().map_err(Error::BrokerConfig)?;
     let c = RabbitCluster::start(&plan.out_dir).map_err(Error::ClusterStart)?;
     Ok(Broker::from_cluster(c))

@@ -103,10 +103,10 @@ pub fn provision_factory(
         source: e.into(),
     })?;
     drop(entries);
-    write(&manifest, &text)?;
+    crate::util::write_file(&manifest, &text)?;
     let mut signer_path = manifest.clone().into_os_string();
     signer_path.push(".signer.pem");
-    write(
+    crate::util::write_file(
         &PathBuf::from(signer_path),
         to_pem("CERTIFICATE", &signer_cert).as_bytes(),
     )?;
@@ -224,14 +224,6 @@ fn device(index: usize, a: &Accepted, nv: NvState, ca_pem: &[u8]) -> Result<Devi
         source,
     })?;
     Ok(Device::new(index, id, tls, board))
-}
-
-fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    coffre_fs::write_atomic(path, bytes, 0o644).map_err(|source| Error::Io {
-        what: "writing",
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]
