@@ -7,20 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use coffre_broker::{BrokerSetup, Mosquitto, Role};
-use coffre_pki::{InitOptions, IssueOptions, Pki};
-use p256::pkcs8::EncodePrivateKey;
+use coffre_pki::{InitOptions, Pki};
 
-fn free_port() -> SocketAddr {
-    coffre_fs::free_loopback_addr().unwrap()
-}
-
-fn device(pki: &mut Pki, dir: &Path, id: &str) {
-    let sk = p256::SecretKey::random(&mut rand_core::OsRng);
-    pki.issue_device(id, &sk.public_key(), &IssueOptions::default())
-        .unwrap();
-    let pem = sk.to_pkcs8_pem(Default::default()).unwrap();
-    std::fs::write(dir.join(format!("{id}.key.pem")), pem.as_bytes()).unwrap();
-}
+mod common;
+use common::{device, free_port};
 
 fn pub_cmd(
     pki: &Pki,
