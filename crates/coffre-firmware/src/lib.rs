@@ -24,7 +24,7 @@
 //!   session's next deadline ([`Session::poll_timeout`](coffre_mqtt::Session::poll_timeout):
 //!   CONNACK, PUBACK, keep alive), raced against the timer with [`within`],
 //!   which needs no particular executor. The MCU passes its timer
-//!   (embassy-time), the host [`host::TokioTimer`] (feature `tokio`).
+//!   (embassy-time), the host `host::TokioTimer` (feature `tokio`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -8,7 +8,7 @@ use core::task::Poll;
 use coffre_device::Clock;
 
 /// A clock that can also wait: the MCU's timer (embassy-time's
-/// `Timer::at`), or a tokio sleep on the host ([`crate::host::TokioTimer`],
+/// `Timer::at`), or a tokio sleep on the host (`host::TokioTimer`,
 /// feature `tokio`). Same origin and unit as [`Clock::now_ms`].
 pub trait Timer: Clock {
     /// A future that completes once [`Clock::now_ms`] has reached `at_ms`
