@@ -436,40 +436,27 @@ fn lab_mode_on_a_hardened_chip_publishes() {
         p,
     );
     let _b = broker_run(p);
-    let o = coffre(
-        &[
-            "publish",
-            "--bus",
-            "emu:hard.img",
-            "--broker",
-            &broker,
-            "--id",
-            "m5go-h",
-            "--mode",
-            "lab",
-            "--count",
-            "1",
-        ],
-        p,
-    );
+    // The same options for `coffre publish` and for the device binary.
+    let publish = [
+        "--bus",
+        "emu:hard.img",
+        "--broker",
+        &broker,
+        "--id",
+        "m5go-h",
+        "--mode",
+        "lab",
+        "--count",
+        "1",
+    ];
+    let o = coffre(&[&["publish"][..], &publish].concat(), p);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("encrypted Read"), "{err}");
     assert!(err.contains("1 acknowledged"), "{err}");
     let device = |extra: &[&str]| {
         std::process::Command::new(device_exe())
-            .args([
-                "--bus",
-                "emu:hard.img",
-                "--broker",
-                &broker,
-                "--id",
-                "m5go-h",
-                "--mode",
-                "lab",
-                "--count",
-                "1",
-            ])
+            .args(publish)
             .args(extra)
             .current_dir(p)
             .stdin(Stdio::null())
