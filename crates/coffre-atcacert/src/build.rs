@@ -398,6 +398,12 @@ pub fn compress(def: &CertDef, cert: &[u8]) -> Result<[u8; 72], Error> {
     ];
     let mut comp = CompCert::new(def, issue, signer_id);
     comp.expire_years = years;
+    // The format follows the certificate's own dates, as
+    // `atcacert_get_comp_cert` decides: extended (1) when the issue year
+    // is past 2031 or the validity past 31 years (found by the atcacert
+    // fuzz target: a validity of 32+ years under a definition of fewer
+    // was encoded as format 0 and refused).
+    comp.format = u8::from(issue.year > 2031 || years > 31);
     comp.signature = signature;
     comp.to_bytes()
 }
