@@ -295,15 +295,11 @@ impl ClusterSetup {
         let _ = writeln!(s, "log.file.level = info");
         let _ = writeln!(s, "log.console = false");
         if k == 0 {
-            // Imported at the first boot; a restart skips an unchanged file
-            // (importing thousands of users again takes minutes).
-            let _ = writeln!(s, "definitions.import_backend = local_filesystem");
             let _ = writeln!(
                 s,
-                "definitions.local.path = {}",
+                "load_definitions = {}",
                 out.join("definitions.json").display()
             );
-            let _ = writeln!(s, "definitions.skip_if_unchanged = true");
         } else {
             let _ = writeln!(
                 s,
@@ -899,10 +895,9 @@ mod tests {
         }
         assert!(first.contains("mqtt.listeners.ssl.default = 127.0.0.1:8883"));
         assert!(third.contains("mqtt.listeners.ssl.default = 127.0.0.1:8885"));
-        assert!(first.contains("definitions.local.path = ") && !first.contains("classic_config"));
-        assert!(first.contains("definitions.skip_if_unchanged = true"));
+        assert!(first.contains("load_definitions = ") && !first.contains("classic_config"));
         assert!(third.contains("classic_config.nodes.1 = coffre1@localhost"));
-        assert!(!third.contains("definitions.local.path"));
+        assert!(!third.contains("load_definitions"));
     }
 
     #[test]
