@@ -26,7 +26,9 @@ logdir=target/fuzz-logs; mkdir -p "$logdir"
 
 run_one() {
   local t=$1 log="$logdir/$1.log"
-  mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t" "fuzz/artifacts/$t"
+  mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
+  # Only this run's crashes count: earlier ones are already regressions.
+  rm -rf "fuzz/artifacts/$t" && mkdir -p "fuzz/artifacts/$t"
   echo "fuzz: $t for ${secs}s"
   # A crash ends this target's run; its input lands in fuzz/artifacts/$t.
   "$bin/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" \
