@@ -474,22 +474,7 @@ fn lab_mode_on_a_hardened_chip_publishes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("10ms to 1d"));
     // Without the device's copy of the IO key the boot stops.
     std::fs::remove_file(p.join("pki/devices/m5go-h.iokey")).unwrap();
-    let e = err_of(
-        &[
-            "publish",
-            "--bus",
-            "emu:hard.img",
-            "--broker",
-            &broker,
-            "--id",
-            "m5go-h",
-            "--mode",
-            "lab",
-            "--count",
-            "1",
-        ],
-        p,
-    );
+    let e = err_of(&[&["publish"][..], &publish].concat(), p);
     assert!(e.contains("encrypted Read"), "{e}");
 }
 
