@@ -843,6 +843,14 @@ impl RabbitCluster {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+        // "Killed" is said before epmd has closed its port: wait (up to
+        // 5 s) until the port is free, so that stop() means stopped.
+        for _ in 0..50 {
+            if TcpListener::bind(("127.0.0.1", self.plan.epmd_port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
