@@ -3,9 +3,8 @@
 //! Two [`KeySource`]s, the two key modes of coffre:
 //!
 //! - [`KeySource::Lab`]: the source lab's way. The PKCS#8 key is read from
-//!   slot 8 into RAM, handed to rustls, and the buffer is zeroized as soon
-//!   as rustls holds the key ([`crate::tls::client_config`] consumes the
-//!   `KeySource`).
+//!   slot 8 into RAM, parsed once into rustls's key object, and the buffer
+//!   it was read into is zeroized at once.
 //! - [`KeySource::Chip`]: the production way. The key never leaves the
 //!   secure element: [`ChipSigningKey`] hashes the handshake transcript on
 //!   the host with SHA-256, the chip signs the digest (Nonce pass-through +
@@ -238,12 +237,13 @@ where
 
 /// Where the device's TLS private key comes from.
 pub enum KeySource {
-    /// The lab's key: PKCS#8 DER read from slot 8 into RAM. The buffer is
-    /// zeroized when the `KeySource` is dropped, which
-    /// [`crate::tls::client_config`] does as soon as rustls holds the key.
+    /// The lab's key: PKCS#8 DER read from slot 8 into RAM, parsed once
+    /// into rustls's (ring's) key object, the one the handshakes sign with.
+    /// The DER it was parsed from is the caller's to zeroize (the
+    /// constructors here do).
     Lab {
-        /// The PKCS#8 DER of the EC private key.
-        pkcs8: Zeroizing<Vec<u8>>,
+        /// The parsed private key.
+        key: Arc<dyn SigningKey>,
     },
     /// The key stays in the chip, which signs each handshake.
     Chip {
@@ -255,9 +255,9 @@ pub enum KeySource {
 impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeySource::Lab { pkcs8 } => f
+            KeySource::Lab { key } => f
                 .debug_struct("Lab")
-                .field("pkcs8", &format_args!("<{} bytes, redacted>", pkcs8.len()))
+                .field("key", &format_args!("<{:?}, redacted>", key.algorithm()))
                 .finish(),
             KeySource::Chip { signer } => f
                 .debug_struct("Chip")
@@ -279,8 +279,8 @@ impl KeySource {
     }
 
     /// The lab key from the bytes of slot 8: a 2-byte big-endian length,
-    /// the PKCS#8 DER, zero padding. The DER is copied into a zeroizing
-    /// buffer; zeroize `slot8` yourself when done with it.
+    /// the PKCS#8 DER, zero padding. Zeroize `slot8` yourself when done
+    /// with it.
     pub fn lab_from_slot8(slot8: &[u8]) -> Result<KeySource> {
         if slot8.len() < 2 {
             return Err(Error::LabKey(
@@ -304,27 +304,29 @@ impl KeySource {
                 "the length prefix says {len} bytes but slot 8 holds only {avail} after it"
             )));
         }
-        let source = KeySource::Lab {
-            pkcs8: Zeroizing::new(slot8[2..2 + len].to_vec()),
-        };
-        // Refuse garbage now rather than at the first handshake.
-        source.signing_key()?;
-        Ok(source)
+        KeySource::lab_from_pkcs8(&slot8[2..2 + len])
+    }
+
+    /// The lab key from its PKCS#8 DER, parsed here once (garbage is
+    /// refused now rather than at the first handshake). Zeroize `der`
+    /// yourself when done with it.
+    pub fn lab_from_pkcs8(der: &[u8]) -> Result<KeySource> {
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der));
+        let key = rustls::crypto::ring::sign::any_ecdsa_type(&der)
+            .map_err(|e| Error::LabKey(format!("not a PKCS#8 EC private key ({e})")))?;
+        Ok(KeySource::Lab { key })
     }
 
     /// The lab key from a PEM file (`-----BEGIN PRIVATE KEY-----`, PKCS#8),
-    /// as the lab's device builds it in RAM. The decoded DER is kept in a
-    /// zeroizing buffer; zeroize `pem` yourself when done with it.
+    /// as the lab's device builds it in RAM. The decoded DER is zeroized
+    /// once parsed; zeroize `pem` yourself when done with it.
     pub fn lab_from_pem(pem: &[u8]) -> Result<KeySource> {
         use rustls::pki_types::pem::PemObject;
         let mut der = PrivatePkcs8KeyDer::from_pem_slice(pem)
             .map_err(|e| Error::LabKey(format!("no PKCS#8 'BEGIN PRIVATE KEY' block ({e})")))?;
-        let source = KeySource::Lab {
-            pkcs8: Zeroizing::new(der.secret_pkcs8_der().to_vec()),
-        };
+        let source = KeySource::lab_from_pkcs8(der.secret_pkcs8_der());
         der.zeroize();
-        source.signing_key()?;
-        Ok(source)
+        source
     }
 
     /// Read slot `slot` (the lab uses 8) from the chip and take the lab key
@@ -365,15 +367,11 @@ impl KeySource {
         }
     }
 
-    /// A rustls signing key for this source. For the lab key rustls parses
-    /// the DER into its own key object; the bytes here stay zeroizing.
+    /// A rustls signing key for this source (for the lab key, the one
+    /// parsed when the source was made).
     pub fn signing_key(&self) -> Result<Arc<dyn SigningKey>> {
         match self {
-            KeySource::Lab { pkcs8 } => {
-                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(&pkcs8[..]));
-                rustls::crypto::ring::sign::any_ecdsa_type(&der)
-                    .map_err(|e| Error::LabKey(format!("not a PKCS#8 EC private key ({e})")))
-            }
+            KeySource::Lab { key } => Ok(key.clone()),
             KeySource::Chip { signer } => Ok(Arc::new(ChipSigningKey::new(signer.clone())?)),
         }
     }
@@ -382,12 +380,10 @@ impl KeySource {
     pub fn public_key_spki(&self) -> Result<Vec<u8>> {
         match self {
             KeySource::Chip { signer } => Ok(spki_from_xy(&signer.public_key()?)),
-            KeySource::Lab { .. } => {
-                let key = self.signing_key()?;
-                key.public_key()
-                    .map(|s| s.as_ref().to_vec())
-                    .ok_or_else(|| Error::LabKey("its public key cannot be derived".into()))
-            }
+            KeySource::Lab { key } => key
+                .public_key()
+                .map(|s| s.as_ref().to_vec())
+                .ok_or_else(|| Error::LabKey("its public key cannot be derived".into())),
         }
     }
 }
@@ -643,10 +639,12 @@ mod tests {
 
     #[test]
     fn lab_key_debug_is_redacted() {
-        let k = KeySource::Lab {
-            pkcs8: Zeroizing::new(vec![0x42; 138]),
-        };
+        use p256::pkcs8::EncodePrivateKey;
+        let sk = p256::SecretKey::from_slice(&[0x42; 32]).unwrap();
+        let der = sk.to_pkcs8_der().unwrap();
+        let k = KeySource::lab_from_pkcs8(der.as_bytes()).unwrap();
         let s = format!("{k:?}");
-        assert!(s.contains("redacted") && !s.contains("42, 42"), "{s}");
+        assert!(s.contains("redacted") && !s.contains("42"), "{s}");
+        assert!(KeySource::lab_from_pkcs8(&[0x42; 138]).is_err());
     }
 }

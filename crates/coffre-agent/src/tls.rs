@@ -65,8 +65,8 @@ pub fn parse_certificates(pem: &[u8], what: &'static str) -> Result<Vec<Certific
 /// `ca_pem`, present the chain in `cert_chain_pem` (device certificate
 /// first), sign with `key`.
 ///
-/// `key` is consumed: a lab key's bytes are zeroized when this returns
-/// (rustls keeps its own parsed key). The certificate and key are not
+/// `key` is consumed (the configuration keeps its signing key). The
+/// certificate and key are not
 /// compared here; call [`preflight`] first to get a clear error instead of
 /// a refusal by the broker.
 pub fn client_config(

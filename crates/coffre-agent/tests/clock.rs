@@ -17,7 +17,10 @@ fn readings_every_interval_and_backoff_doubling_to_its_cap_on_a_fake_clock() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (key, cert) = pki.issue_new_key("m5go");
-    let identity = pki.identity(&cert, coffre_agent::KeySource::Lab { pkcs8: key });
+    let identity = pki.identity(
+        &cert,
+        coffre_agent::KeySource::lab_from_pkcs8(&key).unwrap(),
+    );
     let mut opts = PublisherOptions::new(BrokerAddr::new("127.0.0.1", free_port()), "m5go");
     opts.interval = Duration::from_secs(2);
     opts.backoff = Backoff {

@@ -39,9 +39,7 @@ fn configs() -> &'static [Arc<rustls::ClientConfig>; 2] {
     static C: OnceLock<[Arc<rustls::ClientConfig>; 2]> = OnceLock::new();
     C.get_or_init(|| {
         let make = |tls13| {
-            let key = KeySource::Lab {
-                pkcs8: zeroize::Zeroizing::new(device_key_der()),
-            };
+            let key = KeySource::lab_from_pkcs8(&device_key_der()).expect("the device key parses");
             client_config(
                 CA,
                 DEVICE_CERT,

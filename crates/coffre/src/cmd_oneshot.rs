@@ -20,7 +20,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// The device binary to measure. Default: the shipped build of
-    /// scripts/build-device.sh (target/device-static/HOST/device), else the
+    /// scripts/build-device.sh (target/device-static/TARGET/device, the newest), else the
     /// `device` profile's (target/device), else the one beside this program.
     #[arg(long, value_name = "PATH")]
     pub device: Option<PathBuf>,
@@ -37,21 +37,26 @@ impl BenchArgs {
     }
 }
 
-/// The device binary as shipped (statically linked, scripts/build-device.sh)
-/// when there is one, else the `device` profile's build (target/device),
-/// else the one beside this executable (same build).
+/// The device binary as shipped (statically linked, scripts/build-device.sh;
+/// the newest when several targets were built) when there is one, else the
+/// `device` profile's build (target/device), else the one beside this
+/// executable (same build).
 fn device_exe() -> Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
     let name = format!("coffre-device{}", std::env::consts::EXE_SUFFIX);
     let Some(target) = me.parent().and_then(|d| d.parent()) else {
         return Ok(me.with_file_name(name));
     };
-    let static_builds = std::fs::read_dir(target.join("device-static"))
+    let newest_static = std::fs::read_dir(target.join("device-static"))
         .into_iter()
         .flatten()
         .flatten()
-        .map(|host| host.path().join("device").join(&name));
-    Ok(static_builds
+        .map(|t| t.path().join("device").join(&name))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p);
+    Ok(newest_static
+        .into_iter()
         .chain([target.join("device").join(&name)])
         .find(|p| p.exists())
         .unwrap_or_else(|| me.with_file_name(name)))

@@ -146,7 +146,9 @@ pub(crate) struct HandshakeFailure {
 
 impl TlsLink {
     /// Run the TLS handshake over `sock` until it completes, fails, or
-    /// `budget` passes (each read waits at most what is left).
+    /// `budget` passes (each read waits at most what is left). The
+    /// client's last flight may still be in rustls: the first send or
+    /// read writes it.
     pub(crate) fn handshake(
         sock: Socket,
         conn: ClientConnection,
@@ -166,7 +168,7 @@ impl TlsLink {
                 )));
             }
             let _ = link.stream.sock.tcp.set_read_timeout(Some(left));
-            if let Err(e) = link.stream.conn.complete_io(&mut link.stream.sock) {
+            if let Err(e) = link.handshake_step() {
                 let alert = if tls_error_of(&e).is_none() && is_closed(&e) {
                     link.salvage_alert()
                 } else {
@@ -176,6 +178,29 @@ impl TlsLink {
             }
         }
         Ok(link)
+    }
+
+    /// One step of the handshake: write what rustls has to send, read
+    /// once, process. Unlike rustls's `complete_io`, the flight rustls
+    /// queues as the handshake completes (TLS 1.3: the client's
+    /// certificate, signature and Finished) is left for the first
+    /// [`Link::send`], so that it leaves in one `writev` with the CONNECT.
+    fn handshake_step(&mut self) -> io::Result<()> {
+        let (conn, sock) = (&mut self.stream.conn, &mut self.stream.sock);
+        while conn.wants_write() {
+            if conn.write_tls(sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        if conn.read_tls(sock)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // The alert that says why, when rustls has one to send.
+            let _ = conn.write_tls(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
     }
 
     /// After the broker closed the socket: read what it sent before
@@ -201,9 +226,35 @@ impl TlsLink {
 impl Link for TlsLink {
     type Error = io::Error;
 
+    /// The bytes are encrypted behind whatever rustls still holds — right
+    /// after a TLS 1.3 handshake, the client's last flight (see
+    /// [`TlsLink::handshake`]) — and everything goes out in one `writev`.
+    /// Written one after the other, the broker, woken by the Finished,
+    /// can take the CPU before the CONNECT is written (measured: up to
+    /// 1 ms on this project's 2-core machine).
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)?;
-        self.stream.flush()
+        let (conn, sock) = (&mut self.stream.conn, &mut self.stream.sock);
+        if conn.is_handshaking() {
+            // Not the case after `handshake`; kept correct anyway.
+            conn.complete_io(sock)?;
+        }
+        let mut rest = bytes;
+        loop {
+            // rustls takes what its send buffer has room for (64 KiB).
+            let n = conn.writer().write(rest)?;
+            rest = &rest[n..];
+            while conn.wants_write() {
+                if conn.write_tls(sock)? == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+            }
+            if rest.is_empty() {
+                return sock.flush();
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
     }
 
     fn recv(&mut self, buf: &mut [u8], timeout_ms: u64) -> io::Result<Recv> {
@@ -250,6 +301,109 @@ impl Link for TlsLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate
+    /// with its PKCS#8 key, as PEM (certificates) and DER (key).
+    fn certificates() -> (String, String, Vec<u8>, String, Vec<u8>) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
+        };
+        let key = || KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let (ca_key, server_key, client_key) = (key(), key(), key());
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::from_params(&ca, &ca_key);
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let client = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
+        (
+            ca_pem,
+            server.pem(),
+            server_key.serialize_der(),
+            client.pem(),
+            client_key.serialize_der(),
+        )
+    }
+
+    /// A rustls server that asks for a client certificate, completes the
+    /// handshake and returns the first `n` bytes of application data.
+    fn server(
+        l: std::net::TcpListener,
+        ca: &str,
+        cert: &str,
+        key: Vec<u8>,
+        n: usize,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let cas = crate::tls::parse_certificates(ca.as_bytes(), "CA").unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cas[0].clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            crate::tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let chain = crate::tls::parse_certificates(cert.as_bytes(), "server").unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let (tcp, _) = l.accept().unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let mut s = StreamOwned::new(conn, tcp);
+            let mut got = vec![0u8; n];
+            s.read_exact(&mut got).unwrap();
+            got
+        })
+    }
+
+    /// TLS 1.3: the handshake leaves the client's last flight (certificate,
+    /// signature, Finished) in rustls, and the first send writes it with
+    /// the data; TLS 1.2 has nothing left (the server's Finished comes
+    /// last). Either way the server gets the data.
+    #[test]
+    fn the_last_flight_leaves_with_the_first_send() {
+        let (ca, server_cert, server_key, client_cert, client_key) = certificates();
+        for tls13 in [true, false] {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let srv = server(l, &ca, &server_cert, server_key.clone(), 5);
+            let key = crate::identity::KeySource::lab_from_pkcs8(&client_key).unwrap();
+            let opts = crate::tls::TlsOptions {
+                tls13,
+                ..Default::default()
+            };
+            let config =
+                crate::tls::client_config(ca.as_bytes(), client_cert.as_bytes(), key, &opts)
+                    .unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let conn = ClientConnection::new(config, name).unwrap();
+            let tcp = connect("127.0.0.1", addr.port(), Duration::from_secs(5), None).unwrap();
+            let sock = Socket::new(tcp, true, Duration::from_secs(5)).unwrap();
+            let t0 = std::time::Instant::now();
+            let Ok(mut link) =
+                TlsLink::handshake(sock, conn, Duration::from_secs(10), || t0.elapsed())
+            else {
+                panic!("handshake failed (TLS 1.3: {tls13})");
+            };
+            assert_eq!(link.stream.conn.wants_write(), tls13, "TLS 1.3: {tls13}");
+            link.send(b"hello").unwrap();
+            assert!(!link.stream.conn.wants_write());
+            assert_eq!(srv.join().unwrap(), b"hello");
+            link.close().unwrap();
+        }
+    }
 
     #[test]
     fn a_connection_comes_from_the_source_address_asked() {

@@ -138,7 +138,7 @@ impl Pki {
     /// under test).
     pub fn monitor_identity(&self) -> Identity {
         let (key, cert) = self.issue_new_key(MONITOR_ID);
-        self.identity(&cert, KeySource::Lab { pkcs8: key })
+        self.identity(&cert, KeySource::lab_from_pkcs8(&key).unwrap())
     }
 }
 
