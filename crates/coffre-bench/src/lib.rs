@@ -96,18 +96,19 @@ fn run_once(cmd: &[String]) -> Result<(f64, f64, bool)> {
     Ok((wall, children_cpu_ms() - cpu0, st.success()))
 }
 
-/// Measure every command of `configs` `runs` times, taking turns (run 1
-/// of each, then run 2 of each…), so that a change of the machine's load
-/// during the measurement falls on every tool alike; one unmeasured run
-/// of each first (page cache, broker warm). Then the max RSS of each over
-/// 3 runs under GNU time.
-fn measure(nodelay: bool, runs: usize, configs: &[(String, Vec<String>)]) -> Result<Vec<Row>> {
-    for (_, cmd) in configs {
+/// Measure every command of `configs` (what, broker `set_tcp_nodelay`,
+/// command) `runs` times, taking turns (run 1 of each, then run 2 of
+/// each…), so that a change of the machine's load during the measurement
+/// falls on every tool alike; one unmeasured run of each first (page
+/// cache, broker warm). Then the max RSS of each over 3 runs under GNU
+/// time.
+fn measure(runs: usize, configs: &[(String, bool, Vec<String>)]) -> Result<Vec<Row>> {
+    for (_, _, cmd) in configs {
         run_once(cmd)?;
     }
     let mut samples = vec![(Vec::with_capacity(runs), 0.0, 0usize); configs.len()];
     for _ in 0..runs {
-        for ((_, cmd), (walls, cpu, failures)) in configs.iter().zip(samples.iter_mut()) {
+        for ((_, _, cmd), (walls, cpu, failures)) in configs.iter().zip(samples.iter_mut()) {
             let (w, c, ok) = run_once(cmd)?;
             walls.push(w);
             *cpu += c;
@@ -117,12 +118,12 @@ fn measure(nodelay: bool, runs: usize, configs: &[(String, Vec<String>)]) -> Res
         }
     }
     let mut rows = Vec::with_capacity(configs.len());
-    for ((what, cmd), (mut walls, cpu, failures)) in configs.iter().zip(samples) {
+    for ((what, nodelay, cmd), (mut walls, cpu, failures)) in configs.iter().zip(samples) {
         let rss = (0..3).filter_map(|_| max_rss_kib(cmd)).max().unwrap_or(-1);
         let mut pct = |p: f64| percentile_of(&mut walls, p).unwrap_or(f64::NAN);
         rows.push(Row {
             what: what.clone(),
-            broker_nodelay: nodelay,
+            broker_nodelay: *nodelay,
             runs,
             wall_median_ms: pct(50.0),
             wall_p90_ms: pct(90.0),
@@ -281,12 +282,15 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         let pem = coffre_pki::lab::pkcs8_pem(&der)?;
         write_private(&d.join("ms-sub.key.pem"), pem.as_bytes())?;
     }
-    let mut handshakes = Vec::new();
-    let mut firmware = None;
-    let mut latencies = Vec::new();
     let exe = opts.device_exe.display().to_string();
     let s = |p: &Path| p.display().to_string();
-    let mut rows = Vec::new();
+    // Both brokers run side by side and every configuration of both takes
+    // its turn in one loop: a change of the machine's load during the
+    // measurement falls on every row alike, including the two broker
+    // settings (measured one after the other, a load that starts between
+    // them made the ratio compare a loaded row with an idle one).
+    let mut brokers = Vec::new();
+    let mut configs = Vec::new();
     for nodelay in [true, false] {
         let mut setup = BrokerSetup::new(d.join("pki"), d.join(format!("broker-{nodelay}")));
         setup.listen = free_port()?;
@@ -297,7 +301,6 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         let broker = Mosquitto::start(&setup)?;
         let port = setup.listen.port().to_string();
         let addr = setup.listen.to_string();
-        let mut configs = Vec::new();
         for tls13 in [false, true] {
             let mut cmd = vec![
                 exe.clone(),
@@ -324,7 +327,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                 "coffre-device --count 1 (TLS 1.{})",
                 if tls13 { 3 } else { 2 }
             );
-            configs.push((what, cmd));
+            configs.push((what, nodelay, cmd));
         }
         for (what, extra) in [
             ("mosquitto_pub default (TLS 1.3)", vec![]),
@@ -343,27 +346,28 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
             ));
             cmd.extend(["-m".to_string(), r#"{"device":"m5go","seq":1}"#.into()]);
             cmd.extend(extra);
-            configs.push((what.to_string(), cmd));
+            configs.push((what.to_string(), nodelay, cmd));
         }
-        progress(&format!(
-            "  {} configurations taking turns, {runs} runs each, broker nodelay {nodelay}",
-            configs.len()
-        ));
-        rows.extend(measure(nodelay, runs, &configs)?);
-        if nodelay {
-            progress("  embedded-tls driver (coffre-firmware), TLS 1.3, chip signs");
-            firmware = Some(firmware::firmware_row(
-                d,
-                &chip_img,
-                "m5go-chip",
-                setup.listen,
-                runs,
-            )?);
-            handshakes = handshake_rows(d, &img, &chip_img, setup.listen, runs)?;
-            latencies = latency_rows(d, setup.listen, 50)?;
-        }
-        drop(broker);
+        brokers.push((setup.listen, broker));
     }
+    progress(&format!(
+        "  {} configurations taking turns (brokers with set_tcp_nodelay true and false), {runs} runs each",
+        configs.len()
+    ));
+    let rows = measure(runs, &configs)?;
+    // The rest against the broker with set_tcp_nodelay true.
+    let listen = brokers[0].0;
+    progress("  embedded-tls driver (coffre-firmware), TLS 1.3, chip signs");
+    let firmware = Some(firmware::firmware_row(
+        d,
+        &chip_img,
+        "m5go-chip",
+        listen,
+        runs,
+    )?);
+    let handshakes = handshake_rows(d, &img, &chip_img, listen, runs)?;
+    let latencies = latency_rows(d, listen, 50)?;
+    drop(brokers);
     drop(dir);
     Ok(Report {
         firmware,

@@ -360,6 +360,13 @@ fn bench_measures_both_tools_as_processes() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["processes"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
+    for nodelay in [true, false] {
+        let n = rows
+            .iter()
+            .filter(|r| r["broker_nodelay"] == nodelay)
+            .count();
+        assert_eq!(n, 4, "four rows with broker set_tcp_nodelay {nodelay}");
+    }
     let hs = v["handshakes"].as_array().unwrap();
     assert_eq!(hs.len(), 3);
     // The chip with datasheet timing pays Nonce + Sign (135 ms) per handshake.
