@@ -20,7 +20,8 @@
 # keep their cache.
 #
 # Output: target/device-static/<target>/device/coffre-device (its path is
-# printed last), where `coffre bench` looks first (the newest build there).
+# printed last), where `coffre bench` looks first (the newest build there:
+# this script's last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
@@ -42,6 +43,13 @@ musl_target() {
   echo "$t"
 }
 
+# The last build is the newest file, even when cargo had nothing to relink:
+# `coffre bench` takes the newest.
+built() {
+  touch "$1"
+  echo "$1"
+}
+
 case "$host" in
   x86_64-unknown-linux-gnu|aarch64-unknown-linux-gnu)
     if t=$(musl_target); then
@@ -51,7 +59,7 @@ case "$host" in
       fi
       "$CARGO" build --profile device -p coffre-device-bin \
         --target "$t" --target-dir target/device-static
-      echo "target/device-static/$t/device/coffre-device"
+      built "target/device-static/$t/device/coffre-device"
     else
       echo "no musl target: building the static glibc program" >&2
       # With an explicit --target, RUSTFLAGS reach the target's crates and
@@ -59,7 +67,7 @@ case "$host" in
       RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
         "$CARGO" build --profile device -p coffre-device-bin \
         --target "$host" --target-dir target/device-static
-      echo "target/device-static/$host/device/coffre-device"
+      built "target/device-static/$host/device/coffre-device"
     fi
     ;;
   *)
