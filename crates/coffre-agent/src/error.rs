@@ -85,7 +85,7 @@ pub enum Error {
     #[error("invalid broker address '{0}': use host:port, e.g. 127.0.0.1:8883")]
     BrokerAddress(String),
     /// No TCP connection could be opened.
-    #[error("cannot reach broker {broker} (is mosquitto running and listening there?)")]
+    #[error("cannot reach broker {broker} (is the broker running and listening there?)")]
     Connect {
         /// The broker, as given.
         broker: String,

@@ -418,7 +418,7 @@ fn publisher_restart_with_queued_readings_loses_nothing() {
     });
     let refused = refused.expect("a failed connection attempt");
     assert!(refused.contains("cannot reach broker"), "{refused}");
-    assert!(refused.contains("is mosquitto running"), "{refused}");
+    assert!(refused.contains("is the broker running"), "{refused}");
     assert!(events.contains(&Ev::Reconnecting));
     drop(p);
 

@@ -12,6 +12,7 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::options::TOPIC;
+use crate::stage::failover::Outage;
 use crate::stage::provision::Device;
 
 /// The payload of a fleet reading.
@@ -36,7 +37,7 @@ pub(crate) struct DeviceResult {
     pub publish_failures: u64,
     pub publish_error: Option<String>,
     /// Connections lost and regained (cluster failover only).
-    pub outages: Vec<crate::stage::failover::Outage>,
+    pub outages: Vec<Outage>,
     /// Reconnections (cluster failover only).
     pub reconnects: u64,
 }
@@ -124,19 +125,99 @@ impl DeviceCtx {
     }
 }
 
-/// The body of a device thread.
-pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
-    if ctx.failover {
-        return crate::stage::failover::device_main(d, ctx);
+/// Where a device connects, and where it goes when it loses its broker:
+/// nowhere on one broker; the next node, with backoff, on a cluster
+/// (`DeviceCtx::failover`).
+struct Uplink<'a> {
+    d: &'a Device,
+    ctx: &'a DeviceCtx,
+    /// The node in use (its index in `ctx.brokers`).
+    node: usize,
+}
+
+/// How long a device keeps trying to get a reading acknowledged after the
+/// publishing phase has ended (clusters).
+const GRACE: Duration = Duration::from_secs(30);
+
+impl Uplink<'_> {
+    /// The first connection: to the device's node (index modulo the
+    /// nodes), then the next ones within 60 s on a cluster; one attempt on
+    /// a single broker.
+    fn connect(&mut self) -> Result<Client, String> {
+        let (d, ctx) = (self.d, self.ctx);
+        if ctx.failover {
+            let until = Instant::now() + Duration::from_secs(60);
+            return crate::stage::failover::connect_any(d, ctx, &mut self.node, until)
+                .map(|(c, _)| c);
+        }
+        let mut opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
+        opts.bind = ctx.source(d.index());
+        Client::connect(&opts, d.tls()).map_err(|e| format!("{}: {e}", d.id()))
     }
+
+    /// After a lost connection: the next node until `until` (a cluster),
+    /// or `None` (one broker: nowhere else to go).
+    fn reconnect(&mut self, until: Instant) -> Option<Result<Client, String>> {
+        if !self.ctx.failover {
+            return None;
+        }
+        self.node = (self.node + 1) % self.ctx.brokers.len();
+        let r = crate::stage::failover::connect_any(self.d, self.ctx, &mut self.node, until);
+        Some(r.map(|(c, _)| c))
+    }
+
+    /// `client` lost its connection (`e`): take a new one into `client`
+    /// and count it, or record why the device stops. False: it stops.
+    fn recover(
+        &mut self,
+        client: &mut Client,
+        r: &mut DeviceResult,
+        e: String,
+        until: Instant,
+    ) -> bool {
+        let lost = Instant::now();
+        match self.reconnect(until) {
+            None => {
+                r.publish_error.get_or_insert(e);
+                false
+            }
+            Some(Ok(c)) => {
+                *client = c;
+                r.reconnects += 1;
+                r.outages.push(Outage {
+                    lost,
+                    back: Some(Instant::now()),
+                });
+                true
+            }
+            Some(Err(last)) => {
+                r.outages.push(Outage { lost, back: None });
+                r.publish_error.get_or_insert_with(|| {
+                    format!("{e}; could not reconnect before the end of the run: {last}")
+                });
+                false
+            }
+        }
+    }
+}
+
+/// The body of a device thread: connect, wait for the publishing phase
+/// with the session kept alive, publish one reading per interval at the
+/// device's own phase, disconnect. On a cluster a lost connection moves
+/// the device to the next node, and the reading not acknowledged is sent
+/// again (at least once); on one broker the device stops there.
+pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     let mut r = DeviceResult::default();
-    let mut opts = client_options(ctx.brokers[0], d.id(), ctx.interval, ctx.version);
-    opts.bind = ctx.source(d.index());
+    let mut up = Uplink {
+        d: &d,
+        ctx,
+        node: d.index() % ctx.brokers.len(),
+    };
     let t = Instant::now();
-    let mut client = match Client::connect(&opts, d.tls()) {
+    let mut client = match up.connect() {
         Ok(c) => c,
         Err(e) => {
-            r.connect_error = Some(format!("{}: {e}", d.id()));
+            r.connect_error = Some(e);
             ctx.failed.fetch_add(1, Ordering::Relaxed);
             return r;
         }
@@ -144,30 +225,50 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
     r.connect = Some(t.elapsed());
     r.connected_at = Some(Instant::now());
     ctx.connected.fetch_add(1, Ordering::Relaxed);
-    let start = match ctx.gate.wait_connected(&mut client) {
-        Ok(t) => t,
-        Err(e) => {
-            r.publish_failures += 1;
-            r.publish_error = Some(format!(
-                "{}: lost its connection while waiting for the publishing phase: {e}",
-                d.id()
-            ));
-            return r;
-        }
+    let start = loop {
+        let e = match ctx.gate.wait_connected(&mut client) {
+            Ok(t) => break t,
+            Err(e) => e,
+        };
+        let why = match up.reconnect(Instant::now() + Duration::from_secs(60)) {
+            Some(Ok(c)) => {
+                client = c;
+                r.reconnects += 1;
+                continue;
+            }
+            Some(Err(last)) => format!("{e}; could not reconnect: {last}"),
+            None => e.to_string(),
+        };
+        r.publish_failures += 1;
+        r.publish_error = Some(format!(
+            "{}: lost its connection while waiting for the publishing phase: {why}",
+            d.id()
+        ));
+        return r;
     };
     let phase = ctx
         .interval
         .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
     let end = start + ctx.duration;
     let mut seq = 0u64;
-    loop {
+    'readings: loop {
         let due = start + phase + ctx.interval * seq as u32;
         if due >= end {
             break;
         }
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        // Wait for the next reading while watching the connection: a
+        // lost broker is seen at once, not at the next publish.
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if let Err(e) = client.poll(due - now) {
+                if !up.recover(&mut client, &mut r, format!("{}: {e}", d.id()), end) {
+                    r.publish_failures += 1;
+                    return r;
+                }
+            }
         }
         seq += 1;
         let reading = FleetReading {
@@ -179,22 +280,30 @@ pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
             pressure_hpa: 1013.25,
         };
         let payload = serde_json::to_vec(&reading).unwrap_or_default();
-        match client.publish(TOPIC, &payload, QoS::AtLeastOnce, false) {
-            Ok(o) if o.reason.0 == 0 => r.published += 1,
-            Ok(o) => {
-                r.publish_failures += 1;
-                r.publish_error.get_or_insert_with(|| {
-                    format!("{}: PUBACK reason 0x{:02X}", d.id(), o.reason.0)
-                });
-                // The seq was used but not accepted: stop, so the
-                // subscriber's accounting stays exact.
-                break;
-            }
-            Err(e) => {
-                r.publish_failures += 1;
-                r.publish_error
-                    .get_or_insert_with(|| format!("{}: {e}", d.id()));
-                return r;
+        // At least once: the same reading until it is acknowledged (MQTT
+        // 3.1.1 has no reason code: a refusal closes the connection).
+        loop {
+            match client.publish(TOPIC, &payload, QoS::AtLeastOnce, false) {
+                Ok(o) if o.reason.0 == 0 => {
+                    r.published += 1;
+                    break;
+                }
+                Ok(o) => {
+                    r.publish_failures += 1;
+                    r.publish_error.get_or_insert_with(|| {
+                        format!("{}: PUBACK reason 0x{:02X}", d.id(), o.reason.0)
+                    });
+                    // The seq was used but not accepted: stop, so the
+                    // subscriber's accounting stays exact.
+                    break 'readings;
+                }
+                Err(e) => {
+                    let e = format!("{}: {e}", d.id());
+                    if !up.recover(&mut client, &mut r, e, end + GRACE) {
+                        r.publish_failures += 1;
+                        return r;
+                    }
+                }
             }
         }
     }

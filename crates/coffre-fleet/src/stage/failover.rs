@@ -4,20 +4,19 @@
 //! backoff, and every reading still arrives at least once.
 //!
 //! [`FaultSchedule`] says when to kill and restart (a pure state machine,
-//! tested with a fake clock); the device loop here reconnects and resends
-//! the reading that was not acknowledged; `failover_figures` sums up
-//! what the devices and the subscriber saw.
+//! tested with a fake clock); `connect_any` moves a device to the next
+//! node with backoff (the device loop, `crate::device`, calls it when its
+//! node is lost and sends the reading not acknowledged again);
+//! `failover_figures` sums up what the devices and the subscriber saw.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use coffre_agent::mqtt::{Client, QoS};
 use coffre_agent::Backoff;
-use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 
-use crate::device::{client_options, DeviceCtx, DeviceResult, FleetReading};
+use crate::device::{client_options, DeviceCtx};
 use crate::options::TOPIC;
 use crate::stage::provision::Device;
 
@@ -166,135 +165,6 @@ pub(crate) fn connect_any(
             }
         }
     }
-}
-
-/// How long a device keeps trying to get a reading acknowledged after
-/// the publishing phase has ended.
-const GRACE: Duration = Duration::from_secs(30);
-
-/// The body of a device thread on a cluster: connect to its node (index
-/// modulo the nodes), publish; on a lost connection reconnect to the next
-/// node with backoff and resend the reading not acknowledged.
-pub(crate) fn device_main(d: Device, ctx: &DeviceCtx) -> DeviceResult {
-    let mut r = DeviceResult::default();
-    let mut node = d.index() % ctx.brokers.len();
-    let t = Instant::now();
-    let mut client = match connect_any(&d, ctx, &mut node, t + Duration::from_secs(60)) {
-        Ok((c, _)) => c,
-        Err(e) => {
-            r.connect_error = Some(e);
-            ctx.failed.fetch_add(1, Ordering::Relaxed);
-            return r;
-        }
-    };
-    r.connect = Some(t.elapsed());
-    r.connected_at = Some(Instant::now());
-    ctx.connected.fetch_add(1, Ordering::Relaxed);
-    let start = loop {
-        match ctx.gate.wait_connected(&mut client) {
-            Ok(t) => break t,
-            Err(e) => {
-                let mut n = (node + 1) % ctx.brokers.len();
-                match connect_any(&d, ctx, &mut n, Instant::now() + Duration::from_secs(60)) {
-                    Ok((c, _)) => {
-                        client = c;
-                        node = n;
-                        r.reconnects += 1;
-                    }
-                    Err(last) => {
-                        r.publish_failures += 1;
-                        r.publish_error = Some(format!(
-                            "{}: {e}; could not reconnect before the publishing phase: {last}",
-                            d.id()
-                        ));
-                        return r;
-                    }
-                }
-            }
-        }
-    };
-    let phase = ctx
-        .interval
-        .mul_f64(f64::from(OsRng.next_u32()) / f64::from(u32::MAX));
-    let end = start + ctx.duration;
-    let mut seq = 0u64;
-    // Reconnect after a loss; false when the run ended first.
-    let mut recover = |client: &mut Client, r: &mut DeviceResult, e: String, until: Instant| {
-        let lost = Instant::now();
-        r.outages.push(Outage { lost, back: None });
-        node = (node + 1) % ctx.brokers.len();
-        match connect_any(&d, ctx, &mut node, until) {
-            Ok((c, _)) => {
-                *client = c;
-                r.reconnects += 1;
-                if let Some(o) = r.outages.last_mut() {
-                    o.back = Some(Instant::now());
-                }
-                true
-            }
-            Err(last) => {
-                r.publish_error.get_or_insert_with(|| {
-                    format!("{e}; could not reconnect before the end of the run: {last}")
-                });
-                false
-            }
-        }
-    };
-    loop {
-        let due = start + phase + ctx.interval * seq as u32;
-        if due >= end {
-            break;
-        }
-        // Wait for the next reading while watching the connection: a
-        // node's loss is seen at once, not at the next publish.
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            if let Err(e) = client.poll(due - now) {
-                if !recover(&mut client, &mut r, format!("{}: {e}", d.id()), end) {
-                    return r;
-                }
-            }
-        }
-        seq += 1;
-        let reading = FleetReading {
-            device: d.id().to_owned(),
-            seq,
-            sent_us: ctx.origin.elapsed().as_micros() as u64,
-            temperature_c: 21.5 + (d.index() % 50) as f64 / 10.0,
-            humidity_pct: 45.0,
-            pressure_hpa: 1013.25,
-        };
-        let payload = serde_json::to_vec(&reading).unwrap_or_default();
-        // At least once: the same reading until the cluster acknowledges
-        // it (MQTT 3.1.1 has no reason code: a refusal closes the
-        // connection).
-        loop {
-            match client.publish(TOPIC, &payload, QoS::AtLeastOnce, false) {
-                Ok(o) if o.reason.0 == 0 => {
-                    r.published += 1;
-                    break;
-                }
-                Ok(o) => {
-                    r.publish_failures += 1;
-                    r.publish_error.get_or_insert_with(|| {
-                        format!("{}: PUBACK reason 0x{:02X}", d.id(), o.reason.0)
-                    });
-                    return r;
-                }
-                Err(e) => {
-                    if !recover(&mut client, &mut r, format!("{}: {e}", d.id()), end + GRACE) {
-                        r.publish_failures += 1;
-                        return r;
-                    }
-                }
-            }
-        }
-    }
-    let _ = client.disconnect();
-    r
 }
 
 /// What the subscriber saw of the fault.
