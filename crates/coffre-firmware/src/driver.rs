@@ -93,6 +93,43 @@ where
         P: CryptoProvider<CipherSuite = Aes128GcmSha256>,
         T: Timer,
     {
+        let (fw, opened, _) = Self::connect_with_first(
+            socket,
+            read_buf,
+            write_buf,
+            server_name,
+            crypto,
+            session,
+            timer,
+            None,
+        )
+        .await?;
+        Ok((fw, opened))
+    }
+
+    /// [`Firmware::connect`], with `first` = (topic, payload, QoS) sent
+    /// right behind the CONNECT when the session allows it, as the Linux
+    /// driver does (`coffre_device::link::Connection::open_with_first`):
+    /// one round trip fewer for a device that connects to publish.
+    /// `Some(Some(id))`: it went out as QoS 1 packet `id`, whose PUBACK
+    /// [`Firmware::wait_puback`] waits for (it often comes with the
+    /// CONNACK); `Some(None)`: it went out at QoS 0; `None`: it did not go
+    /// out (publish it after the CONNACK).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    pub async fn connect_with_first<P, T>(
+        socket: S,
+        read_buf: &'a mut [u8],
+        write_buf: &'a mut [u8],
+        server_name: &str,
+        crypto: P,
+        session: Session,
+        timer: &T,
+        first: Option<(&str, &[u8], QoS)>,
+    ) -> Result<(Self, Opened, Option<Option<u16>>), FirmwareError>
+    where
+        P: CryptoProvider<CipherSuite = Aes128GcmSha256>,
+        T: Timer,
+    {
         let config = TlsConfig::new().with_server_name(server_name);
         let mut tls = TlsConnection::new(socket, read_buf, write_buf);
         let limit = session.config().response_timeout_ms;
@@ -111,8 +148,13 @@ where
         fw.session
             .connect(timer.now_ms())
             .map_err(FirmwareError::Session)?;
+        let sent = first.and_then(|(topic, payload, qos)| {
+            fw.session
+                .publish(timer.now_ms(), topic, payload, qos, false)
+                .ok()
+        });
         let opened = fw.wait(timer, Opened::from_event).await?;
-        Ok((fw, opened))
+        Ok((fw, opened, sent))
     }
 
     /// The session.
@@ -190,6 +232,15 @@ where
                 rtt_ms: 0,
             });
         };
+        self.wait_puback(timer, id).await
+    }
+
+    /// Wait for the PUBACK of QoS 1 packet `id`.
+    pub async fn wait_puback(
+        &mut self,
+        timer: &impl Timer,
+        id: u16,
+    ) -> Result<Acked, FirmwareError> {
         self.wait(timer, |e| match e {
             Event::PubAck {
                 packet_id,

@@ -475,7 +475,11 @@ impl Run<'_> {
         let mut crypto = DeviceCrypto::new(&mut *trng, &s.ca_der, &s.cert_der, signer);
         let mut mqtt = MqttConfig::new(s.id.as_str(), MqttVersion::V5);
         mqtt.keep_alive_secs = s.keep_alive_secs;
-        let connect = Firmware::connect(
+        // The oldest reading rides with the CONNECT (one round trip fewer
+        // per connection); its PUBACK is then awaited, not a second copy
+        // sent.
+        let first = self.queue.front().cloned();
+        let connect = Firmware::connect_with_first(
             socket,
             &mut bufs.record_read[..],
             &mut bufs.record_write[..],
@@ -483,13 +487,16 @@ impl Run<'_> {
             &mut crypto,
             Session::new(mqtt),
             &Uptime,
+            first
+                .as_ref()
+                .map(|r| (s.topic.as_str(), r.payload.as_bytes(), QoS::AtLeastOnce)),
         );
         let connected = with_timeout(CONNECT_LIMIT, connect).await;
         let signatures = crypto.signatures();
         // Lab mode: the key leaves RAM here (SigningKey zeroizes on drop).
         drop(crypto);
-        let mut fw = match connected {
-            Ok(Ok((fw, _))) => fw,
+        let (mut fw, mut in_flight) = match connected {
+            Ok(Ok((fw, _, sent))) => (fw, sent.flatten().zip(first.map(|r| r.seq))),
             Ok(Err(e)) => {
                 return match signatures.failure {
                     Some(f) => format!("TLS handshake: the secure element failed to sign ({f:?})"),
@@ -520,8 +527,16 @@ impl Run<'_> {
                     let Some(r) = self.queue.front().cloned() else {
                         continue;
                     };
-                    let sent =
-                        fw.publish(&Uptime, &s.topic, r.payload.as_bytes(), QoS::AtLeastOnce);
+                    let sent = async {
+                        match in_flight.take() {
+                            Some((id, seq)) if seq == r.seq => fw.wait_puback(&Uptime, id).await,
+                            _ => {
+                                let payload = r.payload.as_bytes();
+                                fw.publish(&Uptime, &s.topic, payload, QoS::AtLeastOnce)
+                                    .await
+                            }
+                        }
+                    };
                     match with_timeout(PUBLISH_LIMIT, sent).await {
                         Ok(Ok(ack)) if ack.reason.0 < 0x80 => {
                             info!("reading {} acknowledged in {} ms", r.seq, ack.rtt_ms);

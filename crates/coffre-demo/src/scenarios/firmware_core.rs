@@ -2,7 +2,8 @@
 //! embedded-io-async and embedded-tls (crate `coffre-firmware`, what the
 //! MCU links), here over tokio's TCP through `embedded-io-adapters`. It
 //! publishes readings over mutual TLS 1.3, the CertificateVerify signed by
-//! the (emulated) chip; the subscriber must receive them all, in order.
+//! the (emulated) chip; the first reading rides with the CONNECT, as on
+//! Linux; the subscriber must receive them all, in order.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,13 +25,13 @@ pub(crate) const SCENARIO: Scenario = Scenario {
         Case::new(
             "firmware core: embedded-tls publisher → subscriber",
             Mode::Offload,
-            "mutual TLS 1.3, chip signs; 5 readings arrive, in order",
+            "mutual TLS 1.3, chip signs; 5 readings arrive in order, the first with the CONNECT",
             run,
         ),
         Case::new(
             "firmware core: embedded-tls publisher → subscriber",
             Mode::Lab,
-            "mutual TLS 1.3, slot-8 key signs; 5 readings arrive, in order",
+            "mutual TLS 1.3, slot-8 key signs; 5 readings arrive in order, the first with the CONNECT",
             run,
         ),
         Case::new(
@@ -57,6 +58,8 @@ struct FwRun {
     handshake_ms: f64,
     signatures: u32,
     pubacks: Vec<u8>,
+    /// The first reading went out right behind the CONNECT.
+    first_with_connect: bool,
     error: Option<String>,
 }
 
@@ -97,16 +100,17 @@ fn run(cx: &mut Ctx<'_>, case: &Case) -> Outcome {
         None => evidence.with(
             Source::Device,
             format!(
-                "embedded-tls TLS 1.3 handshake + CONNACK {:.1} ms, {} CertificateVerify signed by {}; PUBACKs {:?}",
+                "embedded-tls TLS 1.3 handshake + CONNACK {:.1} ms, {} CertificateVerify signed by {}; first reading {} the CONNECT; PUBACKs {:?}",
                 fw.handshake_ms,
                 fw.signatures,
                 if id == LAB_ID { "the slot-8 key (then zeroized)" } else { "the chip" },
+                if fw.first_with_connect { "sent with" } else { "sent after" },
                 fw.pubacks
             ),
         ),
     };
     Outcome::new(
-        all && fw.signatures >= 1,
+        all && fw.signatures >= 1 && fw.first_with_connect,
         format!(
             "{} of {READINGS} received{}",
             mine.len(),
@@ -211,7 +215,7 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
             + ahead_secs,
     );
     let mut crypto = DeviceCrypto::new(rand_core::OsRng, &ca, &cert, signer);
-    let r: Result<(f64, Vec<u8>), String> = rt.block_on(async {
+    let r: Result<(f64, Vec<u8>, bool), String> = rt.block_on(async {
         let clock = coffre_firmware::host::TokioTimer::new();
         let mut pubacks = Vec::new();
         let socket = tokio::net::TcpStream::connect(broker)
@@ -219,21 +223,8 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
             .map_err(|e| e.to_string())?;
         let _ = socket.set_nodelay(true);
         let (mut rbuf, mut wbuf) = (vec![0u8; RECORD_READ_BUF], vec![0u8; RECORD_WRITE_BUF]);
-        let t0 = Instant::now();
-        let (mut fw, _) = Firmware::connect(
-            FromTokio::new(socket),
-            &mut rbuf,
-            &mut wbuf,
-            "localhost",
-            &mut crypto,
-            Session::new(Config::new(id, MqttVersion::V5)),
-            &clock,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let handshake_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let mut queue = MemoryQueue::new();
-        for i in 0..READINGS {
+        let take = |queue: &mut MemoryQueue, i: u64| {
             let seq = queue.next_seq();
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -244,25 +235,55 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
                 pressure_hpa: 1013.0,
             };
             let _ = queue.push(seq, Reading::at_unix_micros(id, seq, now, &m).to_json());
+        };
+        // The first reading rides with the CONNECT, as on Linux.
+        take(&mut queue, 0);
+        let first = queue.front().cloned();
+        let t0 = Instant::now();
+        let (mut fw, _, sent) = Firmware::connect_with_first(
+            FromTokio::new(socket),
+            &mut rbuf,
+            &mut wbuf,
+            "localhost",
+            &mut crypto,
+            Session::new(Config::new(id, MqttVersion::V5)),
+            &clock,
+            first
+                .as_ref()
+                .map(|r| ("m5go/env", r.payload.as_bytes(), QoS::AtLeastOnce)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let handshake_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let with_connect = matches!(sent, Some(Some(_)));
+        for i in 0..READINGS {
+            if i > 0 {
+                take(&mut queue, i);
+            }
             let Some(r) = queue.front().cloned() else {
                 break;
             };
-            let ack = fw
-                .publish(&clock, "m5go/env", r.payload.as_bytes(), QoS::AtLeastOnce)
-                .await
-                .map_err(|e| e.to_string())?;
+            let ack = match sent {
+                Some(Some(packet)) if i == 0 => fw.wait_puback(&clock, packet).await,
+                _ => {
+                    fw.publish(&clock, "m5go/env", r.payload.as_bytes(), QoS::AtLeastOnce)
+                        .await
+                }
+            }
+            .map_err(|e| e.to_string())?;
             pubacks.push(ack.reason.0);
             let _ = queue.ack(r.seq);
         }
         fw.disconnect(&clock).await.map_err(|e| e.to_string())?;
-        Ok((handshake_ms, pubacks))
+        Ok((handshake_ms, pubacks, with_connect))
     });
     let signed = crypto.signatures();
     out.signatures = signed.made;
     match r {
-        Ok((ms, acks)) => {
+        Ok((ms, acks, with_connect)) => {
             out.handshake_ms = ms;
             out.pubacks = acks;
+            out.first_with_connect = with_connect;
         }
         Err(e) if signed.failure.is_some() => {
             out.error = Some(format!("{e} (the chip failed to sign: {:?})", signed.failure));
