@@ -38,12 +38,25 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Every cause below `e`, joined as the error line shows them ("a: b"):
+/// the whole chain, not only the first link (an image that cannot be read
+/// says why, down to the OS error).
+fn causes(e: &dyn StdError) -> Option<Box<dyn StdError + Send + Sync>> {
+    let mut parts = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        parts.push(c.to_string());
+        cause = c.source();
+    }
+    (!parts.is_empty()).then(|| parts.join(": ").into())
+}
+
 impl From<coffre_agent::Error> for Failure {
     fn from(e: coffre_agent::Error) -> Self {
         Failure {
             message: e.to_string(),
             code: if e.is_chip_gone() { 3 } else { 1 },
-            source: std::error::Error::source(&e).map(|s| s.to_string().into()),
+            source: causes(&e),
         }
     }
 }
@@ -53,7 +66,7 @@ impl From<coffre_device_bin::bus::OpenError> for Failure {
         Failure {
             message: e.to_string(),
             code: if e.is_unsupported() { 2 } else { 1 },
-            source: std::error::Error::source(&e).map(|s| s.to_string().into()),
+            source: causes(&e),
         }
     }
 }

@@ -485,6 +485,24 @@ fn lab_mode_on_a_hardened_chip_publishes() {
     assert!(e.contains("encrypted Read"), "{e}");
 }
 
+/// The device binary's error line carries every cause once, down to the
+/// OS error.
+#[test]
+fn device_binary_errors_say_why_once() {
+    let d = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(device_exe())
+        .args(["--bus", "emu:nonexist.img"])
+        .current_dir(d.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("nonexist.img"), "{e}");
+    let os = "No such file or directory (os error 2)";
+    assert_eq!(e.matches(os).count(), 1, "{e}");
+}
+
 fn err_of(args: &[&str], p: &std::path::Path) -> String {
     let o = coffre(args, p);
     assert!(!o.status.success());
