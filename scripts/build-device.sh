@@ -28,9 +28,9 @@ CARGO=${CARGO:-cargo}
 host=$(rustc -vV | sed -n 's/^host: //p')
 arch=${host%%-*}
 
+sysroot=$(rustc --print sysroot)
 has_target() {
-  rustc --print sysroot >/dev/null 2>&1 &&
-    [ -d "$(rustc --print sysroot)/lib/rustlib/$1/lib" ]
+  [ -d "$sysroot/lib/rustlib/$1/lib" ]
 }
 
 musl_target() {

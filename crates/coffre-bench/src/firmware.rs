@@ -123,9 +123,10 @@ pub fn firmware_row(
                 &mut crypto,
                 Session::new(Config::new(id, MqttVersion::V5)),
                 &clock,
+                None,
             );
             row.connect_future_bytes = std::mem::size_of_val(&connect);
-            let (mut fw, _) = connect.await.map_err(|e| anyhow!("{e}"))?;
+            let (mut fw, _, _) = connect.await.map_err(|e| anyhow!("{e}"))?;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             if i < runs {
                 times.push(ms);

@@ -80,43 +80,17 @@ where
     /// `server_name` is checked against the broker certificate's names.
     /// The handshake must finish within the session's response timeout,
     /// and the CONNACK arrive within it after the CONNECT, by `timer`.
-    pub async fn connect<P, T>(
-        socket: S,
-        read_buf: &'a mut [u8],
-        write_buf: &'a mut [u8],
-        server_name: &str,
-        crypto: P,
-        session: Session,
-        timer: &T,
-    ) -> Result<(Self, Opened), FirmwareError>
-    where
-        P: CryptoProvider<CipherSuite = Aes128GcmSha256>,
-        T: Timer,
-    {
-        let (fw, opened, _) = Self::connect_with_first(
-            socket,
-            read_buf,
-            write_buf,
-            server_name,
-            crypto,
-            session,
-            timer,
-            None,
-        )
-        .await?;
-        Ok((fw, opened))
-    }
-
-    /// [`Firmware::connect`], with `first` = (topic, payload, QoS) sent
-    /// right behind the CONNECT when the session allows it, as the Linux
-    /// driver does (`coffre_device::link::Connection::open_with_first`):
-    /// one round trip fewer for a device that connects to publish.
-    /// `Some(Some(id))`: it went out as QoS 1 packet `id`, whose PUBACK
-    /// [`Firmware::wait_puback`] waits for (it often comes with the
-    /// CONNACK); `Some(None)`: it went out at QoS 0; `None`: it did not go
-    /// out (publish it after the CONNACK).
+    ///
+    /// `first` = (topic, payload, QoS) is sent right behind the CONNECT
+    /// when the session allows it, as the Linux driver does
+    /// (`coffre_device::link::Connection::open_with_first`): one round trip
+    /// fewer for a device that connects to publish. The third value says
+    /// what became of it: `Some(Some(id))`, it went out as QoS 1 packet
+    /// `id`, whose PUBACK [`Firmware::wait_puback`] waits for (it often
+    /// comes with the CONNACK); `Some(None)`, it went out at QoS 0; `None`,
+    /// it did not go out (publish it after the CONNACK).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    pub async fn connect_with_first<P, T>(
+    pub async fn connect<P, T>(
         socket: S,
         read_buf: &'a mut [u8],
         write_buf: &'a mut [u8],

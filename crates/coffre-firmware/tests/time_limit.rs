@@ -98,6 +98,7 @@ fn a_silent_broker_ends_the_handshake_at_the_response_timeout() {
         crypto,
         Session::new(config),
         &timer,
+        None,
     ));
     match r {
         Err(FirmwareError::Timeout {

@@ -229,6 +229,7 @@ fn connect_firmware(wire: Wire<'_>) -> (Result<(), coffre_firmware::FirmwareErro
             &mut crypto,
             Session::new(Config::new("fuzz-device", MqttVersion::V5)),
             &clock,
+            None,
         );
         let mut fut = std::pin::pin!(fut);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

@@ -479,7 +479,7 @@ impl Run<'_> {
         // per connection); its PUBACK is then awaited, not a second copy
         // sent.
         let first = self.queue.front().cloned();
-        let connect = Firmware::connect_with_first(
+        let connect = Firmware::connect(
             socket,
             &mut bufs.record_read[..],
             &mut bufs.record_write[..],

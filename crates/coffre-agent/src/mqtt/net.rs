@@ -234,10 +234,6 @@ impl Link for TlsLink {
     /// 1 ms on this project's 2-core machine).
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let (conn, sock) = (&mut self.stream.conn, &mut self.stream.sock);
-        if conn.is_handshaking() {
-            // Not the case after `handshake`; kept correct anyway.
-            conn.complete_io(sock)?;
-        }
         let mut rest = bytes;
         loop {
             // rustls takes what its send buffer has room for (64 KiB).

@@ -240,7 +240,7 @@ fn publish_at(cx: &Ctx<'_>, id: &str, mode: Mode, ahead_secs: u64) -> FwRun {
         take(&mut queue, 0);
         let first = queue.front().cloned();
         let t0 = Instant::now();
-        let (mut fw, _, sent) = Firmware::connect_with_first(
+        let (mut fw, _, sent) = Firmware::connect(
             FromTokio::new(socket),
             &mut rbuf,
             &mut wbuf,
