@@ -37,7 +37,10 @@ pub const JOURNAL_FORMAT: u32 = records::JOURNAL_FORMAT;
 pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
 /// Identity of the journal file read: a compaction by another process
-/// replaces it, and then it is read again from the start.
+/// replaces it, and then it is read again from the start. The store keeps
+/// the file it read open (see [`Seen`]), so that its inode cannot be freed
+/// and given to the file that replaces it: an identity that was reused
+/// would make the store read the new file from the old one's offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileId {
     dev: u64,
@@ -60,6 +63,14 @@ fn file_id(meta: &fs::Metadata) -> FileId {
     }
 }
 
+/// The journal file last read: its identity, and the file itself, held
+/// open only so that its identity stays its own.
+#[derive(Debug)]
+struct Seen {
+    id: FileId,
+    _file: File,
+}
+
 /// The index in memory, with its look-up tables, and where it is on disk.
 #[derive(Debug)]
 pub struct Store {
@@ -70,7 +81,7 @@ pub struct Store {
     /// Position of each serial ([`Serial::key`]).
     by_serial: HashMap<String, usize>,
     /// The journal file read, and how many bytes of it.
-    seen: Option<FileId>,
+    seen: Option<Seen>,
     offset: u64,
     warnings: Vec<String>,
 }
@@ -231,9 +242,8 @@ impl Store {
             });
         }
         let id = file_id(&meta);
-        if self.seen != Some(id) || meta.len() < self.offset {
+        if self.seen.as_ref().map(|s| s.id) != Some(id) || meta.len() < self.offset {
             self.reset();
-            self.seen = Some(id);
         }
         let no_header = || Error::Corrupt {
             path: path.clone(),
@@ -247,6 +257,7 @@ impl Store {
             return Err(no_header());
         }
         if meta.len() == self.offset {
+            self.hold(id, f);
             return Ok(());
         }
         f.seek(SeekFrom::Start(self.offset))
@@ -288,7 +299,15 @@ impl Store {
             w.sync_all().map_err(|e| Error::io("write", &path, e))?;
         }
         self.offset = good;
+        self.hold(id, f);
         Ok(())
+    }
+
+    /// Remember `file` as the journal read (see [`FileId`]).
+    fn hold(&mut self, id: FileId, file: File) {
+        if self.seen.as_ref().map(|s| s.id) != Some(id) {
+            self.seen = Some(Seen { id, _file: file });
+        }
     }
 
     fn apply(&mut self, r: Record) {
@@ -459,8 +478,12 @@ impl Store {
             line(&Record::Issue(e.clone()))?;
         }
         write_atomic(&path, &buf, CERT_MODE)?;
-        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
-        self.seen = Some(file_id(&meta));
+        let file = File::open(&path).map_err(|e| Error::io("read", &path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("read", &path, e))?;
+        self.seen = Some(Seen {
+            id: file_id(&meta),
+            _file: file,
+        });
         self.offset = buf.len() as u64;
         self.index.format = JOURNAL_FORMAT;
         Ok(())

@@ -205,3 +205,34 @@ fn no_index_at_all_is_not_found() {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert!(!d.path().join("index.lock").exists());
 }
+
+/// Seen in CI: two compactions by another handle gave the journal back
+/// the inode number of the file a handle had read (the first compaction
+/// freed it, the second's new file got it), so the handle took the new
+/// file for the old one grown, and read it from the middle of a line.
+/// A handle keeps the file it read open, so its inode cannot be reused.
+#[test]
+fn a_handle_is_not_fooled_by_a_reused_inode_after_two_compactions() {
+    let d = tempfile::tempdir().unwrap();
+    let mut a = journal(d.path(), 3);
+    let mut b = Store::open(Layout::new(d.path())).unwrap();
+    for round in 0..20u32 {
+        drop(a.lock().unwrap());
+        let lock = b.lock().unwrap();
+        for k in 0..2 {
+            let id = format!("r{round}-{k}");
+            b.append(
+                &lock,
+                vec![entry(&id, &format!("{:04X}{k}", round + 0x100))],
+            )
+            .unwrap();
+            b.revoke(&lock, &id, Timestamp::now()).unwrap();
+            b.set_crl_number(&lock, u64::from(round) * 2 + k + 1);
+            b.compact(&lock).unwrap();
+        }
+        drop(lock);
+        let lock = a.lock().unwrap();
+        drop(lock);
+        assert_eq!(a.index(), b.index(), "round {round}");
+    }
+}
