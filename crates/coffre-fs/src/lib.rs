@@ -7,6 +7,8 @@
 //! - [`LockFile`]: an exclusive advisory lock (`flock`) that records who
 //!   holds it (pid and command line), so a second writer is told whom it
 //!   collides with. The lock goes with the process: a crash releases it.
+//!   A reader that may not write the directory takes a shared lock on the
+//!   existing file instead ([`LockFile::lock_shared`]).
 //! - [`read_limited`]: read a whole file, refusing one larger than a bound
 //!   (a device such as `/dev/zero` is refused instead of read forever).
 //! - [`rotate`]: keep the previous versions of a log (`log.1` … `log.N`).
@@ -361,6 +363,22 @@ impl LockFile {
         Ok(LockFile::held(path, file))
     }
 
+    /// Take a shared lock on an existing lock file, opened read-only,
+    /// waiting while a writer holds it: for a reader that may not write
+    /// the directory (files on read-only media, or owned by another user).
+    /// Exclusive locks wait for it, as it waits for them; the holder is not
+    /// recorded. A missing lock file is an [`LockError::Io`] of kind
+    /// `NotFound`: it is not created.
+    pub fn lock_shared(path: &Path) -> Result<LockFile, LockError> {
+        let file = File::open(path).map_err(|e| lock_io(path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared)
+            .map_err(|e| lock_io(path, e.into()))?;
+        Ok(LockFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
+    }
+
     /// The lock just taken on `file`: record the holder for whoever collides
     /// with us. A failure to record does not weaken the lock itself.
     ///
@@ -445,6 +463,30 @@ mod tests {
         assert!(!d.path().join("g0").exists());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 20);
         write_atomic_batch(&[], 0o644).unwrap();
+    }
+
+    #[test]
+    fn a_shared_lock_keeps_writers_out_and_creates_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.lock");
+        match LockFile::lock_shared(&p) {
+            Err(LockError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::NotFound)
+            }
+            other => panic!("a missing lock file: {other:?}"),
+        }
+        assert!(!p.exists());
+        drop(LockFile::try_lock(&p).unwrap());
+        let before = fs::read(&p).unwrap();
+        let a = LockFile::lock_shared(&p).unwrap();
+        let b = LockFile::lock_shared(&p).unwrap();
+        assert!(matches!(
+            LockFile::try_lock(&p),
+            Err(LockError::Held { .. })
+        ));
+        drop((a, b));
+        assert_eq!(fs::read(&p).unwrap(), before, "a reader wrote");
+        drop(LockFile::try_lock(&p).unwrap());
     }
 
     #[test]

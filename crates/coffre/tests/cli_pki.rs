@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{coffre, ok};
+use common::{coffre, err, ok, Tmpfs};
 use p256::pkcs8::EncodePublicKey;
 
 fn key_pem(dir: &Path) {
@@ -165,4 +165,65 @@ fn an_endless_key_file_is_refused() {
             "{err}"
         );
     }
+}
+
+/// A PKI on read-only media (or another user's files) is read, and changes
+/// nothing: `pki show` used to fail because it could not open `index.lock`
+/// for writing. Changing it fails, says why, and leaves every file as it was.
+#[test]
+fn a_read_only_pki_can_be_shown_but_not_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    let disk = Tmpfs::mount(&p.join("ro"), "4m");
+    key_pem(p);
+    ok(&["pki", "init", "--dir", "ro/c"], p);
+    for id in ["d1", "d2"] {
+        ok(
+            &[
+                "pki",
+                "issue",
+                "--dir",
+                "ro/c",
+                "--id",
+                id,
+                "--public-key",
+                "k.pem",
+            ],
+            p,
+        );
+    }
+    ok(&["pki", "revoke", "--dir", "ro/c", "d2"], p);
+    // A writer was killed mid-line: a reader drops the line, in memory only.
+    let journal = p.join("ro/c/index.jsonl");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(br#"{"op":"issue","kind":"device","id":"d3","ser"#);
+    std::fs::write(&journal, &bytes).unwrap();
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        common::names_in(dir)
+            .into_iter()
+            .filter(|n| n != "devices")
+            .map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap()))
+            .collect()
+    };
+    let before = snapshot(&p.join("ro/c"));
+    disk.read_only();
+
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&["pki", "show", "--dir", "ro/c", "--json"], p)).unwrap();
+    let status: Vec<(&str, &str)> = show["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(status, [("d1", "issued"), ("d2", "revoked")], "{show}");
+    let out = coffre(&["pki", "show", "--dir", "ro/c"], p);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("cut short"), "no warning: {text}");
+
+    let e = err(&["pki", "revoke", "--dir", "ro/c", "d1"], p);
+    assert!(e.contains("Read-only file system"), "{e}");
+    assert_eq!(e.matches("Read-only file system").count(), 1, "{e}");
+    assert_eq!(snapshot(&p.join("ro/c")), before, "a file changed");
 }

@@ -98,6 +98,22 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Mount it again read-only: writes fail with EROFS, for root too.
+    pub fn read_only(&self) {
+        let o = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .output()
+            .expect("mount runs");
+        assert!(
+            o.status.success(),
+            "remount read-only: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();

@@ -12,6 +12,10 @@
 //!   with a warning; a damaged line before it is an error.
 //! - A PKI made by an older coffre holds `index.json`: it is read once,
 //!   written as the journal, and renamed `index.json.migrated`.
+//! - A PKI this process may not write (read-only media, another user's
+//!   files) is read under a shared lock, and changes nothing on disk: a
+//!   torn last line is dropped in memory only, an `index.json` is read as
+//!   it is. Changing it then fails on the lock, as it must.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -86,6 +90,15 @@ pub struct Store {
     warnings: Vec<String>,
 }
 
+/// Whether `e`, met creating or opening the lock file for writing, says
+/// this process may not write the PKI directory.
+fn not_writable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
 /// Proof that the PKI lock is held, for the store's writing methods.
 #[derive(Debug)]
 pub struct Locked {
@@ -95,11 +108,15 @@ pub struct Locked {
 impl Locked {
     /// Wait for `index.lock`, then hold it.
     fn take(path: &std::path::Path) -> Result<Locked> {
-        let lock = coffre_fs::LockFile::lock(path).map_err(|e| match e {
-            coffre_fs::LockError::Io { path, source } => Error::io("lock", path, source),
-            other => Error::io("lock", path, std::io::Error::other(other.to_string())),
-        })?;
+        let lock = coffre_fs::LockFile::lock(path).map_err(|e| lock_error(path, e))?;
         Ok(Locked { _lock: lock })
+    }
+}
+
+fn lock_error(path: &std::path::Path, e: coffre_fs::LockError) -> Error {
+    match e {
+        coffre_fs::LockError::Io { path, source } => Error::io("lock", path, source),
+        other => Error::io("lock", path, std::io::Error::other(other.to_string())),
     }
 }
 
@@ -136,9 +153,41 @@ impl Store {
                 missing: s.layout.journal(),
             });
         }
-        let lock = s.lock()?;
-        drop(lock);
+        match s.lock() {
+            Ok(lock) => drop(lock),
+            Err(Error::Io { source, .. }) if not_writable(&source) => s.read_shared()?,
+            Err(e) => return Err(e),
+        }
         Ok(s)
+    }
+
+    /// Read the index of a PKI this process may not write, changing nothing
+    /// on disk (see the module's documentation).
+    fn read_shared(&mut self) -> Result<()> {
+        let path = self.layout.lock();
+        // No lock file: a directory made by an older coffre, which no one
+        // may have been writing with this one.
+        let _shared = match coffre_fs::LockFile::lock_shared(&path) {
+            Ok(l) => Some(l),
+            Err(coffre_fs::LockError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(lock_error(&path, e)),
+        };
+        if !self.layout.journal().exists() && self.layout.index().exists() {
+            let n = self.read_index_json()?;
+            let msg = format!(
+                "{} ({n} certificates) was read as it is: it is moved to the journal {} when a user who may write the directory opens it",
+                self.layout.index().display(),
+                self.layout.journal().display()
+            );
+            tracing::warn!("{msg}");
+            self.warnings.push(msg);
+            return Ok(());
+        }
+        self.read_journal(false)
     }
 
     /// Take the PKI lock for a journal that is about to be written whole
@@ -168,27 +217,7 @@ impl Store {
     /// so that it is not read again.
     fn migrate(&mut self, lock: &Locked) -> Result<()> {
         let path = self.layout.index();
-        let bytes = read_file(self.layout.dir(), &path, MAX_JOURNAL_BYTES)?;
-        let old: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            what: "PKI index (JSON)",
-            detail: e.to_string(),
-        })?;
-        if old.format != INDEX_FORMAT {
-            return Err(Error::Corrupt {
-                path,
-                what: "PKI index",
-                detail: format!(
-                    "format {} is not the supported format {INDEX_FORMAT}",
-                    old.format
-                ),
-            });
-        }
-        self.reset();
-        self.index.crl_number = old.crl_number;
-        for e in old.certificates {
-            self.insert(e);
-        }
+        self.read_index_json()?;
         self.compact(lock)?;
         let done = self.layout.dir().join(format!(
             "{}.migrated",
@@ -209,6 +238,35 @@ impl Store {
         Ok(())
     }
 
+    /// Read `index.json` (format 1) into memory, in place of what was
+    /// there; the number of certificates read.
+    fn read_index_json(&mut self) -> Result<usize> {
+        let path = self.layout.index();
+        let bytes = read_file(self.layout.dir(), &path, MAX_JOURNAL_BYTES)?;
+        let old: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            what: "PKI index (JSON)",
+            detail: e.to_string(),
+        })?;
+        if old.format != INDEX_FORMAT {
+            return Err(Error::Corrupt {
+                path,
+                what: "PKI index",
+                detail: format!(
+                    "format {} is not the supported format {INDEX_FORMAT}",
+                    old.format
+                ),
+            });
+        }
+        self.reset();
+        self.index.crl_number = old.crl_number;
+        let n = old.certificates.len();
+        for e in old.certificates {
+            self.insert(e);
+        }
+        Ok(n)
+    }
+
     fn reset(&mut self) {
         self.index.certificates.clear();
         self.index.crl_number = 0;
@@ -223,6 +281,12 @@ impl Store {
     /// journal was replaced by a compaction). Runs under the lock, so no
     /// writer is mid-line: a last line without its newline was cut short.
     fn catch_up(&mut self, _lock: &Locked) -> Result<()> {
+        self.read_journal(true)
+    }
+
+    /// [`Store::catch_up`]; `repair`: cut a torn last line off the file
+    /// (only under the exclusive lock), or else only drop it in memory.
+    fn read_journal(&mut self, repair: bool) -> Result<()> {
         let path = self.layout.journal();
         let mut f = File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -291,12 +355,14 @@ impl Store {
             );
             tracing::warn!("{msg}");
             self.warnings.push(msg);
-            let w = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io("write", &path, e))?;
-            w.set_len(good).map_err(|e| Error::io("write", &path, e))?;
-            w.sync_all().map_err(|e| Error::io("write", &path, e))?;
+            if repair {
+                let w = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io("write", &path, e))?;
+                w.set_len(good).map_err(|e| Error::io("write", &path, e))?;
+                w.sync_all().map_err(|e| Error::io("write", &path, e))?;
+            }
         }
         self.offset = good;
         self.hold(id, f);

@@ -160,10 +160,7 @@ fn compaction_folds_revocations_into_one_line_per_certificate() {
     let back = Store::open(Layout::new(d.path())).unwrap();
     assert_eq!(back.index(), s.index());
     // No temporary file is left behind.
-    let names: Vec<_> = fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = names(d.path());
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }
 
@@ -235,4 +232,38 @@ fn a_handle_is_not_fooled_by_a_reused_inode_after_two_compactions() {
         drop(lock);
         assert_eq!(a.index(), b.index(), "round {round}");
     }
+}
+
+/// What a process that may not write the directory does (the CLI test
+/// `a_read_only_pki_can_be_shown_but_not_changed` runs it on a read-only
+/// mount): an older `index.json` is read as it is, not migrated.
+#[test]
+fn a_reader_that_may_not_write_reads_an_index_json_as_it_is() {
+    let d = tempfile::tempdir().unwrap();
+    let old = Index {
+        format: INDEX_FORMAT,
+        crl_number: 2,
+        certificates: vec![entry("a", "0A01")],
+    };
+    let path = d.path().join("index.json");
+    fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    let mut s = Store::empty(Layout::new(d.path()));
+    s.read_shared().unwrap();
+    assert_eq!(s.index().certificates, old.certificates);
+    assert_eq!(s.index().crl_number, 2);
+    assert!(
+        s.warnings()[0].contains("read as it is"),
+        "{:?}",
+        s.warnings()
+    );
+    assert_eq!(names(d.path()), ["index.json"]);
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
