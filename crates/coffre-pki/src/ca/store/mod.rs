@@ -12,8 +12,8 @@
 //!   with a warning; a damaged line before it is an error.
 //! - A PKI made by an older coffre holds `index.json`: it is read once,
 //!   written as the journal, and renamed `index.json.migrated`.
-//! - A PKI this process may not write (read-only media, another user's
-//!   files) is read under a shared lock, and changes nothing on disk: a
+//! - A PKI this process may not write (read-only media, a directory
+//!   without write permission) is read under a shared lock, and changes nothing on disk: a
 //!   torn last line is dropped in memory only, an `index.json` is read as
 //!   it is. Changing it then fails on the lock, as it must.
 
