@@ -40,10 +40,7 @@ pub enum Error {
     },
 
     /// A file could not be read, written or renamed.
-    #[error(
-        "cannot {action} {} (check that the path exists and that you may access it)",
-        path.display()
-    )]
+    #[error("cannot {action} {}{}", path.display(), io_hint(source))]
     Io {
         /// What was being done: "read", "write", "create", "rename".
         action: &'static str,
@@ -267,5 +264,18 @@ impl Error {
             what,
             detail: detail.to_string(),
         }
+    }
+}
+
+/// What to do about an OS error, for [`Error::Io`]: the error itself is
+/// its source, printed after it.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => " (check that the path exists)",
+        K::PermissionDenied => " (check that you may access it)",
+        K::ReadOnlyFilesystem => " (its file system is read-only: make changes on a writable copy)",
+        K::StorageFull | K::QuotaExceeded => " (free some space, then run the command again)",
+        _ => "",
     }
 }

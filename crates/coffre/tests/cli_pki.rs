@@ -224,6 +224,7 @@ fn a_read_only_pki_can_be_shown_but_not_changed() {
 
     let e = err(&["pki", "revoke", "--dir", "ro/c", "d1"], p);
     assert!(e.contains("Read-only file system"), "{e}");
+    assert!(e.contains("make changes on a writable copy"), "{e}");
     assert_eq!(e.matches("Read-only file system").count(), 1, "{e}");
     assert_eq!(snapshot(&p.join("ro/c")), before, "a file changed");
 }
