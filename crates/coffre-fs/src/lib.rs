@@ -602,12 +602,46 @@ mod tests {
     }
 }
 
-/// A TCP address on 127.0.0.1 that nothing listens on right now (the port
-/// the kernel gives a fresh listener, which is closed again): for a broker
-/// or a daemon to be started on. Another process may take it in between;
-/// callers that start a server on it see that as an "address in use" error.
+/// A TCP address on 127.0.0.1 that nothing listens on right now: for a
+/// broker or a daemon to be started on. Another process may take it in
+/// between; callers that start a server on it see that as an "address in
+/// use" error.
+///
+/// The port is chosen at random *below* the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768–60999 by default), in
+/// the 16,384 ports under it: a port of that range, as `bind(:0)` gives,
+/// can be taken in between as the local port of any outgoing connection,
+/// and a test suite that opens thousands of them (the fleet tests) made
+/// that a real chance. Where the range cannot be read, or no port below it
+/// is free after 64 tries, the kernel chooses.
 pub fn free_loopback_addr() -> io::Result<std::net::SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+    use std::hash::{BuildHasher, Hasher};
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if let Some((low, high)) = ephemeral_ports() {
+        let below = u32::from(low).saturating_sub(1024).min(16_384);
+        for _ in 0..64 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+            h.write_u32(std::process::id());
+            let port = low - 1 - (h.finish() % u64::from(below.max(1))) as u16;
+            if port < 1024 || (low..=high).contains(&port) {
+                break;
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            if let Ok(l) = TcpListener::bind(addr) {
+                return l.local_addr();
+            }
+        }
+    }
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// The kernel's range of local ports for outgoing connections (Linux).
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
 }
 
 #[cfg(test)]
@@ -618,5 +652,16 @@ mod free_addr_tests {
         assert!(a.ip().is_loopback());
         assert_ne!(a.port(), 0);
         std::net::TcpListener::bind(a).expect("nothing listens there");
+    }
+
+    #[test]
+    fn the_port_is_below_the_range_outgoing_connections_use() {
+        let (low, _) = super::ephemeral_ports().expect("Linux says its range");
+        let ports: std::collections::HashSet<u16> = (0..200)
+            .map(|_| super::free_loopback_addr().unwrap().port())
+            .collect();
+        assert!(ports.iter().all(|&p| p < low && p >= 1024), "{ports:?}");
+        // Spread at random, so that two callers rarely meet.
+        assert!(ports.len() > 150, "only {} distinct ports", ports.len());
     }
 }
