@@ -228,3 +228,128 @@ fn a_read_only_pki_can_be_shown_but_not_changed() {
     assert_eq!(e.matches("Read-only file system").count(), 1, "{e}");
     assert_eq!(snapshot(&p.join("ro/c")), before, "a file changed");
 }
+
+/// Another user's PKI (the CA key is 0600, the directory not theirs) can be
+/// shown: the key is read only to sign. When that user may write the
+/// directory but not read the key, issuing and revoking fail on the key,
+/// before anything is written. As root, the commands run as `nobody`
+/// (root reads every file); otherwise the test takes the permissions away
+/// from its own user.
+#[test]
+fn another_users_pki_can_be_shown_and_not_signed_with() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    mode(p, 0o755);
+    key_pem(p);
+    mode(&p.join("k.pem"), 0o644);
+    ok(&["pki", "init", "--dir", "c"], p);
+    ok(
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "c",
+            "--id",
+            "d1",
+            "--public-key",
+            "k.pem",
+        ],
+        p,
+    );
+    let c = p.join("c");
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    // The binary where `nobody` can run it (the checkout may be private).
+    let exe = if root {
+        let exe = p.join("coffre");
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_coffre"), &exe).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_coffre"), &exe).unwrap();
+        }
+        exe
+    } else {
+        mode(&c.join("ca.key.pem"), 0o000);
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_coffre"))
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(args).current_dir(p).stdin(Stdio::null());
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        cmd.output().unwrap()
+    };
+    let snapshot = || -> Vec<(String, Vec<u8>)> {
+        let mut v = Vec::new();
+        for d in [c.clone(), c.join("devices")] {
+            for n in common::names_in(&d) {
+                if d.join(&n).is_file() && n != "index.lock" && n != "ca.key.pem" {
+                    v.push((n.clone(), std::fs::read(d.join(&n)).unwrap()));
+                }
+            }
+        }
+        v
+    };
+    let before = snapshot();
+
+    // 1. A directory it may not write: shown, not changed.
+    mode(&c, 0o555);
+    let out = run(&["pki", "show", "--dir", "c", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(show["devices"][0]["id"], "d1", "{show}");
+    assert_eq!(show["devices"][0]["status"], "issued", "{show}");
+    let out = run(&["pki", "show", "--dir", "c"]);
+    let e = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        e.contains("warning: c/ca.key.pem cannot be read by this user"),
+        "{e}"
+    );
+    let out = run(&["pki", "revoke", "--dir", "c", "d1"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("index.lock"), "{e}");
+
+    // 2. A directory it may write, and a key it may not read: every
+    // signature fails on the key, and nothing is written.
+    mode(&c, 0o777);
+    mode(&c.join("devices"), 0o777);
+    for f in ["index.lock", "index.jsonl", "crl.pem"] {
+        mode(&c.join(f), 0o666);
+    }
+    for args in [
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "c",
+            "--id",
+            "d2",
+            "--public-key",
+            "k.pem",
+        ][..],
+        &["pki", "revoke", "--dir", "c", "d1"],
+        &["pki", "crl", "--dir", "c"],
+    ] {
+        let out = run(args);
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(e.contains("cannot read c/ca.key.pem"), "{args:?}: {e}");
+        assert_eq!(
+            e.to_lowercase().matches("permission denied").count(),
+            1,
+            "{e}"
+        );
+    }
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&["pki", "show", "--dir", "c", "--json"], p)).unwrap();
+    assert_eq!(show["devices"].as_array().unwrap().len(), 1, "{show}");
+    assert_eq!(show["devices"][0]["status"], "issued", "{show}");
+    assert_eq!(snapshot(), before, "a file changed");
+    mode(&c.join("ca.key.pem"), 0o600);
+}

@@ -61,7 +61,7 @@ pub use revocation::{Verdict, CRL_VALIDITY_DAYS};
 pub use store::{Index, IndexEntry, Kind, Locked, Status, Store, INDEX_FORMAT, JOURNAL_FORMAT};
 
 use layout::{CERT_MODE, KEY_MODE};
-use signer::{dn, leaf_params, rcgen_err, subject_is_cn_only, CaSigner, P256Signer};
+use signer::{dn, leaf_params, rcgen_err, subject_is_cn_only, CaKey, CaSigner, P256Signer};
 
 /// How far back `not_before` is set, to tolerate clocks that run behind.
 pub const BACKDATE_SECONDS: i64 = 300;
@@ -195,7 +195,8 @@ impl Pki {
         let mut pki = Pki {
             layout,
             ca: CaSigner {
-                key: ca_key,
+                key: CaKey::Loaded(ca_key),
+                public_key: ca_pk,
                 cert_der: ca_cert_der,
                 facts: ca,
                 name: opts.ca_name.clone(),
@@ -218,7 +219,7 @@ impl Pki {
 
         // Files: keys first, the index last, so an interrupted init is seen
         // as an existing (and then corrupted) PKI rather than a valid one.
-        let ca_key_pem = SecretKey::from(&pki.ca.key)
+        let ca_key_pem = SecretKey::from(pki.ca.key()?)
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| Error::encoding("CA key", e))?;
         write_atomic(&pki.ca_key_path(), ca_key_pem.as_bytes(), KEY_MODE)?;
@@ -245,7 +246,9 @@ impl Pki {
     }
 
     /// Open an existing PKI directory: read and check the index, the CA key
-    /// and the CA certificate.
+    /// and the CA certificate. A CA key this user may not read (another
+    /// user's PKI) is not an error here: the PKI can be read and shown, and
+    /// whatever signs fails on the key, before writing anything.
     pub fn open(dir: impl AsRef<Path>) -> Result<Pki> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
@@ -261,16 +264,26 @@ impl Pki {
         }
 
         let key_path = layout.ca_key();
-        let key_bytes = Zeroizing::new(read_file(&dir, &key_path, MAX_PEM_BYTES)?);
-        let corrupt_key = |detail: String| Error::Corrupt {
-            path: key_path.clone(),
-            what: "PKCS#8 EC P-256 private key (PEM)",
-            detail,
+        let secret = match read_file(&dir, &key_path, MAX_PEM_BYTES) {
+            Ok(bytes) => {
+                let key_bytes = Zeroizing::new(bytes);
+                let corrupt_key = |detail: String| Error::Corrupt {
+                    path: key_path.clone(),
+                    what: "PKCS#8 EC P-256 private key (PEM)",
+                    detail,
+                };
+                let key_text = std::str::from_utf8(&key_bytes)
+                    .map_err(|_| corrupt_key("it is not text".into()))?;
+                Some(SecretKey::from_pkcs8_pem(key_text).map_err(|e| corrupt_key(e.to_string()))?)
+            }
+            // Another user's PKI: it can be read and shown, not signed with.
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
         };
-        let key_text =
-            std::str::from_utf8(&key_bytes).map_err(|_| corrupt_key("it is not text".into()))?;
-        let secret = SecretKey::from_pkcs8_pem(key_text).map_err(|e| corrupt_key(e.to_string()))?;
-        let ca_key = EcdsaKey::from(&secret);
 
         let cert_path = layout.ca_cert();
         let cert_bytes = read_file(&dir, &cert_path, MAX_PEM_BYTES)?;
@@ -281,12 +294,16 @@ impl Pki {
         };
         let ca_cert_der = der_or_pem(&cert_bytes, &["CERTIFICATE"]).map_err(corrupt_cert)?;
         let ca = cert_facts(&ca_cert_der).map_err(corrupt_cert)?;
-        if ca.public_key != Some(secret.public_key()) {
-            return Err(Error::CaKeyMismatch {
-                key: key_path,
-                cert: cert_path,
-            });
-        }
+        let public_key = match (&secret, ca.public_key) {
+            (Some(secret), Some(pk)) if pk == secret.public_key() => pk,
+            (None, Some(pk)) => pk,
+            _ => {
+                return Err(Error::CaKeyMismatch {
+                    key: key_path,
+                    cert: cert_path,
+                })
+            }
+        };
         let ca_name = ca
             .subject_cn
             .clone()
@@ -298,16 +315,25 @@ impl Pki {
                 "its subject is not a single CN, which coffre cannot issue under".into(),
             ));
         }
-        signer::check_ca_cert(&ca_cert_der, &ca, &ca_key, Timestamp::now())
+        let verifying = p256::ecdsa::VerifyingKey::from(&public_key);
+        signer::check_ca_cert(&ca_cert_der, &ca, &verifying, Timestamp::now())
             .map_err(corrupt_cert)?;
         let ca_key_id = ca
             .subject_key_id
             .clone()
-            .unwrap_or_else(|| key_identifier(&secret.public_key()));
+            .unwrap_or_else(|| key_identifier(&public_key));
+        let key = match secret {
+            Some(secret) => CaKey::Loaded(EcdsaKey::from(&secret)),
+            None => CaKey::Unreadable {
+                path: key_path,
+                kind: std::io::ErrorKind::PermissionDenied,
+            },
+        };
         Ok(Pki {
             layout,
             ca: CaSigner {
-                key: ca_key,
+                key,
+                public_key,
                 cert_der: ca_cert_der,
                 facts: ca,
                 name: ca_name,
@@ -339,7 +365,7 @@ impl Pki {
     }
     /// The CA's public key.
     pub fn ca_public_key(&self) -> PublicKey {
-        PublicKey::from(self.ca.key.verifying_key())
+        self.ca.public_key
     }
     /// The index as loaded or last written.
     pub fn index(&self) -> &Index {

@@ -120,6 +120,12 @@ impl Pki {
                 }
             }
         }
+        if self.ca.key().is_err() {
+            warnings.push(format!(
+                "{} cannot be read by this user: the PKI is shown, but issuing, revoking and writing the CRL need the CA key",
+                self.ca_key_path().display()
+            ));
+        }
         let ca = summary(&self.ca.facts, self.ca_cert_path());
         let broker = match read_bounded(&self.broker_cert_path(), MAX_PEM_BYTES)
             .map_err(|e| e.to_string())

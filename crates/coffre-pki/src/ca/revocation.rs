@@ -88,8 +88,11 @@ impl Pki {
 
     fn signed_by_ca(&self, tbs: &[u8], signature_der: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;
-        p256::ecdsa::Signature::from_der(signature_der)
-            .is_ok_and(|sig| self.ca.key.verifying_key().verify(tbs, &sig).is_ok())
+        p256::ecdsa::Signature::from_der(signature_der).is_ok_and(|sig| {
+            p256::ecdsa::VerifyingKey::from(&self.ca.public_key)
+                .verify(tbs, &sig)
+                .is_ok()
+        })
     }
 
     /// Revoke every issued device certificate whose id or serial (hex,
@@ -178,7 +181,7 @@ pub(crate) fn crl_pem<'a>(
         revoked_certs,
         key_identifier_method: KeyIdMethod::PreSpecified(ca.key_id.clone()),
     };
-    let crl = params.signed_by(&ca.issuer()).map_err(rcgen_err("CRL"))?;
+    let crl = params.signed_by(&ca.issuer()?).map_err(rcgen_err("CRL"))?;
     crl.pem().map_err(rcgen_err("CRL"))
 }
 

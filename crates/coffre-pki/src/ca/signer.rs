@@ -66,10 +66,24 @@ pub(crate) fn rcgen_err(what: &'static str) -> impl Fn(rcgen::Error) -> Error {
     move |e| Error::encoding(what, e)
 }
 
-/// The CA as a signer: its key (zeroized on drop by p256), its certificate
-/// and the facts read from it.
+/// The CA's private key, or why this process cannot use it.
+pub(crate) enum CaKey {
+    /// Read and checked against the CA certificate (zeroized on drop by
+    /// p256).
+    Loaded(EcdsaKey),
+    /// `ca.key.pem` may not be read by this process (another user's PKI):
+    /// the PKI can be read and shown, but not signed with.
+    Unreadable {
+        path: std::path::PathBuf,
+        kind: std::io::ErrorKind,
+    },
+}
+
+/// The CA as a signer: its key, its public key (the certificate's), its
+/// certificate and the facts read from it.
 pub(crate) struct CaSigner {
-    pub(crate) key: EcdsaKey,
+    pub(crate) key: CaKey,
+    pub(crate) public_key: PublicKey,
     pub(crate) cert_der: Vec<u8>,
     pub(crate) facts: CertFacts,
     pub(crate) name: String,
@@ -77,13 +91,21 @@ pub(crate) struct CaSigner {
 }
 
 impl CaSigner {
+    /// The private key, or the error that kept it from being read.
+    pub(crate) fn key(&self) -> Result<&EcdsaKey> {
+        match &self.key {
+            CaKey::Loaded(k) => Ok(k),
+            CaKey::Unreadable { path, kind } => Err(Error::io("read", path, (*kind).into())),
+        }
+    }
+
     /// The CA as rcgen's issuer.
-    pub(crate) fn issuer(&self) -> Issuer<'static, P256Signer<'_>> {
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, P256Signer<'_>>> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&self.name);
         params.key_identifier_method = KeyIdMethod::PreSpecified(self.key_id.clone());
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Issuer::new(params, P256Signer::new(&self.key))
+        Ok(Issuer::new(params, P256Signer::new(self.key()?)))
     }
 
     /// Sign a leaf certificate for `public_key`; DER. Checks that the issuer
@@ -96,7 +118,7 @@ impl CaSigner {
     ) -> Result<Vec<u8>> {
         let subject = SubjectKey(public_key_uncompressed(public_key));
         let cert = params
-            .signed_by(&subject, &self.issuer())
+            .signed_by(&subject, &self.issuer()?)
             .map_err(rcgen_err(what))?;
         let der = cert.der().to_vec();
         let facts = cert_facts(&der).map_err(|d| Error::encoding(what, d))?;
@@ -117,7 +139,7 @@ impl CaSigner {
 pub(crate) fn check_ca_cert(
     der: &[u8],
     facts: &CertFacts,
-    key: &EcdsaKey,
+    key: &p256::ecdsa::VerifyingKey,
     now: Timestamp,
 ) -> std::result::Result<(), String> {
     use p256::ecdsa::signature::Verifier;
@@ -128,11 +150,8 @@ pub(crate) fn check_ca_cert(
         ));
     }
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let signed = Signature::from_der(&cert.signature_value.data).is_ok_and(|sig| {
-        key.verifying_key()
-            .verify(cert.tbs_certificate.as_ref(), &sig)
-            .is_ok()
-    });
+    let signed = Signature::from_der(&cert.signature_value.data)
+        .is_ok_and(|sig| key.verify(cert.tbs_certificate.as_ref(), &sig).is_ok());
     if !signed {
         return Err(
             "its signature does not verify with the CA key: the certificate was altered".into(),
@@ -213,7 +232,8 @@ mod tests {
         assert!(!subject_is_cn_only(&facts, "other"));
         let signer = CaSigner {
             key_id: key_identifier(&pk),
-            key,
+            key: CaKey::Loaded(key),
+            public_key: pk,
             cert_der: cert.der().to_vec(),
             facts,
             name: "test CA".into(),
@@ -230,21 +250,34 @@ mod tests {
 
         // The CA certificate passes its checks; a leaf, or an altered one, fails.
         let now = Timestamp::now();
-        check_ca_cert(&signer.cert_der, &signer.facts, &signer.key, now).unwrap();
-        let e = check_ca_cert(&der, &leaf, &signer.key, now).unwrap_err();
+        check_ca_cert(
+            &signer.cert_der,
+            &signer.facts,
+            &signer.public_key.into(),
+            now,
+        )
+        .unwrap();
+        let e = check_ca_cert(&der, &leaf, &signer.public_key.into(), now).unwrap_err();
         assert!(e.contains("not a CA"), "{e}");
         let mut altered = signer.cert_der.clone();
         // A byte of the serial number, well inside the signed part.
         altered[20] ^= 0x01;
         let f = cert_facts(&altered).unwrap();
-        let e = check_ca_cert(&altered, &f, &signer.key, now).unwrap_err();
+        let e = check_ca_cert(&altered, &f, &signer.public_key.into(), now).unwrap_err();
         assert!(e.contains("altered"), "{e}");
         let mut trailing = signer.cert_der.clone();
         trailing.push(0);
-        let e = check_ca_cert(&trailing, &signer.facts, &signer.key, now).unwrap_err();
+        let e =
+            check_ca_cert(&trailing, &signer.facts, &signer.public_key.into(), now).unwrap_err();
         assert!(e.contains("follow"), "{e}");
         let later = Timestamp::new(now.get() + time::Duration::days(2));
-        let e = check_ca_cert(&signer.cert_der, &signer.facts, &signer.key, later).unwrap_err();
+        let e = check_ca_cert(
+            &signer.cert_der,
+            &signer.facts,
+            &signer.public_key.into(),
+            later,
+        )
+        .unwrap_err();
         assert!(e.contains("expired"), "{e}");
     }
 }
