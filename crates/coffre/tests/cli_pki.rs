@@ -241,7 +241,8 @@ fn another_users_pki_can_be_shown_and_not_signed_with() {
     use std::os::unix::process::CommandExt;
     let mode =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    // In /tmp, which every user may traverse (TMPDIR may not be).
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
     let p = tmp.path();
     mode(p, 0o755);
     key_pem(p);
