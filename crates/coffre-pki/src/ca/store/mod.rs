@@ -13,9 +13,10 @@
 //! - A PKI made by an older coffre holds `index.json`: it is read once,
 //!   written as the journal, and renamed `index.json.migrated`.
 //! - A PKI this process may not write (read-only media, a directory
-//!   without write permission) is read under a shared lock, and changes nothing on disk: a
-//!   torn last line is dropped in memory only, an `index.json` is read as
-//!   it is. Changing it then fails on the lock, as it must.
+//!   without write permission) is read under a shared lock, and nothing on
+//!   disk is changed: a torn last line is dropped in memory only, an
+//!   `index.json` is read as it is. Changing the PKI then fails on the
+//!   lock, as it must.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
