@@ -115,6 +115,26 @@ pub struct Acked {
     pub rtt_ms: u64,
 }
 
+impl Acked {
+    /// The answer `e` is, when it is the PUBACK of QoS 1 packet `id`.
+    pub fn of_puback(e: Event, id: u16) -> Option<Acked> {
+        match e {
+            Event::PubAck {
+                packet_id,
+                reason,
+                reason_string,
+                rtt_ms,
+            } if packet_id == id => Some(Acked {
+                packet_id: Some(id),
+                reason,
+                reason_string,
+                rtt_ms,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Why [`Connection::open`] failed, with the link and the session given
 /// back: the link may hold a TLS alert still to be read, and the session
 /// keeps its messages in flight for the next attempt.
@@ -331,20 +351,7 @@ impl<L: Link> Connection<L> {
         clock: &dyn Clock,
         id: u16,
     ) -> Result<Acked, LinkError<L::Error>> {
-        self.wait(clock, None, |e| match e {
-            Event::PubAck {
-                packet_id,
-                reason,
-                reason_string,
-                rtt_ms,
-            } if packet_id == id => Some(Acked {
-                packet_id: Some(id),
-                reason,
-                reason_string,
-                rtt_ms,
-            }),
-            _ => None,
-        })
+        self.wait(clock, None, |e| Acked::of_puback(e, id))
     }
 
     /// Subscribe; wait for the SUBACK and return its reason codes.

@@ -215,21 +215,7 @@ where
         timer: &impl Timer,
         id: u16,
     ) -> Result<Acked, FirmwareError> {
-        self.wait(timer, |e| match e {
-            Event::PubAck {
-                packet_id,
-                reason,
-                reason_string,
-                rtt_ms,
-            } if packet_id == id => Some(Acked {
-                packet_id: Some(id),
-                reason,
-                reason_string,
-                rtt_ms,
-            }),
-            _ => None,
-        })
-        .await
+        self.wait(timer, |e| Acked::of_puback(e, id)).await
     }
 
     /// DISCONNECT (reason 0x00), then TLS `close_notify` within the
