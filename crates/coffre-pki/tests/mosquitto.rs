@@ -136,3 +136,44 @@ fn mosquitto_applies_certificates_and_crl() {
         "an expired device must be refused"
     );
 }
+
+/// The CRL is valid 30 days: once its nextUpdate has passed, Mosquitto
+/// (OpenSSL's CRL check) refuses *every* client, valid ones included
+/// (mosquitto#2597). A fresh CRL lets them in again. This is why
+/// `coffre broker run` refuses to start on an expired CRL and
+/// `coffre pki crl` reloads the running brokers.
+#[test]
+fn an_expired_crl_locks_every_device_out() {
+    if !have("mosquitto", "-h") || !have("mosquitto_pub", "--help") {
+        eprintln!("note: mosquitto or mosquitto_pub is not on PATH; skipping");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut pki = Pki::init(d, &InitOptions::default()).unwrap();
+    let (der, public_key) = lab::generate_lab_key();
+    pki.issue_device("good", &public_key, &IssueOptions::default())
+        .unwrap();
+    fs::write(
+        d.join("good.key.pem"),
+        lab::pkcs8_pem(&der).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let long_ago = time::OffsetDateTime::now_utc()
+        - time::Duration::days(coffre_pki::ca::CRL_VALIDITY_DAYS + 1);
+    pki.refresh_crl_at(coffre_pki::Timestamp::new(long_ago))
+        .unwrap();
+    assert!(pki.show().unwrap().crl.expired);
+
+    let port = free_port();
+    {
+        let _broker = start_broker(d, port);
+        assert!(
+            !publish(d, port, "good"),
+            "mosquitto accepted a client with an expired CRL"
+        );
+    }
+    pki.refresh_crl().unwrap();
+    let _broker = start_broker(d, port);
+    assert!(publish(d, port, "good"), "a fresh CRL lets the device in");
+}

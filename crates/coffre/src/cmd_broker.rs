@@ -298,6 +298,8 @@ pub fn run(dir: &Path) -> Result<()> {
         )
     })?;
     let addr = listener_of(&conf).context("mosquitto.conf has no 'listener PORT ADDRESS' line")?;
+    let mut crls = CrlWatch::new(&conf);
+    crls.check_before_start()?;
     let log = dir.join("mosquitto.log");
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -314,6 +316,7 @@ pub fn run(dir: &Path) -> Result<()> {
         for line in follower.next_lines(&mut printed, Duration::from_millis(100)) {
             say!("{line}");
         }
+        crls.check_while_running();
     }
     m.stop();
     for line in follower.since(printed) {
@@ -321,4 +324,100 @@ pub fn run(dir: &Path) -> Result<()> {
     }
     note!("mosquitto stopped");
     Ok(())
+}
+
+/// How long before its nextUpdate `broker run` starts warning that a CRL
+/// expires.
+const CRL_WARN_DAYS: i64 = 7;
+
+/// The CRLs a mosquitto configuration reads (`crlfile`), watched: once a
+/// CRL's nextUpdate has passed, mosquitto refuses every client, valid ones
+/// included (its CRL check fails), until a fresh CRL is loaded.
+struct CrlWatch {
+    files: Vec<PathBuf>,
+    /// The nextUpdate each was last seen expired at (warned once each).
+    warned: Vec<Option<coffre_pki::Timestamp>>,
+    last: std::time::Instant,
+}
+
+impl CrlWatch {
+    fn new(conf: &str) -> CrlWatch {
+        let files: Vec<PathBuf> = conf
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("crlfile "))
+            .map(|p| PathBuf::from(p.trim()))
+            .collect();
+        CrlWatch {
+            warned: vec![None; files.len()],
+            files,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// The nextUpdate of each CRL that can be read.
+    fn expiries(&self) -> Vec<(usize, coffre_pki::Timestamp)> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter_map(|(k, f)| Some((k, coffre_pki::ca::crl_times(f).ok()?.1?)))
+            .collect()
+    }
+
+    /// Refuse to start on an expired CRL; warn about one that expires soon.
+    /// (A CRL that cannot be read is left to mosquitto to report.)
+    fn check_before_start(&mut self) -> Result<()> {
+        let now = coffre_pki::Timestamp::now();
+        for (k, next) in self.expiries() {
+            let f = &self.files[k];
+            if next < now {
+                bail!(
+                    "the CRL {} expired on {next}: mosquitto would refuse every client, valid ones \
+                     included. Write a fresh one with 'coffre pki crl --dir {}', then start again",
+                    f.display(),
+                    pki_dir_of(f).display()
+                );
+            }
+            let left = next.get() - now.get();
+            if left < time::Duration::days(CRL_WARN_DAYS) {
+                let left = match (left.whole_hours(), left.whole_minutes()) {
+                    (h, _) if h >= 48 => format!("{} days", h / 24),
+                    (h, _) if h >= 2 => format!("{h} h"),
+                    (_, m) => format!("{m} min"),
+                };
+                note!(
+                    "warning: the CRL {} expires on {next} (in {left}); from then on mosquitto \
+                     refuses every client: run 'coffre pki crl --dir {}' before (it reloads this broker)",
+                    f.display(),
+                    pki_dir_of(f).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Once a second: say when a CRL expires while the broker runs.
+    fn check_while_running(&mut self) {
+        if self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let now = coffre_pki::Timestamp::now();
+        for (k, next) in self.expiries() {
+            if next < now && self.warned[k] != Some(next) {
+                self.warned[k] = Some(next);
+                let f = &self.files[k];
+                note!(
+                    "the CRL {} expired at {next}: mosquitto now refuses every new client; run \
+                     'coffre pki crl --dir {}' (it reloads this broker)",
+                    f.display(),
+                    pki_dir_of(f).display()
+                );
+            }
+        }
+    }
+}
+
+/// The PKI directory a CRL file belongs to (its directory).
+fn pki_dir_of(crl: &Path) -> &Path {
+    crl.parent().unwrap_or(Path::new("."))
 }

@@ -75,11 +75,16 @@ pub enum PkiCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a fresh CRL (the CRL expires after 30 days; the broker then refuses everyone).
+    /// Write a fresh CRL and reload the brokers running from this PKI (the
+    /// CRL expires after 30 days; the broker then refuses everyone).
     Crl {
         /// PKI directory.
         #[arg(long, default_value = "pki")]
         dir: PathBuf,
+        /// Date the CRL at this time (RFC 3339) instead of now; it expires
+        /// 30 days later. A date long past makes an expired CRL, for tests.
+        #[arg(long, value_name = "TIME")]
+        this_update: Option<String>,
     },
     /// List the CA, the broker and every device certificate with its status.
     Show {
@@ -132,9 +137,18 @@ impl PkiCommand {
             }
             PkiCommand::Revoke { target, dir, json } => revoke(&dir, &target, json),
             PkiCommand::Show { dir, json } => show(&dir, json),
-            PkiCommand::Crl { dir } => crl(&dir),
+            PkiCommand::Crl { dir, this_update } => crl(&dir, this_update.as_deref()),
         }
     }
+}
+
+/// An optional RFC 3339 time given on the command line.
+fn rfc3339(s: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    s.map(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .with_context(|| format!("'{s}' is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)"))
+    })
+    .transpose()
 }
 
 /// `coffre pki init`.
@@ -197,17 +211,8 @@ pub fn issue(
     json: bool,
 ) -> Result<()> {
     let mut pki = Pki::open(dir)?;
-    let parse = |s: Option<&str>| {
-        s.map(|s| {
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .with_context(|| {
-                    format!("'{s}' is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)")
-                })
-        })
-        .transpose()
-    };
-    let not_before = parse(not_before)?;
-    let not_after = parse(not_after)?;
+    let not_before = rfc3339(not_before)?;
+    let not_after = rfc3339(not_after)?;
     let opts = IssueOptions {
         validity_days: days,
         not_before,
@@ -270,17 +275,21 @@ pub fn revoke(dir: &Path, target: &str, json: bool) -> Result<()> {
         }
         say!("CRL written to {}", pki.crl_path().display());
     }
-    // Running brokers configured from this PKI apply it at once; the
-    // others read it when they start.
     let ids: Vec<&str> = revoked.iter().map(|e| e.id.as_str()).collect();
+    reload_brokers(dir, &ids, json)
+}
+
+/// Make the brokers running from the PKI at `dir` read its new CRL, and
+/// cut the live sessions of `ids`; the others read it when they start.
+fn reload_brokers(dir: &Path, ids: &[&str], json: bool) -> Result<()> {
     for broker in coffre_broker::managed_brokers(dir) {
         let Some(pid) = coffre_broker::running_pid(&broker) else {
             continue;
         };
-        let r = coffre_broker::revoke_live(&broker, pid, &ids).with_context(|| {
+        let r = coffre_broker::revoke_live(&broker, pid, ids).with_context(|| {
             format!(
-                "the certificate is revoked in the PKI, but the broker running from {} (pid {pid}) \
-                 did not apply it: restart it ('coffre broker run --config {}')",
+                "the CRL is written in the PKI, but the broker running from {} (pid {pid}) \
+                 did not reload it: restart it ('coffre broker run --config {}')",
                 broker.display(),
                 broker.display()
             )
@@ -290,7 +299,9 @@ pub fn revoke(dir: &Path, target: &str, json: bool) -> Result<()> {
             "broker {} (pid {pid}): CRL reloaded in {:.0} ms; {}",
             broker.display(),
             ms(r.reload),
-            if !r.can_cut {
+            if ids.is_empty() {
+                "nothing to cut".to_string()
+            } else if !r.can_cut {
                 "live sessions NOT cut (no dynamic-security plugin: rewrite its configuration with 'coffre broker config')".to_string()
             } else if r.cut.is_empty() {
                 "no live session to cut".to_string()
@@ -336,7 +347,7 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
             .next_update
             .map_or_else(|| "?".to_string(), |t| t.to_string()),
         if s.crl.expired {
-            " — EXPIRED: run 'coffre pki revoke' or re-init"
+            " — EXPIRED: the broker refuses every client; run 'coffre pki crl'"
         } else {
             ""
         }
@@ -367,9 +378,18 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
 }
 
 /// `coffre pki crl`: write a fresh CRL (before the current one expires).
-pub fn crl(dir: &Path) -> Result<()> {
+pub fn crl(dir: &Path, this_update: Option<&str>) -> Result<()> {
+    let this_update = rfc3339(this_update)?;
     let mut pki = Pki::open(dir)?;
-    pki.refresh_crl()?;
-    say!("CRL rewritten: {}", pki.crl_path().display());
-    Ok(())
+    match this_update {
+        Some(t) => pki.refresh_crl_at(coffre_pki::Timestamp::new(t))?,
+        None => pki.refresh_crl()?,
+    }
+    let next = pki.show()?.crl.next_update;
+    say!(
+        "CRL rewritten: {} (next update {})",
+        pki.crl_path().display(),
+        next.map_or_else(|| "?".to_string(), |t| t.to_string())
+    );
+    reload_brokers(dir, &[], false)
 }

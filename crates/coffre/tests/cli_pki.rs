@@ -354,3 +354,138 @@ fn another_users_pki_can_be_shown_and_not_signed_with() {
     assert_eq!(snapshot(), before, "a file changed");
     mode(&c.join("ca.key.pem"), 0o600);
 }
+
+/// The CRL expires 30 days after it is written, and then mosquitto refuses
+/// every client (its CRL check fails). `broker run` refuses to start on an
+/// expired CRL, says when the CRL of a running broker expires, and
+/// `pki crl` writes a fresh one and reloads the broker: the device is let
+/// in again without a restart.
+#[test]
+fn an_expired_crl_is_caught_and_pki_crl_lets_the_devices_back_in() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    let sk = p256::SecretKey::random(&mut rand_core::OsRng);
+    let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&sk, Default::default()).unwrap();
+    std::fs::write(p.join("d1.key.pem"), pem.as_bytes()).unwrap();
+    ok(&["pki", "init", "--dir", "c"], p);
+    ok(
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "c",
+            "--id",
+            "d1",
+            "--public-key",
+            "d1.key.pem",
+        ],
+        p,
+    );
+    let port = coffre_fs::free_loopback_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    ok(
+        &[
+            "broker",
+            "config",
+            "--pki",
+            "c",
+            "--out",
+            "b",
+            "--listen",
+            &listen,
+            "--publisher",
+            "d1",
+        ],
+        p,
+    );
+    let publish = || {
+        Command::new("mosquitto_pub")
+            .current_dir(p)
+            .args(["-h", "localhost", "-p", &port.to_string()])
+            .args(["--cafile", "c/ca.crt.pem"])
+            .args(["--cert", "c/devices/d1.crt.pem", "--key", "d1.key.pem"])
+            .args(["-t", "m5go/env", "-m", "{}", "-q", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let ago = |secs: i64| {
+        (time::OffsetDateTime::now_utc() - time::Duration::seconds(secs))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let month = 30 * 86_400;
+
+    // 1. Expired: shown as such, and the broker does not start.
+    ok(
+        &[
+            "pki",
+            "crl",
+            "--dir",
+            "c",
+            "--this-update",
+            &ago(month + 86_400),
+        ],
+        p,
+    );
+    let show = ok(&["pki", "show", "--dir", "c"], p);
+    assert!(
+        show.contains("EXPIRED") && show.contains("coffre pki crl"),
+        "{show}"
+    );
+    let e = err(&["broker", "run", "--config", "b"], p);
+    assert!(
+        e.contains("expired on") && e.contains("coffre pki crl --dir"),
+        "{e}"
+    );
+
+    // 2. A CRL that expires 8 s from now: the broker starts with a warning,
+    // then says when it has expired; the device is refused from then on.
+    ok(
+        &["pki", "crl", "--dir", "c", "--this-update", &ago(month - 8)],
+        p,
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["broker", "run", "--config", "b"])
+        .current_dir(p)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err_out = run.stderr.take().unwrap();
+    let _run = common::Kill(run);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err_out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("broker run never said '{what}'"),
+            }
+        }
+    };
+    let warning = wait_for("warning: the CRL");
+    assert!(warning.contains("min)"), "{warning}");
+    wait_for("mosquitto listening");
+    wait_for("mosquitto now refuses every new client");
+    assert!(
+        !publish(),
+        "mosquitto accepted a device with an expired CRL"
+    );
+
+    // 3. `pki crl` reloads the running broker: the device is back.
+    let out = ok(&["pki", "crl", "--dir", "c"], p);
+    assert!(out.contains("CRL reloaded"), "{out}");
+    assert!(publish(), "the device is still refused after a fresh CRL");
+}

@@ -57,7 +57,7 @@ pub use layout::{
     Layout, BROKER_CERT, BROKER_KEY, CA_CERT, CA_KEY, CRL, DEVICES_DIR, INDEX, JOURNAL, LOCK,
 };
 pub use report::{CertSummary, CrlStatus, DeviceStatus, PkiStatus};
-pub use revocation::{Verdict, CRL_VALIDITY_DAYS};
+pub use revocation::{crl_times, Verdict, CRL_VALIDITY_DAYS};
 pub use store::{Index, IndexEntry, Kind, Locked, Status, Store, INDEX_FORMAT, JOURNAL_FORMAT};
 
 use layout::{CERT_MODE, KEY_MODE};

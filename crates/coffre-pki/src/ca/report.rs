@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::revocation::read_crl_times;
+use super::revocation::crl_times;
 use super::store::{Kind, Status};
 use super::Pki;
 use crate::error::Result;
@@ -167,7 +167,7 @@ impl Pki {
             .iter()
             .filter(|e| e.status == Status::Revoked)
             .count();
-        let (this_update, next_update) = match read_crl_times(&self.crl_path()) {
+        let (this_update, next_update) = match crl_times(&self.crl_path()) {
             Ok(t) => t,
             Err(e) => {
                 warnings.push(format!(

@@ -107,7 +107,7 @@ impl Pki {
         };
         // The CRL first: if writing the index then fails, the revocation is
         // already in force at the broker.
-        self.write_crl_and_compact(&lock)?;
+        self.write_crl_and_compact(&lock, Timestamp::now())?;
         Ok(revoked)
     }
 
@@ -119,7 +119,7 @@ impl Pki {
         let lock = self.store.lock()?;
         let revoked = self.store.revoke_except(&lock, id, keep, Timestamp::now());
         if !revoked.is_empty() {
-            self.write_crl_and_compact(&lock)?;
+            self.write_crl_and_compact(&lock, Timestamp::now())?;
         }
         Ok(revoked)
     }
@@ -128,12 +128,21 @@ impl Pki {
     /// and compact the journal. Run it before the current CRL's nextUpdate
     /// passes.
     pub fn refresh_crl(&mut self) -> Result<()> {
-        let lock = self.store.lock()?;
-        self.write_crl_and_compact(&lock)
+        self.refresh_crl_at(Timestamp::now())
     }
 
-    fn write_crl_and_compact(&mut self, lock: &Locked) -> Result<()> {
-        let done = self.write_crl(lock).and_then(|()| self.store.compact(lock));
+    /// [`Pki::refresh_crl`] with the CRL dated `this_update` (nextUpdate
+    /// [`CRL_VALIDITY_DAYS`] later): a date long past makes an expired
+    /// CRL, for tests and demonstrations.
+    pub fn refresh_crl_at(&mut self, this_update: Timestamp) -> Result<()> {
+        let lock = self.store.lock()?;
+        self.write_crl_and_compact(&lock, this_update)
+    }
+
+    fn write_crl_and_compact(&mut self, lock: &Locked, this_update: Timestamp) -> Result<()> {
+        let done = self
+            .write_crl_dated(lock, this_update)
+            .and_then(|()| self.store.compact(lock));
         if done.is_err() {
             // Memory holds changes the disk may not: read it again next time.
             self.store.invalidate();
@@ -144,12 +153,16 @@ impl Pki {
     /// Write the CRL of the index's revoked certificates, numbered one more
     /// than the last.
     pub(crate) fn write_crl(&mut self, lock: &Locked) -> Result<()> {
+        self.write_crl_dated(lock, Timestamp::now())
+    }
+
+    fn write_crl_dated(&mut self, lock: &Locked, this_update: Timestamp) -> Result<()> {
         let number = self.store.index().crl_number + 1;
         let pem = crl_pem(
             &self.ca,
             self.store.index().certificates.iter(),
             number,
-            Timestamp::now(),
+            this_update,
         )?;
         write_atomic(&self.crl_path(), pem.as_bytes(), CERT_MODE)?;
         self.store.set_crl_number(lock, number);
@@ -186,7 +199,7 @@ pub(crate) fn crl_pem<'a>(
 }
 
 /// thisUpdate and nextUpdate of the CRL at `path`.
-pub(crate) fn read_crl_times(
+pub fn crl_times(
     path: &Path,
 ) -> std::result::Result<(Option<Timestamp>, Option<Timestamp>), String> {
     let bytes = crate::util::read_bounded(path, MAX_PEM_BYTES).map_err(|e| e.to_string())?;
@@ -228,12 +241,12 @@ mod tests {
             .collect();
         assert_eq!(listed, vec![a.serial]);
         assert!(!listed.contains(&b.serial));
-        let (this, next) = read_crl_times(&pki.crl_path()).unwrap();
+        let (this, next) = crl_times(&pki.crl_path()).unwrap();
         assert_eq!(
             next.unwrap().get() - this.unwrap().get(),
             Duration::days(CRL_VALIDITY_DAYS)
         );
-        assert!(read_crl_times(&d.path().join("missing")).is_err());
+        assert!(crl_times(&d.path().join("missing")).is_err());
     }
 
     #[test]
