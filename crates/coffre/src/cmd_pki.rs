@@ -380,6 +380,14 @@ pub fn show(dir: &Path, json: bool) -> Result<()> {
 /// `coffre pki crl`: write a fresh CRL (before the current one expires).
 pub fn crl(dir: &Path, this_update: Option<&str>) -> Result<()> {
     let this_update = rfc3339(this_update)?;
+    if let Some(t) = this_update {
+        if t > time::OffsetDateTime::now_utc() + time::Duration::minutes(5) {
+            bail!(
+                "--this-update {t} is in the future: the broker would refuse every client until \
+                 then (a CRL not yet valid fails its check); leave it out to date the CRL now"
+            );
+        }
+    }
     let mut pki = Pki::open(dir)?;
     match this_update {
         Some(t) => pki.refresh_crl_at(coffre_pki::Timestamp::new(t))?,

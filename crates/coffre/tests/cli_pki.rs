@@ -419,6 +419,20 @@ fn an_expired_crl_is_caught_and_pki_crl_lets_the_devices_back_in() {
     };
     let month = 30 * 86_400;
 
+    // A CRL dated in the future would lock everyone out as well: refused.
+    let e = err(
+        &[
+            "pki",
+            "crl",
+            "--dir",
+            "c",
+            "--this-update",
+            "2099-01-01T00:00:00Z",
+        ],
+        p,
+    );
+    assert!(e.contains("in the future"), "{e}");
+
     // 1. Expired: shown as such, and the broker does not start.
     ok(
         &[
