@@ -94,15 +94,24 @@ fn publish(dir: &Path, port: u16, id: &str) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn mosquitto_applies_certificates_and_crl() {
+/// A new PKI in a temporary directory; `None` (with a note) when
+/// `mosquitto` or `mosquitto_pub` is not installed.
+fn new_pki() -> Option<(tempfile::TempDir, Pki)> {
     if !have("mosquitto", "-h") || !have("mosquitto_pub", "--help") {
         eprintln!("note: mosquitto or mosquitto_pub is not on PATH; skipping");
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(tmp.path(), &InitOptions::default()).unwrap();
+    Some((tmp, pki))
+}
+
+#[test]
+fn mosquitto_applies_certificates_and_crl() {
+    let Some((tmp, mut pki)) = new_pki() else {
+        return;
+    };
     let d = tmp.path();
-    let mut pki = Pki::init(d, &InitOptions::default()).unwrap();
     let now = time::OffsetDateTime::now_utc();
     for id in ["good", "revoked", "expired"] {
         let (der, public_key) = lab::generate_lab_key();
@@ -144,13 +153,10 @@ fn mosquitto_applies_certificates_and_crl() {
 /// `coffre pki crl` reloads the running brokers.
 #[test]
 fn an_expired_crl_locks_every_device_out() {
-    if !have("mosquitto", "-h") || !have("mosquitto_pub", "--help") {
-        eprintln!("note: mosquitto or mosquitto_pub is not on PATH; skipping");
+    let Some((tmp, mut pki)) = new_pki() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let d = tmp.path();
-    let mut pki = Pki::init(d, &InitOptions::default()).unwrap();
     let (der, public_key) = lab::generate_lab_key();
     pki.issue_device("good", &public_key, &IssueOptions::default())
         .unwrap();

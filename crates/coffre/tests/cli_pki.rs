@@ -18,6 +18,24 @@ fn key_pem(dir: &Path) {
     std::fs::write(dir.join("k.pem"), pem).unwrap();
 }
 
+/// A PKI in `dir/c` with one device, d1, for the key in `dir/key`.
+fn pki_with_d1(dir: &Path, key: &str) {
+    ok(&["pki", "init", "--dir", "c"], dir);
+    ok(
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "c",
+            "--id",
+            "d1",
+            "--public-key",
+            key,
+        ],
+        dir,
+    );
+}
+
 fn device_ids(dir: &Path) -> Vec<String> {
     let show: serde_json::Value =
         serde_json::from_str(&ok(&["pki", "show", "--dir", "c", "--json"], dir)).unwrap();
@@ -247,20 +265,7 @@ fn another_users_pki_can_be_shown_and_not_signed_with() {
     mode(p, 0o755);
     key_pem(p);
     mode(&p.join("k.pem"), 0o644);
-    ok(&["pki", "init", "--dir", "c"], p);
-    ok(
-        &[
-            "pki",
-            "issue",
-            "--dir",
-            "c",
-            "--id",
-            "d1",
-            "--public-key",
-            "k.pem",
-        ],
-        p,
-    );
+    pki_with_d1(p, "k.pem");
     let c = p.join("c");
     let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
     // The binary where `nobody` can run it (the checkout may be private).
@@ -368,20 +373,7 @@ fn an_expired_crl_is_caught_and_pki_crl_lets_the_devices_back_in() {
     let sk = p256::SecretKey::random(&mut rand_core::OsRng);
     let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&sk, Default::default()).unwrap();
     std::fs::write(p.join("d1.key.pem"), pem.as_bytes()).unwrap();
-    ok(&["pki", "init", "--dir", "c"], p);
-    ok(
-        &[
-            "pki",
-            "issue",
-            "--dir",
-            "c",
-            "--id",
-            "d1",
-            "--public-key",
-            "d1.key.pem",
-        ],
-        p,
-    );
+    pki_with_d1(p, "d1.key.pem");
     let port = coffre_fs::free_loopback_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     ok(
