@@ -615,33 +615,27 @@ mod tests {
 /// that a real chance. Where the range cannot be read, or no port below it
 /// is free after 64 tries, the kernel chooses.
 pub fn free_loopback_addr() -> io::Result<std::net::SocketAddr> {
-    use std::hash::{BuildHasher, Hasher};
+    use std::hash::BuildHasher;
     use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    if let Some((low, high)) = ephemeral_ports() {
-        let below = u32::from(low).saturating_sub(1024).min(16_384);
-        for _ in 0..64 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
-            h.write_u32(std::process::id());
-            let port = low - 1 - (h.finish() % u64::from(below.max(1))) as u16;
-            if port < 1024 || (low..=high).contains(&port) {
-                break;
-            }
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if let Ok(l) = TcpListener::bind(addr) {
-                return l.local_addr();
-            }
+    let low = ephemeral_low().unwrap_or(0);
+    // Ports 1024..low, at most 16,384 of them; none if the range starts low.
+    let below = u64::from(low.saturating_sub(1024).min(16_384));
+    for _ in 0..if below > 0 { 64 } else { 0 } {
+        // Each RandomState has keys of its own: a fresh random number.
+        let pick = std::collections::hash_map::RandomState::new().hash_one(0u8) % below;
+        let port = low - 1 - pick as u16;
+        if let Ok(l) = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
+            return l.local_addr();
         }
     }
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
-/// The kernel's range of local ports for outgoing connections (Linux).
-fn ephemeral_ports() -> Option<(u16, u16)> {
+/// The first port of the kernel's range of local ports for outgoing
+/// connections (Linux).
+fn ephemeral_low() -> Option<u16> {
     let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
-    Some((it.next()??, it.next()??))
+    text.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -656,7 +650,7 @@ mod free_addr_tests {
 
     #[test]
     fn the_port_is_below_the_range_outgoing_connections_use() {
-        let (low, _) = super::ephemeral_ports().expect("Linux says its range");
+        let low = super::ephemeral_low().expect("Linux says its range");
         let ports: std::collections::HashSet<u16> = (0..200)
             .map(|_| super::free_loopback_addr().unwrap().port())
             .collect();

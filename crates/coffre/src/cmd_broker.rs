@@ -365,7 +365,7 @@ impl CrlWatch {
 
     /// Refuse to start on an expired CRL; warn about one that expires soon.
     /// (A CRL that cannot be read is left to mosquitto to report.)
-    fn check_before_start(&mut self) -> Result<()> {
+    fn check_before_start(&self) -> Result<()> {
         let now = coffre_pki::Timestamp::now();
         for (k, next) in self.expiries() {
             let f = &self.files[k];

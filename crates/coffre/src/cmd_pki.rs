@@ -388,16 +388,15 @@ pub fn crl(dir: &Path, this_update: Option<&str>) -> Result<()> {
             );
         }
     }
+    let this_update =
+        this_update.map_or_else(coffre_pki::Timestamp::now, coffre_pki::Timestamp::new);
     let mut pki = Pki::open(dir)?;
-    match this_update {
-        Some(t) => pki.refresh_crl_at(coffre_pki::Timestamp::new(t))?,
-        None => pki.refresh_crl()?,
-    }
-    let next = pki.show()?.crl.next_update;
+    pki.refresh_crl_at(this_update)?;
+    let next = time::Duration::days(coffre_pki::ca::CRL_VALIDITY_DAYS);
     say!(
         "CRL rewritten: {} (next update {})",
         pki.crl_path().display(),
-        next.map_or_else(|| "?".to_string(), |t| t.to_string())
+        coffre_pki::Timestamp::new(this_update.get() + next)
     );
     reload_brokers(dir, &[], false)
 }

@@ -324,10 +324,7 @@ impl Pki {
             .unwrap_or_else(|| key_identifier(&public_key));
         let key = match secret {
             Some(secret) => CaKey::Loaded(EcdsaKey::from(&secret)),
-            None => CaKey::Unreadable {
-                path: key_path,
-                kind: std::io::ErrorKind::PermissionDenied,
-            },
+            None => CaKey::Unreadable(key_path),
         };
         Ok(Pki {
             layout,

@@ -71,12 +71,9 @@ pub(crate) enum CaKey {
     /// Read and checked against the CA certificate (zeroized on drop by
     /// p256).
     Loaded(EcdsaKey),
-    /// `ca.key.pem` may not be read by this process (another user's PKI):
-    /// the PKI can be read and shown, but not signed with.
-    Unreadable {
-        path: std::path::PathBuf,
-        kind: std::io::ErrorKind,
-    },
+    /// `ca.key.pem` (the path) may not be read by this process (another
+    /// user's PKI): the PKI can be read and shown, but not signed with.
+    Unreadable(std::path::PathBuf),
 }
 
 /// The CA as a signer: its key, its public key (the certificate's), its
@@ -95,7 +92,11 @@ impl CaSigner {
     pub(crate) fn key(&self) -> Result<&EcdsaKey> {
         match &self.key {
             CaKey::Loaded(k) => Ok(k),
-            CaKey::Unreadable { path, kind } => Err(Error::io("read", path, (*kind).into())),
+            CaKey::Unreadable(path) => Err(Error::io(
+                "read",
+                path,
+                std::io::ErrorKind::PermissionDenied.into(),
+            )),
         }
     }
 
@@ -250,34 +251,22 @@ mod tests {
 
         // The CA certificate passes its checks; a leaf, or an altered one, fails.
         let now = Timestamp::now();
-        check_ca_cert(
-            &signer.cert_der,
-            &signer.facts,
-            &signer.public_key.into(),
-            now,
-        )
-        .unwrap();
-        let e = check_ca_cert(&der, &leaf, &signer.public_key.into(), now).unwrap_err();
+        let vk = p256::ecdsa::VerifyingKey::from(&signer.public_key);
+        check_ca_cert(&signer.cert_der, &signer.facts, &vk, now).unwrap();
+        let e = check_ca_cert(&der, &leaf, &vk, now).unwrap_err();
         assert!(e.contains("not a CA"), "{e}");
         let mut altered = signer.cert_der.clone();
         // A byte of the serial number, well inside the signed part.
         altered[20] ^= 0x01;
         let f = cert_facts(&altered).unwrap();
-        let e = check_ca_cert(&altered, &f, &signer.public_key.into(), now).unwrap_err();
+        let e = check_ca_cert(&altered, &f, &vk, now).unwrap_err();
         assert!(e.contains("altered"), "{e}");
         let mut trailing = signer.cert_der.clone();
         trailing.push(0);
-        let e =
-            check_ca_cert(&trailing, &signer.facts, &signer.public_key.into(), now).unwrap_err();
+        let e = check_ca_cert(&trailing, &signer.facts, &vk, now).unwrap_err();
         assert!(e.contains("follow"), "{e}");
         let later = Timestamp::new(now.get() + time::Duration::days(2));
-        let e = check_ca_cert(
-            &signer.cert_der,
-            &signer.facts,
-            &signer.public_key.into(),
-            later,
-        )
-        .unwrap_err();
+        let e = check_ca_cert(&signer.cert_der, &signer.facts, &vk, later).unwrap_err();
         assert!(e.contains("expired"), "{e}");
     }
 }
